@@ -1,0 +1,210 @@
+"""Component benchmark: infergraph against seldon-core's wrapper, KServe, and a bare ASGI app.
+
+Every server is pinned to one core and wrk to the other, so a server's throughput is what
+one core of that serving stack delivers, and the load generator never competes with it.
+Run ``python bench/component.py --help``; the method is described in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import report
+from harness.measure import Measured, Settings, log, measure_all
+from harness.targets import MODELS, ROOT, SAMPLE_ROW, build_targets
+
+OWN_PACKAGES = ["infergraph", "uvicorn", "httptools", "uvloop", "scikit-learn"]
+KSERVE = ["kserve", "fastapi", "uvicorn", "scikit-learn"]
+SELDON = ["seldon-core", "flask", "gunicorn", "scikit-learn"]
+MAX_FOREIGN = 0.10
+DEFAULT_TARGETS = ("infergraph", "seldon", "kserve", "infergraph-noop", "bare-asgi")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=int, default=8, help="seconds per measured run")
+    p.add_argument("--repeats", type=int, default=3, help="measured runs per target")
+    p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load per target")
+    p.add_argument(
+        "--targets",
+        default=",".join(DEFAULT_TARGETS),
+        help=f"comma-separated subset of: {', '.join(DEFAULT_TARGETS)}",
+    )
+    p.add_argument("--connections", type=int, default=32, help="wrk -c")
+    p.add_argument("--server-cpu", type=int, default=0, help="core the servers are pinned to")
+    p.add_argument("--client-cpu", type=int, default=1, help="core wrk is pinned to")
+    p.add_argument("--startup-timeout", type=float, default=120.0, help="seconds per server")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="re-runs allowed per measurement when other processes shared the server core",
+    )
+    p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
+    p.add_argument("--json", type=Path, help="also write raw per-run results to this file")
+    p.add_argument("--check", action="store_true", help="exit 3 when a goal ratio is not met")
+    args = p.parse_args(argv)
+    unknown = set(args.targets.split(",")) - set(DEFAULT_TARGETS)
+    if unknown:
+        p.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if not (1 <= args.duration <= 600 and 1 <= args.repeats <= 50 and 0 <= args.warmup <= 60):
+        p.error("--duration must be 1..600, --repeats 1..50, --warmup 0..60")
+    return args
+
+
+def preflight(args: argparse.Namespace) -> None:
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"error: {tool} not found (scripts/peer-venvs.sh installs wrk)")
+    cores = os.sched_getaffinity(0)
+    if {args.server_cpu, args.client_cpu} - cores or args.server_cpu == args.client_cpu:
+        sys.exit(f"error: need two distinct usable cores; have {sorted(cores)}")
+    # Keep this process off the server's core too: it only sleeps, but it should not wake
+    # up there.
+    os.sched_setaffinity(0, {args.client_cpu})
+
+
+def expected_iris_proba() -> list[list[float]]:
+    """What every iris target must answer: the cached model's output, computed here."""
+    sys.path.insert(0, str(MODELS))
+    from iris_data import load_model
+
+    proba = load_model().predict_proba([SAMPLE_ROW])
+    return [[float(x) for x in row] for row in proba]
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def render(args: argparse.Namespace, argv: list[str], measured: list[Measured]) -> tuple[str, bool]:
+    venv = ROOT / ".venv" / "bin" / "python"
+    command = shlex.join([".venv/bin/python", "bench/component.py", *argv])
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    ratio_lines, met = report.ratios(measured)
+    lines = [
+        f"## Component benchmark ({now})",
+        "",
+        f"- command: `{command}`",
+        f"- date: {now}",
+        f"- CPU: {report.cpu_model()} ({os.cpu_count()} cores); "
+        f"kernel {platform.release()}; Python {platform.python_version()}",
+        f"- method: servers on CPU {args.server_cpu} (`taskset`), "
+        f"`wrk -t1 -c{args.connections} --latency` on CPU {args.client_cpu}; "
+        f"{args.repeats} interleaved rounds x {args.duration} s after a {args.warmup} s "
+        "warm-up; one-row requests; medians over valid runs",
+        f"- project venv: {report.package_versions(venv, OWN_PACKAGES)}",
+        f"- kserve venv: {report.package_versions(ROOT / '.venv-kserve/bin/python', KSERVE)}",
+        f"- seldon venv: {report.package_versions(ROOT / '.venv-seldon/bin/python', SELDON)}",
+        f"- load generator: {report.wrk_version()}",
+        "",
+        *report.table(measured),
+        "",
+        *ratio_lines,
+        "",
+        "CPU µs/req: CPU time of the server's whole process tree during a run "
+        "(/proc utime+stime) divided by requests completed. server CPU / wrk CPU: share "
+        "of one core each used during the run (wrk near 100% would mean the client, not "
+        "the server, was the limit). others on server core: CPU other processes used on the "
+        f"server's core during the run (/proc/stat); runs above {MAX_FOREIGN:.0%} are "
+        "re-run.",
+    ]
+    problems = report.errors(measured, MAX_FOREIGN)
+    if problems:
+        lines += ["", "**Problems** (failed and invalid runs are excluded from the medians):", "", *problems]
+    return "\n".join(lines) + "\n", met
+
+
+def dump_json(path: Path, measured: list[Measured]) -> None:
+    data = {
+        m.target.name: {
+            "failure": m.failure,
+            "runs": [
+                {
+                    "round": r.round,
+                    "valid": r.valid,
+                    "requests": r.wrk.requests,
+                    "rps": r.wrk.rps,
+                    "p50_ms": r.wrk.p50_ms,
+                    "p99_ms": r.wrk.p99_ms,
+                    "errors": r.wrk.errors,
+                    "non_2xx": r.wrk.non_2xx,
+                    "server_cpu_s": r.server_cpu_s,
+                    "cpu_us_per_request": r.cpu_us_per_request,
+                    "wrk_cpu_s": r.wrk.client_cpu_s,
+                    "wall_s": r.wall_s,
+                    "foreign_share": r.foreign_share,
+                }
+                for r in m.runs
+            ],
+        }
+        for m in measured
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    preflight(args)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    proba = expected_iris_proba()
+    all_targets = build_targets(proba)
+    selected = [all_targets[name] for name in args.targets.split(",")]
+    cache = ROOT / "bench" / ".cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=cache) as work:
+        settings = Settings(
+            duration_s=args.duration,
+            repeats=args.repeats,
+            warmup_s=args.warmup,
+            connections=args.connections,
+            threads=1,
+            server_cpu=args.server_cpu,
+            client_cpu=args.client_cpu,
+            startup_timeout_s=args.startup_timeout,
+            work_dir=Path(work),
+            max_foreign=MAX_FOREIGN,
+            retries=args.retries,
+        )
+        measured = measure_all(selected, settings)
+        # Keep the server logs of this run next to the cache for post-mortems.
+        logs = cache / "logs"
+        logs.mkdir(exist_ok=True)
+        for log_file in Path(work).glob("*.log"):
+            shutil.copy(log_file, logs / log_file.name)
+    text, met = render(args, argv, measured)
+    print()
+    print(text)
+    if args.json:
+        dump_json(args.json, measured)
+    if args.write_results:
+        report.update_results(ROOT / "bench" / "RESULTS.md", text)
+        log("updated bench/RESULTS.md")
+    broken = [m.target.name for m in measured if m.failure or len(m.valid_runs) < len(m.runs)]
+    if broken:
+        log(f"ERROR: invalid or failed targets: {', '.join(broken)} (see Problems above)")
+        return 1
+    if args.check and not met:
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print("\n[bench] interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)

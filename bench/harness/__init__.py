@@ -1,0 +1,1 @@
+"""Benchmark harness for ``bench/component.py``: servers, load generation, reporting."""

@@ -1,0 +1,197 @@
+"""Summarise runs as medians, compute the goal ratios, and render markdown.
+
+Medians (not means) because the machine is shared and noisy: one disturbed run should
+not move the headline. Ratios are medians of one target over medians of another from the
+same invocation; the per-round ratio range is shown too, so a reader can see how stable
+the ratio was across interleaved rounds.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import re
+import statistics
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.measure import Measured, Run
+
+RESULTS_BEGIN = "<!-- component-bench:begin -->"
+RESULTS_END = "<!-- component-bench:end -->"
+
+
+@dataclass(frozen=True)
+class Goal:
+    label: str
+    numerator: str
+    denominator: str
+    metric: str  # "rps" or "cpu"
+    op: str  # ">=" or "<="
+    bound: float
+
+
+GOALS = (
+    Goal("infergraph / kserve req/s", "infergraph", "kserve", "rps", ">=", 3.0),
+    Goal("infergraph / seldon req/s", "infergraph", "seldon", "rps", ">=", 6.0),
+    Goal(
+        "infergraph-noop / bare-asgi CPU per request",
+        "infergraph-noop",
+        "bare-asgi",
+        "cpu",
+        "<=",
+        2.0,
+    ),
+)
+
+_METRICS: dict[str, Callable[[Run], float]] = {
+    "rps": lambda r: r.wrk.rps,
+    "cpu": lambda r: r.cpu_us_per_request,
+}
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def median_of(m: Measured, metric: Callable[[Run], float]) -> float:
+    return _median([metric(r) for r in m.valid_runs])
+
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    found = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return found.group(1).strip() if found else "unknown"
+
+
+def package_versions(python: Path, names: list[str]) -> str:
+    """``name==version`` for packages in another virtualenv (we cannot import them here)."""
+    if not python.exists():
+        return "not installed"
+    code = (
+        "import sys\nfrom importlib.metadata import version, PackageNotFoundError\n"
+        "for n in sys.argv[1:]:\n"
+        "    try: print(f'{n}=={version(n)}')\n"
+        "    except PackageNotFoundError: print(f'{n}: missing')\n"
+    )
+    done = subprocess.run(
+        [str(python), "-c", code, *names], capture_output=True, text=True, timeout=60, check=False
+    )
+    return ", ".join(done.stdout.split()) if done.returncode == 0 else "unknown"
+
+
+def wrk_version() -> str:
+    try:
+        done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "missing"
+    first = (done.stdout or done.stderr).splitlines()
+    return first[0].strip() if first else "unknown"
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "n/a" if math.isnan(value) else format(value, spec)
+
+
+def table(measured: list[Measured]) -> list[str]:
+    lines = [
+        "| target | req/s | p50 ms | p99 ms | CPU µs/req | server CPU | wrk CPU | others on "
+        "server core | valid runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in measured:
+        name = m.target.name
+        if not m.valid_runs:
+            reason = (m.failure or "no valid run").splitlines()[0]
+            lines.append(f"| {name} | FAILED: {reason} | | | | | | | 0/{len(m.runs)} |")
+            continue
+        server_util = median_of(m, lambda r: r.server_cpu_s / r.wall_s)
+        client_util = median_of(m, lambda r: r.wrk.client_cpu_s / r.wall_s)
+        foreign = median_of(m, lambda r: r.foreign_share)
+        lines.append(
+            f"| {name} | {_fmt(median_of(m, _METRICS['rps']), ',.0f')} "
+            f"| {_fmt(median_of(m, lambda r: r.wrk.p50_ms), '.2f')} "
+            f"| {_fmt(median_of(m, lambda r: r.wrk.p99_ms), '.2f')} "
+            f"| {_fmt(median_of(m, _METRICS['cpu']), ',.0f')} "
+            f"| {server_util:.0%} | {client_util:.0%} | {foreign:.0%} "
+            f"| {len(m.valid_runs)}/{len(m.runs)} |"
+        )
+    return lines
+
+
+def _per_round(num: Measured, den: Measured, metric: Callable[[Run], float]) -> list[float]:
+    by_round = {r.round: metric(r) for r in den.valid_runs}
+    return [metric(r) / by_round[r.round] for r in num.valid_runs if r.round in by_round]
+
+
+def ratios(measured: list[Measured]) -> tuple[list[str], bool]:
+    """Markdown lines for each goal ratio, and whether every computable goal was met."""
+    by_name = {m.target.name: m for m in measured}
+    lines = ["| ratio | value | per-round range | goal | verdict |", "|---|---:|---:|---:|---|"]
+    all_met = True
+    for goal in GOALS:
+        num, den = by_name.get(goal.numerator), by_name.get(goal.denominator)
+        if num is None or den is None or not num.valid_runs or not den.valid_runs:
+            lines.append(f"| {goal.label} | n/a | | {goal.op} {goal.bound:g} | not measured |")
+            continue
+        metric = _METRICS[goal.metric]
+        value = median_of(num, metric) / median_of(den, metric)
+        rounds = _per_round(num, den, metric)
+        spread = f"{min(rounds):.2f} to {max(rounds):.2f}" if rounds else ""
+        met = value >= goal.bound if goal.op == ">=" else value <= goal.bound
+        all_met &= met
+        verdict = "met" if met else "**NOT met**"
+        lines.append(
+            f"| {goal.label} | {value:.2f} | {spread} | {goal.op} {goal.bound:g} | {verdict} |"
+        )
+    return lines, all_met
+
+
+def errors(measured: list[Measured], max_foreign: float) -> list[str]:
+    """Every failure, invalid or contended run, spelled out: nothing is dropped silently."""
+    out: list[str] = []
+    for m in measured:
+        if m.failure:
+            out.append(f"- **{m.target.name}**: {m.failure.splitlines()[0]}")
+        for r in m.contended:
+            out.append(
+                f"- {m.target.name} round {r.round}: discarded and re-run, other processes "
+                f"used {r.foreign_share:.0%} of the server core ({r.wrk.rps:,.0f} req/s)"
+            )
+        for r in m.runs:
+            if r.valid and r.foreign_share > max_foreign:
+                out.append(
+                    f"- **{m.target.name}** round {r.round}: kept after all re-runs although "
+                    f"other processes used {r.foreign_share:.0%} of the server core"
+                )
+        for r in m.runs:
+            if not r.valid:
+                out.append(
+                    f"- **{m.target.name}** round {r.round}: INVALID, excluded "
+                    f"({r.wrk.requests} requests, errors: {r.wrk.describe_errors()})"
+                )
+    return out
+
+
+def update_results(path: Path, section: str) -> None:
+    """Replace the component-benchmark section of RESULTS.md, or append it."""
+    block = f"{RESULTS_BEGIN}\n{section.rstrip()}\n{RESULTS_END}\n"
+    if path.exists():
+        text = path.read_text()
+    else:
+        text = (
+            "# Benchmark results\n\nWritten by `bench/component.py --write-results`; "
+            "see `bench/README.md` for the method.\n\n"
+        )
+    if RESULTS_BEGIN in text and RESULTS_END in text:
+        head, rest = text.split(RESULTS_BEGIN, 1)
+        tail = rest.split(RESULTS_END, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text)

@@ -1,0 +1,5 @@
+import sys
+
+from infergraph.cli.main import main
+
+sys.exit(main())

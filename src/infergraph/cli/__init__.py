@@ -1,0 +1,1 @@
+"""Command-line parsing only; every command calls into the packages below."""

@@ -1,0 +1,197 @@
+"""``infergraph microservice``: the flags, environment and defaults of seldon-core-microservice."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from infergraph.errors import InferGraphError
+from infergraph.settings import ComponentSettings
+
+__all__ = ["add_parser", "run"]
+
+SERVICE_TYPES = [
+    "MODEL",
+    "ROUTER",
+    "TRANSFORMER",
+    "COMBINER",
+    "OUTLIER_DETECTOR",
+    "OUTPUT_TRANSFORMER",
+]
+LEGACY_API_TYPES = {"REST", "GRPC", "FBS"}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "microservice",
+        help="serve one Python class over REST and gRPC (seldon-core-microservice drop-in)",
+        description="Serve one Seldon-style Python class over REST, gRPC and Prometheus metrics. "
+        "Flags, environment variables and defaults are those of seldon-core-microservice.",
+    )
+    p.add_argument(
+        "interface_name",
+        nargs="?",
+        help="MODULE (class of the same name) or MODULE.Class; default: $MODEL_NAME",
+    )
+    p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--service-type",
+        type=str.upper,
+        choices=SERVICE_TYPES,
+        default=None,
+        help="informational; every endpoint is served (default MODEL, or $SERVICE_TYPE)",
+    )
+    p.add_argument("--persistence", type=int, default=None, help="deprecated and ignored")
+    p.add_argument(
+        "--parameters",
+        default=None,
+        help="JSON list of {name, value, type} (default $PREDICTIVE_UNIT_PARAMETERS)",
+    )
+    p.add_argument(
+        "--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None
+    )
+    p.add_argument("--debug", action="store_true", help="accepted for compatibility; same server")
+    p.add_argument("--tracing", type=int, default=None, help="accepted for compatibility")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes sharing the ports (default 1, or $GUNICORN_WORKERS)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per worker for sync methods (default 1, or $GUNICORN_THREADS)",
+    )
+    p.add_argument("--max-requests", type=int, default=None, help="accepted for compatibility")
+    p.add_argument(
+        "--max-requests-jitter", type=int, default=None, help="accepted for compatibility"
+    )
+    p.add_argument("--keepalive", type=int, default=None, help="accepted for compatibility")
+    p.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    p.add_argument("--single-threaded", type=int, default=None, help="force one thread per worker")
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="default 9000 or $PREDICTIVE_UNIT_HTTP_SERVICE_PORT",
+    )
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="default 5000 or $PREDICTIVE_UNIT_GRPC_SERVICE_PORT",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="default 6000 or $PREDICTIVE_UNIT_METRICS_SERVICE_PORT",
+    )
+    p.add_argument("--pidfile", default=None, help="write the server's pid here")
+    p.add_argument(
+        "--grpc-workers",
+        type=int,
+        default=None,
+        help="0 disables gRPC (default 1, or $GRPC_WORKERS)",
+    )
+    p.add_argument("--grpc-threads", type=int, default=None, help="accepted for compatibility")
+    p.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
+    p.add_argument("--path", default=None, help="folder to import the class from (default: .)")
+    p.add_argument(
+        "--max-message-size",
+        type=int,
+        default=None,
+        help="largest REST body / gRPC message in bytes (default 100 MiB)",
+    )
+    p.add_argument(
+        "--sync-inline",
+        action="store_true",
+        default=None,
+        help="run sync methods on the event loop, not a thread",
+    )
+    p.set_defaults(command=run)
+    return p
+
+
+def settings_from_args(
+    args: argparse.Namespace, env: dict[str, str] | None = None
+) -> ComponentSettings:
+    """Defaults < environment < flags (except SELDON_LOG_LEVEL, which wins as in Seldon)."""
+    env = dict(os.environ) if env is None else env
+    base = ComponentSettings.from_env(env)
+    changes: dict[str, Any] = {}
+    mapping = {
+        "interface_name": "interface_name",
+        "service_type": "service_type",
+        "parameters": "parameters",
+        "workers": "workers",
+        "threads": "threads",
+        "http_port": "http_port",
+        "grpc_port": "grpc_port",
+        "metrics_port": "metrics_port",
+        "grpc_workers": "grpc_workers",
+        "host": "host",
+        "path": "path",
+        "max_message_size": "max_message_size",
+        "access_log": "access_log",
+        "sync_inline": "sync_inline",
+    }
+    for flag, field in mapping.items():
+        value = getattr(args, flag)
+        if value is not None:
+            changes[field] = value
+    if args.log_level and not env.get("SELDON_LOG_LEVEL"):
+        changes["log_level"] = args.log_level
+    if args.single_threaded:
+        changes["threads"] = 1
+    return base.replace(**changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.extra:
+        legacy = [a for a in args.extra if a.upper() in LEGACY_API_TYPES]
+        hint = (
+            " (since Seldon 1.5 the API type REST/GRPC is no longer a positional argument: "
+            "both are always served)"
+            if legacy
+            else ""
+        )
+        print(
+            f"infergraph microservice: error: unexpected arguments {args.extra}{hint}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"infergraph microservice: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.persistence:
+        logging.getLogger(__name__).error("--persistence is deprecated and ignored")
+    if args.pidfile:
+        with open(args.pidfile, "w") as fh:
+            fh.write(str(os.getpid()))
+    from infergraph.runtime.dataplane import ComponentDataPlane, build_user_object
+    from infergraph.serving.workers import run_component
+
+    try:
+        user = build_user_object(settings)
+        ComponentDataPlane(user, settings).close()  # checks the class once, before forking
+    except InferGraphError as exc:
+        print(f"infergraph microservice: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return run_component(user, settings)
+    except OSError as exc:
+        print(f"infergraph microservice: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,361 @@
+"""A user object adapted once into async calls that take and return Messages."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from infergraph.components.invoke import Invoker
+from infergraph.components.methods import MethodSpec, find_method, plain_method
+from infergraph.components.results import to_message, unwrap, validate_metrics
+from infergraph.errors import (
+    BadRequest,
+    InferGraphError,
+    MicroserviceError,
+    NotImplementedByComponent,
+    UserCodeError,
+)
+from infergraph.protocol import seldon_json, seldon_pb
+from infergraph.protocol.message import DataKind, Feedback, Message, Meta
+
+__all__ = ["Component", "MetricsSink"]
+
+log = logging.getLogger(__name__)
+
+MetricsSink = Callable[[list[dict[str, Any]], str], None]
+"""Receives custom metrics and the Seldon ``method`` label they belong to."""
+
+# endpoint -> Seldon's ``method`` label on custom metrics
+METHOD_LABELS = {
+    "predict": "predict",
+    "transform_input": "inputtransform",
+    "transform_output": "outputtransform",
+    "route": "router",
+    "aggregate": "aggregate",
+    "send_feedback": "feedback",
+    "health_status": "health",
+}
+WIRES = ("json", "proto")
+
+
+def _no_sink(metrics: list[dict[str, Any]], method: str) -> None:
+    return None
+
+
+def _is_not_implemented(exc: BaseException) -> bool:
+    return isinstance(exc, NotImplementedByComponent) or (
+        type(exc).__name__ == "SeldonNotImplementedError"
+    )
+
+
+def _wrap_user_error(exc: Exception, where: str) -> InferGraphError:
+    """Wrap a user exception once, keeping a Seldon-style status when it carries one."""
+    if isinstance(exc, InferGraphError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and hasattr(exc, "message"):  # seldon_core's exception
+        reason = getattr(exc, "reason", "MICROSERVICE_BAD_DATA")
+        return MicroserviceError(str(exc.message), status, getattr(exc, "payload", None), reason)
+    log.error("%s raised %s", where, type(exc).__name__, exc_info=exc)
+    return UserCodeError(str(exc) or type(exc).__name__)
+
+
+class Component:
+    """One user component: Seldon's methods resolved once, called per request."""
+
+    def __init__(
+        self,
+        user: Any,
+        *,
+        name: str = "",
+        image: str = "",
+        include_metrics: bool = True,
+        invoker: Invoker | None = None,
+        metrics_sink: MetricsSink = _no_sink,
+    ) -> None:
+        self.user = user
+        self.class_name = type(user).__name__
+        self.name = name
+        self.image = image
+        self.include_metrics = include_metrics
+        self.invoker = invoker or Invoker()
+        self.metrics_sink = metrics_sink
+        self._methods: dict[tuple[str, str], MethodSpec | None] = {
+            (endpoint, wire): find_method(user, endpoint, wire)
+            for endpoint in METHOD_LABELS
+            for wire in WIRES
+        }
+        self._metrics_fn = plain_method(user, "metrics")
+        self._tags_fn = plain_method(user, "tags")
+        self._load_fn = plain_method(user, "load")
+        self._class_names = getattr(user, "class_names", None)
+        self.ready = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def has(self, endpoint: str) -> bool:
+        return any(self._methods[(endpoint, wire)] is not None for wire in WIRES)
+
+    def servable(self) -> list[str]:
+        return [endpoint for endpoint in METHOD_LABELS if self.has(endpoint)]
+
+    async def load(self) -> None:
+        """Run the user's ``load()`` once (per worker process)."""
+        if self._load_fn is not None:
+            try:
+                if inspect.iscoroutinefunction(self._load_fn):
+                    await self._load_fn()
+                else:
+                    await self.invoker.call(self._load_fn, False)
+            except (NotImplementedError, AttributeError):
+                pass
+        self.ready = True
+
+    # ------------------------------------------------------------ helpers
+
+    def _names_for(self, columns: int) -> list[str]:
+        names = self._class_names
+        if names is not None and not getattr(names, "__infergraph_stub__", False):
+            try:
+                value = names() if callable(names) else names
+            except Exception as exc:
+                if not _is_not_implemented(exc):
+                    raise _wrap_user_error(exc, f"{self.class_name}.class_names") from exc
+            else:
+                return list(value)
+        return [f"t:{i}" for i in range(columns)]
+
+    def _static(self, endpoint: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        tags: dict[str, Any] = {}
+        metrics: list[dict[str, Any]] = []
+        if self._tags_fn is not None:
+            tags = self._tags_fn() or {}
+        if self._metrics_fn is not None:
+            metrics = validate_metrics(self._metrics_fn(), f"{self.class_name}.metrics()")
+        return tags, metrics
+
+    def _response_meta(
+        self,
+        base: Meta,
+        endpoint: str,
+        runtime_tags: dict[str, Any] | None,
+        runtime_metrics: list[dict[str, Any]] | None,
+    ) -> Meta:
+        meta = base.copy()
+        tags, metrics = self._static(endpoint)
+        if runtime_metrics:
+            metrics = metrics + validate_metrics(runtime_metrics, f"{self.class_name} response")
+        if tags:
+            meta.tags.update(tags)
+        if runtime_tags:
+            meta.tags.update(runtime_tags)
+        if metrics:
+            self.metrics_sink(metrics, METHOD_LABELS[endpoint])
+            if self.include_metrics:
+                meta.metrics.extend(metrics)
+        if self.name:
+            meta.request_path = {self.name: self.image, **meta.request_path}
+        return meta
+
+    async def _invoke(self, spec: MethodSpec, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self.invoker.call(spec.fn, spec.is_async, *args, **kwargs)
+        except InferGraphError:
+            raise
+        except Exception as exc:
+            if _is_not_implemented(exc):
+                raise NotImplementedByComponent(
+                    str(exc) or f"{spec.name} is not implemented"
+                ) from exc
+            raise _wrap_user_error(exc, f"{self.class_name}.{spec.name}") from exc
+
+    def _from_raw(self, result: Any, wire: str, endpoint: str) -> Message:
+        """Keep a ``*_raw`` result verbatim; read its metrics as Seldon does."""
+        if isinstance(result, Message):
+            return result
+        if wire == "proto" and isinstance(result, dict):
+            from google.protobuf import json_format
+
+            result = json_format.ParseDict(result, seldon_pb.pb.SeldonMessage())
+        try:
+            if isinstance(result, dict):
+                msg = seldon_json.decode_message(result, "response")
+            elif isinstance(result, seldon_pb.pb.SeldonMessage):
+                msg = seldon_pb.decode_message(result, "response")
+            else:
+                raise BadRequest(
+                    f"{self.class_name}.{endpoint}_raw must return a dict or a SeldonMessage, "
+                    f"got {type(result).__name__}"
+                )
+        except BadRequest:
+            if not isinstance(result, dict | seldon_pb.pb.SeldonMessage):
+                raise
+            msg = Message(DataKind.NONE, None, [])
+        msg.raw = result
+        metrics = validate_metrics(msg.meta.metrics, f"{self.class_name}.{endpoint}_raw")
+        if metrics:
+            self.metrics_sink(metrics, METHOD_LABELS[endpoint])
+            if not self.include_metrics:
+                if isinstance(result, dict):
+                    result.get("meta", {}).pop("metrics", None)
+                else:
+                    result.meta.ClearField("metrics")
+                msg.meta.metrics = []
+        return msg
+
+    def _wire_form(self, request: Message, wire: str) -> Any:
+        if wire == "json":
+            return (
+                request.raw
+                if isinstance(request.raw, dict)
+                else seldon_json.encode_message(request)
+            )
+        if isinstance(request.raw, seldon_pb.pb.SeldonMessage):
+            return request.raw
+        return seldon_pb.encode_message(request)
+
+    # ------------------------------------------------------------ endpoints
+
+    async def _unary(self, endpoint: str, request: Message, wire: str) -> Message | None:
+        """Run predict/transform_*; None means the component lacks the method."""
+        spec = self._methods[(endpoint, wire)]
+        if spec is None:
+            return None
+        if spec.variant != "high":
+            try:
+                result = await self._invoke(spec, self._wire_form(request, wire))
+            except NotImplementedByComponent:
+                spec = find_method(_WithoutRaw(self.user, endpoint), endpoint, wire)
+                if spec is None:
+                    return None
+            else:
+                return self._from_raw(result, wire, endpoint)
+        meta_arg = {"meta": seldon_json.encode_meta(request.meta)} if spec.takes_meta else {}
+        try:
+            result = await self._invoke(spec, request.array(), request.names, **meta_arg)
+        except NotImplementedByComponent:
+            return None
+        data, tags, metrics = unwrap(result)
+        meta = self._response_meta(request.meta, endpoint, tags, metrics)
+        return to_message(data, request, meta, self._names_for, spec.name)
+
+    async def predict(self, request: Message, wire: str = "json") -> Message:
+        response = await self._unary("predict", request, wire)
+        if response is None:  # Seldon answers an empty prediction
+            meta = self._response_meta(request.meta, "predict", None, None)
+            return to_message([], request, meta, self._names_for, "predict")
+        return response
+
+    async def transform_input(self, request: Message, wire: str = "json") -> Message:
+        response = await self._unary("transform_input", request, wire)
+        return request if response is None else response
+
+    async def transform_output(self, request: Message, wire: str = "json") -> Message:
+        response = await self._unary("transform_output", request, wire)
+        return request if response is None else response
+
+    async def route(self, request: Message, wire: str = "json") -> Message:
+        spec = self._methods[("route", wire)]
+        if spec is None:
+            raise NotImplementedByComponent("Route not defined")
+        if spec.variant != "high":
+            return self._from_raw(
+                await self._invoke(spec, self._wire_form(request, wire)), wire, "route"
+            )
+        meta_arg = {"meta": seldon_json.encode_meta(request.meta)} if spec.takes_meta else {}
+        result = await self._invoke(spec, request.array(), request.names, **meta_arg)
+        data, tags, metrics = unwrap(result)
+        if isinstance(data, np.integer):
+            data = int(data)
+        if not isinstance(data, int) or isinstance(data, bool):
+            raise BadRequest(f"Routing response must be int but got {data!r}")
+        meta = self._response_meta(request.meta, "route", tags, metrics)
+        return to_message(np.array([[data]]), request, meta, self._names_for, spec.name)
+
+    async def aggregate(
+        self, requests: list[Message], wire: str = "json", raw: Any = None
+    ) -> Message:
+        spec = self._methods[("aggregate", wire)]
+        if spec is None:
+            raise NotImplementedByComponent("Aggregate not defined")
+        if spec.variant != "high":
+            if raw is None:
+                raw = (
+                    [self._wire_form(r, "json") for r in requests]
+                    if wire == "json"
+                    else seldon_pb.pb.SeldonMessageList(
+                        seldonMessages=[self._wire_form(r, "proto") for r in requests]
+                    )
+                )
+            return self._from_raw(await self._invoke(spec, raw), wire, "aggregate")
+        result = await self._invoke(
+            spec, [r.array() for r in requests], [r.names for r in requests]
+        )
+        data, tags, metrics = unwrap(result)
+        merged = Meta()
+        for r in requests:
+            merged.tags.update(r.meta.tags)
+            merged.request_path.update(r.meta.request_path)
+            merged.metrics.extend(r.meta.metrics)
+            merged.puid = merged.puid or r.meta.puid
+        meta = self._response_meta(merged, "aggregate", tags, metrics)
+        return to_message(data, requests[0] if requests else None, meta, self._names_for, spec.name)
+
+    async def send_feedback(self, feedback: Feedback, wire: str = "json") -> Message:
+        spec = self._methods[("send_feedback", wire)]
+        request = feedback.request or Message(DataKind.NDARRAY, np.array([]))
+        if spec is None:
+            meta = self._response_meta(request.meta, "send_feedback", None, None)
+            return to_message([], request, meta, self._names_for, "send_feedback")
+        if spec.variant != "high":
+            # Seldon hands *_raw feedback a protobuf message, whatever the transport
+            as_json = spec.variant == "rest"
+            arg = (
+                seldon_json.encode_feedback(feedback)
+                if as_json
+                else seldon_pb.encode_feedback(feedback)
+            )
+            result = await self._invoke(spec, arg)
+            return self._from_raw(result, "json" if as_json else "proto", "send_feedback")
+        routing = feedback.response.meta.routing.get(self.name) if feedback.response else None
+        truth = feedback.truth.array() if feedback.truth is not None else np.array([])
+        kwargs = {"routing": routing} if spec.takes_routing else {}
+        result = await self._invoke(
+            spec, request.array(), request.names, feedback.reward, truth, **kwargs
+        )
+        data, tags, metrics = unwrap(result)
+        meta = self._response_meta(request.meta, "send_feedback", tags, metrics)
+        return to_message([] if data is None else data, request, meta, self._names_for, spec.name)
+
+    async def health_status(self, wire: str = "json") -> Message:
+        spec = self._methods[("health_status", wire)]
+        if spec is None:
+            data: Any = "healthy"
+        else:
+            try:
+                result = await self._invoke(spec)
+            except NotImplementedByComponent:
+                data = "not implemented - assuming healthy"
+            else:
+                if spec.variant != "high":
+                    return self._from_raw(result, wire, "health_status")
+                data, _, _ = unwrap(result)
+        meta = self._response_meta(Meta(), "health_status", None, None)
+        return to_message(data, None, meta, self._names_for, "health_status")
+
+
+class _WithoutRaw:
+    """A view of the user object without the ``*_raw``/legacy variants of one endpoint."""
+
+    def __init__(self, user: Any, endpoint: str) -> None:
+        self._user = user
+        self._hidden = {f"{endpoint}_raw", f"{endpoint}_rest", f"{endpoint}_grpc"}
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._hidden:
+            raise AttributeError(name)
+        return getattr(self._user, name)

@@ -1,0 +1,1 @@
+"""Metrics (an app-owned registry, Prometheus text), logs and payload logging."""

@@ -1,0 +1,159 @@
+"""TensorFlow ``TensorProto`` <-> numpy, without TensorFlow.
+
+Seldon's ``tftensor`` data kind carries a TensorProto, as protobuf over gRPC and as
+its proto-JSON form over REST. Both are converted here with numpy alone.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from infergraph.errors import BadRequest
+
+__all__ = ["array_to_tf_json", "array_to_tf_proto", "tf_json_to_array", "tf_proto_to_array"]
+
+# DT_* number -> (numpy dtype, name of the typed repeated field in the proto)
+_DTYPES: dict[int, tuple[str, str]] = {
+    1: ("float32", "float_val"),
+    2: ("float64", "double_val"),
+    3: ("int32", "int_val"),
+    4: ("uint8", "int_val"),
+    5: ("int16", "int_val"),
+    6: ("int8", "int_val"),
+    7: ("object", "string_val"),
+    8: ("complex64", "scomplex_val"),
+    9: ("int64", "int64_val"),
+    10: ("bool", "bool_val"),
+    17: ("uint16", "int_val"),
+    18: ("complex128", "dcomplex_val"),
+    19: ("float16", "half_val"),
+    22: ("uint32", "uint32_val"),
+    23: ("uint64", "uint64_val"),
+}
+_NAMES = {
+    1: "DT_FLOAT",
+    2: "DT_DOUBLE",
+    3: "DT_INT32",
+    4: "DT_UINT8",
+    5: "DT_INT16",
+    6: "DT_INT8",
+    7: "DT_STRING",
+    8: "DT_COMPLEX64",
+    9: "DT_INT64",
+    10: "DT_BOOL",
+    17: "DT_UINT16",
+    18: "DT_COMPLEX128",
+    19: "DT_HALF",
+    22: "DT_UINT32",
+    23: "DT_UINT64",
+}
+_BY_NAME = {name: number for number, name in _NAMES.items()}
+_BY_NUMPY = {np.dtype(dt).str: number for number, (dt, _) in _DTYPES.items() if dt != "object"}
+
+
+def _camel(field: str) -> str:
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _dtype_number(array: np.ndarray) -> int:
+    if array.dtype.kind in "USO":
+        return 7
+    number = _BY_NUMPY.get(array.dtype.newbyteorder("<").str) or _BY_NUMPY.get(array.dtype.str)
+    if number is None:
+        raise BadRequest(f"arrays of dtype {array.dtype} cannot be sent as a tftensor")
+    return number
+
+
+def _from_values(number: int, shape: list[int], values: Any, content: bytes, where: str) -> Any:
+    dtype_name, _ = _DTYPES[number]
+    size = int(np.prod(shape)) if shape else 1
+    if number == 7:
+        flat = np.array([v if isinstance(v, bytes) else base64.b64decode(v) for v in values])
+        return flat.reshape(shape) if len(flat) == size else flat
+    dtype = np.dtype(dtype_name)
+    if content:
+        flat = np.frombuffer(content, dtype=dtype.newbyteorder("<"))
+    elif number == 19:
+        flat = np.asarray(values, dtype=np.uint16).view(np.float16)
+    elif number in (8, 18):
+        pairs = np.asarray(values, dtype=np.float64)
+        flat = (pairs[0::2] + 1j * pairs[1::2]).astype(dtype)
+    else:
+        flat = np.asarray(values, dtype=dtype)
+    if flat.size == size:
+        return flat.reshape(shape)
+    if flat.size == 1:  # TensorFlow lets one value fill the whole shape
+        return np.full(shape, flat[0], dtype=dtype)
+    raise BadRequest(f"{where}: {flat.size} values do not fill the shape {shape}")
+
+
+def tf_json_to_array(obj: Any, where: str = "data.tftensor") -> Any:
+    """Decode the proto-JSON form of a TensorProto (what ``MessageToDict`` writes)."""
+    if not isinstance(obj, dict):
+        raise BadRequest(f"{where} must be a TensorProto JSON object")
+    dtype = obj.get("dtype", "DT_INVALID")
+    number = _BY_NAME.get(dtype) if isinstance(dtype, str) else dtype
+    if number not in _DTYPES:
+        raise BadRequest(f"{where}.dtype: unsupported TensorFlow dtype {dtype!r}")
+    try:
+        dims = (obj.get("tensorShape") or obj.get("tensor_shape") or {}).get("dim", [])
+        shape = [int(d.get("size", 0)) for d in dims]
+        content = base64.b64decode(obj.get("tensorContent") or obj.get("tensor_content") or "")
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise BadRequest(f"{where}: malformed tensorShape or tensorContent: {exc}") from exc
+    field = _DTYPES[number][1]
+    values = obj.get(_camel(field), obj.get(field, []))
+    try:
+        return _from_values(number, shape, values, content, where)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"{where}: values do not match dtype {_NAMES[number]}: {exc}") from exc
+
+
+def array_to_tf_json(array: np.ndarray) -> dict[str, Any]:
+    """Encode like ``MessageToDict(tf.make_tensor_proto(array))``."""
+    number = _dtype_number(array)
+    out: dict[str, Any] = {
+        "dtype": _NAMES[number],
+        "tensorShape": {"dim": [{"size": str(n)} for n in array.shape]},
+    }
+    if number == 7:
+        out["stringVal"] = [
+            base64.b64encode(v if isinstance(v, bytes) else str(v).encode()).decode()
+            for v in array.ravel()
+        ]
+    else:
+        le = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        out["tensorContent"] = base64.b64encode(le.tobytes()).decode()
+    return out
+
+
+def tf_proto_to_array(proto: Any, where: str = "data.tftensor") -> Any:
+    """Decode a ``tensorflow.TensorProto`` protobuf message."""
+    number = proto.dtype
+    if number not in _DTYPES:
+        raise BadRequest(f"{where}.dtype: unsupported TensorFlow dtype {number}")
+    shape = [d.size for d in proto.tensor_shape.dim]
+    values = getattr(proto, _DTYPES[number][1])
+    try:
+        return _from_values(number, shape, list(values), proto.tensor_content, where)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"{where}: values do not match dtype {_NAMES[number]}: {exc}") from exc
+
+
+def array_to_tf_proto(array: np.ndarray, proto: Any) -> None:
+    """Fill a ``tensorflow.TensorProto`` protobuf message from ``array``."""
+    number = _dtype_number(array)
+    proto.dtype = number
+    for n in array.shape:
+        proto.tensor_shape.dim.add(size=int(n))
+    if number == 7:
+        proto.string_val.extend(
+            v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()
+        )
+    else:
+        le = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        proto.tensor_content = le.tobytes()

@@ -1,0 +1,1 @@
+"""Data plane (transport-neutral), worker processes and the local runtime."""

@@ -1,0 +1,133 @@
+"""The transport-neutral data plane of one component, shared by REST and gRPC."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from infergraph.components.component import Component
+from infergraph.components.invoke import Invoker
+from infergraph.components.loader import import_component, instantiate
+from infergraph.components.metadata import build_metadata
+from infergraph.components.methods import plain_method
+from infergraph.components.parameters import parse_parameters
+from infergraph.errors import BadMetadata, LoadError
+from infergraph.observability.component_metrics import ComponentMetrics, seldon_labels
+from infergraph.observability.metrics import Registry
+from infergraph.protocol.message import Feedback, Message
+from infergraph.settings import ComponentSettings
+
+__all__ = ["ComponentDataPlane", "build_user_object"]
+
+
+def build_user_object(settings: ComponentSettings) -> Any:
+    """Import and construct the user's class once (before any worker forks)."""
+    if not settings.interface_name:
+        raise LoadError("No component given: pass MODULE[.Class] or set MODEL_NAME")
+    cls = import_component(settings.interface_name, settings.path)
+    params = parse_parameters(settings.parameters, "--parameters")
+    return instantiate(cls, params)
+
+
+class ComponentDataPlane:
+    """Everything REST and gRPC need to serve one user object."""
+
+    def __init__(
+        self,
+        user: Any,
+        settings: ComponentSettings | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        self.settings = settings = settings or ComponentSettings()
+        self.registry = registry or Registry()
+        self.metrics = ComponentMetrics(
+            self.registry,
+            seldon_labels(
+                deployment_name=settings.deployment_id,
+                model_name=settings.unit_id,
+                image=settings.unit_image,
+                predictor_name=settings.predictor_id,
+                predictor_version=settings.predictor_labels.get("version", ""),
+                worker_id=str(os.getpid()),
+            ),
+            feedback_metrics=settings.executor_enabled,
+        )
+        self.component = Component(
+            user,
+            name=settings.unit_id,
+            image=settings.unit_image,
+            include_metrics=settings.include_metrics_in_client_response,
+            invoker=Invoker(settings.threads, inline=settings.sync_inline),
+            metrics_sink=self.metrics.custom,
+        )
+        if not self.component.servable():
+            raise LoadError(
+                f"{type(user).__name__} has no servable method: define predict, "
+                "transform_input, transform_output, route, aggregate or send_feedback "
+                "(or their *_raw variants)"
+            )
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_error: BadMetadata | None = None
+        init = plain_method(user, "init_metadata")
+        try:
+            user_meta = (
+                init() if init is not None and not inspect.iscoroutinefunction(init) else None
+            )
+            self._metadata = build_metadata(settings.unit_image, user_meta, settings.model_metadata)
+        except BadMetadata as exc:
+            self._metadata_error = exc
+        self.passthrough = settings.payload_passthrough and plain_method(user, "predict_raw")
+
+    @property
+    def name(self) -> str:
+        return self.settings.unit_id or type(self.component.user).__name__
+
+    @property
+    def ready(self) -> bool:
+        return self.component.ready
+
+    async def load(self) -> None:
+        await self.component.load()
+
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata_error is not None:
+            raise self._metadata_error
+        assert self._metadata is not None
+        return self._metadata
+
+    async def predict(self, request: Message, wire: str = "json") -> Message:
+        return await self.component.predict(request, wire)
+
+    async def predict_passthrough(self, body: bytes) -> Any:
+        """PAYLOAD_PASSTHROUGH: the raw body in, whatever predict_raw returns out."""
+        spec_fn = plain_method(self.component.user, "predict_raw")
+        assert spec_fn is not None
+        return await self.component.invoker.call(
+            spec_fn, inspect.iscoroutinefunction(spec_fn), body
+        )
+
+    async def transform_input(self, request: Message, wire: str = "json") -> Message:
+        return await self.component.transform_input(request, wire)
+
+    async def transform_output(self, request: Message, wire: str = "json") -> Message:
+        return await self.component.transform_output(request, wire)
+
+    async def route(self, request: Message, wire: str = "json") -> Message:
+        return await self.component.route(request, wire)
+
+    async def aggregate(
+        self, requests: list[Message], wire: str = "json", raw: Any = None
+    ) -> Message:
+        return await self.component.aggregate(requests, wire, raw)
+
+    async def send_feedback(self, feedback: Feedback, wire: str = "json") -> Message:
+        response = await self.component.send_feedback(feedback, wire)
+        self.metrics.feedback(feedback.reward)
+        return response
+
+    async def health_status(self, wire: str = "json") -> Message:
+        return await self.component.health_status(wire)
+
+    def close(self) -> None:
+        self.component.invoker.close()

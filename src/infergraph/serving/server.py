@@ -1,0 +1,150 @@
+"""Serve one component in this process: REST, gRPC and metrics on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from infergraph.runtime.dataplane import ComponentDataPlane
+from infergraph.serving.peers import PeerMetrics
+from infergraph.settings import ComponentSettings
+from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.rest import RestApp
+
+__all__ = ["bind_socket", "serve_component"]
+
+log = logging.getLogger(__name__)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket that other worker processes may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _MetricsApp:
+    """The metrics port: Prometheus text at the configured path (and /metrics)."""
+
+    def __init__(self, peers: PeerMetrics, path: str) -> None:
+        self.peers = peers
+        self.paths = {path, "/metrics", "/prometheus"}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                while (await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["path"] in self.paths:
+            status, body = 200, (await self.peers.text()).encode()
+            ctype = b"text/plain; version=0.0.4; charset=utf-8"
+        else:
+            status, body, ctype = 404, b"not found", b"text/plain"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the serving loop owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _uvicorn(app: Any, settings: ComponentSettings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        loop="none",
+        http="httptools",
+        lifespan="on",
+        log_level=settings.log_level.lower(),
+        access_log=settings.access_log,
+        timeout_keep_alive=65,
+        server_header=False,
+        date_header=False,
+    )
+    return _Server(config)
+
+
+async def serve_component(
+    user: Any,
+    settings: ComponentSettings,
+    *,
+    sockets: dict[str, socket.socket] | None = None,
+    run_dir: str | Path | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT). ``load()`` runs here, once."""
+    dataplane = ComponentDataPlane(user, settings)
+    peers = PeerMetrics(dataplane.registry, run_dir)
+    await peers.start()
+    rest = RestApp(dataplane, metrics_text=peers.text, metrics_path=settings.metrics_endpoint)
+    await rest.ensure_loaded()
+    sockets = sockets or {}
+    http_sock = sockets.get("http") or bind_socket(settings.host, settings.http_port)
+    metrics_sock = sockets.get("metrics") or bind_socket(settings.host, settings.metrics_port)
+    servers = [
+        _uvicorn(rest, settings),
+        _uvicorn(_MetricsApp(peers, settings.metrics_endpoint), settings),
+    ]
+    grpc_server = None
+    if settings.grpc_workers > 0:
+        grpc_server = build_grpc_server(dataplane, max_message_size=settings.grpc_message_limit)
+        bound = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        if bound == 0:
+            raise OSError(f"cannot bind gRPC port {settings.host}:{settings.grpc_port}")
+        await grpc_server.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = [
+        asyncio.create_task(servers[0].serve(sockets=[http_sock])),
+        asyncio.create_task(servers[1].serve(sockets=[metrics_sock])),
+    ]
+    log.info(
+        "serving %s: REST on %s:%d, gRPC on %s, metrics on %d%s",
+        dataplane.name,
+        settings.host,
+        http_sock.getsockname()[1],
+        f"{settings.grpc_port}" if grpc_server else "off",
+        metrics_sock.getsockname()[1],
+        settings.metrics_endpoint,
+    )
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for server in servers:
+        server.should_exit = True
+    if grpc_server is not None:
+        await grpc_server.stop(grace=5)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    waiter.cancel()
+    await peers.stop()
+    dataplane.close()
+    for task in done:
+        if task is not waiter and task.exception():
+            raise task.exception()  # type: ignore[misc]

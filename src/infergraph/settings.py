@@ -1,0 +1,148 @@
+"""Typed settings, built once at the entry point. The only reader of ``os.environ``.
+
+Seldon's environment names are honoured with Seldon's defaults, so a container
+spec written for ``seldon-core-microservice`` configures infergraph unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["ComponentSettings", "read_annotations"]
+
+ANNOTATIONS_FILE = "/etc/podinfo/annotations"
+DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def read_annotations(path: str | Path = ANNOTATIONS_FILE) -> dict[str, str]:
+    """Read the Downward API annotations file: lines of ``key="value"``."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+@dataclass(frozen=True)
+class ComponentSettings:
+    """How one component is served (``infergraph microservice``)."""
+
+    interface_name: str = ""
+    """``Module`` or ``package.module.Class``."""
+    service_type: str = "MODEL"
+    """MODEL, ROUTER, TRANSFORMER, COMBINER, OUTPUT_TRANSFORMER, OUTLIER_DETECTOR: informational."""
+    parameters: str = "[]"
+    """JSON list of ``{name, value, type}`` passed to the constructor."""
+    path: str = "."
+    """Folder the user's module is imported from."""
+    http_port: int = 9000
+    grpc_port: int = 5000
+    metrics_port: int = 6000
+    metrics_endpoint: str = "/metrics"
+    host: str = "0.0.0.0"
+    workers: int = 1
+    """Worker processes sharing the ports (SO_REUSEPORT); ``load()`` runs in each."""
+    threads: int = 1
+    """Threads per worker for sync user methods (Seldon's GUNICORN_THREADS)."""
+    grpc_workers: int = 1
+    """0 disables the gRPC server, as GRPC_WORKERS=0 does in Seldon."""
+    log_level: str = "INFO"
+    access_log: bool = False
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    """Largest REST body and gRPC message accepted, in bytes."""
+    grpc_max_message_size: int | None = None
+    """Overrides max_message_size for gRPC (annotation seldon.io/grpc-max-message-size)."""
+    include_metrics_in_client_response: bool = True
+    payload_passthrough: bool = False
+    model_metadata: str = ""
+    unit_id: str = ""
+    """PREDICTIVE_UNIT_ID: the node name, used in requestPath and metric labels."""
+    unit_image: str = ""
+    predictor_id: str = ""
+    predictor_labels: dict[str, str] = field(default_factory=dict)
+    deployment_id: str = ""
+    executor_enabled: bool = True
+    sync_inline: bool = False
+    """Run sync user methods on the event loop instead of the thread pool."""
+
+    @property
+    def grpc_message_limit(self) -> int:
+        return self.grpc_max_message_size or self.max_message_size
+
+    def replace(self, **changes: Any) -> ComponentSettings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> ComponentSettings:
+        """Defaults, then Seldon's environment variables and pod annotations."""
+        env = os.environ if env is None else env
+        annotations = read_annotations() if annotations is None else annotations
+        labels: dict[str, str] = {}
+        raw_labels = env.get("PREDICTOR_LABELS", "")
+        if raw_labels:
+            try:
+                parsed = orjson.loads(raw_labels)
+            except orjson.JSONDecodeError:
+                raise ValueError(f"PREDICTOR_LABELS is not JSON: {raw_labels!r}") from None
+            labels = {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
+        grpc_limit = annotations.get("seldon.io/grpc-max-message-size")
+        return cls(
+            interface_name=env.get("MODEL_NAME", ""),
+            service_type=env.get("SERVICE_TYPE", "MODEL") or "MODEL",
+            parameters=env.get("PREDICTIVE_UNIT_PARAMETERS", "[]") or "[]",
+            http_port=_int(env, "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", 9000),
+            grpc_port=_int(env, "PREDICTIVE_UNIT_GRPC_SERVICE_PORT", 5000),
+            metrics_port=_int(env, "PREDICTIVE_UNIT_METRICS_SERVICE_PORT", 6000),
+            metrics_endpoint=env.get("PREDICTIVE_UNIT_METRICS_ENDPOINT", "/metrics") or "/metrics",
+            workers=_int(env, "GUNICORN_WORKERS", 1),
+            threads=_int(env, "GUNICORN_THREADS", 1),
+            grpc_workers=_int(env, "GRPC_WORKERS", 1),
+            log_level=env.get("SELDON_LOG_LEVEL", "INFO") or "INFO",
+            access_log=_bool(env.get("GUNICORN_ACCESS_LOG"), False),
+            max_message_size=_int(env, "INFERGRAPH_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),
+            grpc_max_message_size=int(grpc_limit) if grpc_limit and grpc_limit.isdigit() else None,
+            include_metrics_in_client_response=_bool(
+                env.get("INCLUDE_METRICS_IN_CLIENT_RESPONSE"), True
+            ),
+            payload_passthrough=_bool(env.get("PAYLOAD_PASSTHROUGH"), False),
+            model_metadata=env.get("MODEL_METADATA", ""),
+            unit_id=env.get("PREDICTIVE_UNIT_ID", ""),
+            unit_image=env.get("PREDICTIVE_UNIT_IMAGE", ""),
+            predictor_id=env.get("PREDICTOR_ID", ""),
+            predictor_labels=labels,
+            deployment_id=env.get("SELDON_DEPLOYMENT_ID", ""),
+            executor_enabled=_bool(env.get("SELDON_EXECUTOR_ENABLED"), True),
+            sync_inline=_bool(env.get("INFERGRAPH_SYNC_INLINE"), False),
+        )

@@ -1,0 +1,204 @@
+"""The gRPC face of a component: Seldon's ``seldon.protos`` services on one port.
+
+One :class:`_SeldonServicer` implements every method once; :data:`SERVICES` says
+which of its methods each of the seven services exposes, as Seldon registers one
+servicer object for all of them. Requests are decoded by ``seldon_pb``, served by
+the transport-neutral :class:`ComponentDataPlane` and encoded back. Errors leave as
+gRPC status codes chosen by ``infergraph.transport.status``; nothing escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format
+from grpc_reflection.v1alpha import reflection as grpc_reflection
+
+from infergraph.errors import InferGraphError, NotImplementedByComponent
+from infergraph.protocol import seldon_pb
+from infergraph.protocol.seldon_pb import pb
+from infergraph.runtime.dataplane import ComponentDataPlane
+from infergraph.transport.status import grpc_status
+
+__all__ = ["SERVICES", "SERVICE_NAMES", "build_grpc_server", "model_metadata_proto"]
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "seldon.protos"
+
+# service -> the methods it exposes (each served by the servicer method of that name)
+SERVICES: dict[str, tuple[str, ...]] = {
+    "Generic": ("TransformInput", "TransformOutput", "Route", "Aggregate", "SendFeedback"),
+    "Model": ("Predict", "SendFeedback", "Metadata"),
+    "Router": ("Route", "SendFeedback"),
+    "Transformer": ("TransformInput",),
+    "OutputTransformer": ("TransformOutput",),
+    "Combiner": ("Aggregate",),
+    "Seldon": ("Predict", "SendFeedback", "ModelMetadata", "GraphMetadata"),
+}
+SERVICE_NAMES: tuple[str, ...] = tuple(f"{PACKAGE}.{name}" for name in SERVICES)
+
+# method -> (request message class, response message class)
+_TYPES: dict[str, tuple[Any, Any]] = {
+    "Predict": (pb.SeldonMessage, pb.SeldonMessage),
+    "TransformInput": (pb.SeldonMessage, pb.SeldonMessage),
+    "TransformOutput": (pb.SeldonMessage, pb.SeldonMessage),
+    "Route": (pb.SeldonMessage, pb.SeldonMessage),
+    "Aggregate": (pb.SeldonMessageList, pb.SeldonMessage),
+    "SendFeedback": (pb.Feedback, pb.SeldonMessage),
+    "Metadata": (empty_pb2.Empty, pb.SeldonModelMetadata),
+    "ModelMetadata": (pb.SeldonModelMetadataRequest, pb.SeldonModelMetadata),
+    "GraphMetadata": (empty_pb2.Empty, pb.SeldonGraphMetadata),
+}
+
+Call = Callable[[Any], Awaitable[Any]]
+
+
+def model_metadata_proto(meta: dict[str, Any]) -> Any:
+    """A validated metadata dict (as REST ``/metadata`` returns it) as SeldonModelMetadata."""
+    out = pb.SeldonModelMetadata(
+        name=meta.get("name", ""),
+        versions=meta.get("versions", []),
+        platform=meta.get("platform", ""),
+        custom=meta.get("custom", {}),
+    )
+    for field in ("inputs", "outputs"):
+        for item in meta.get(field, []):
+            entry = getattr(out, field).add(
+                messagetype=item.get("messagetype", ""),
+                name=item.get("name", ""),
+                datatype=item.get("datatype", ""),
+                shape=item.get("shape", []),
+            )
+            if "schema" in item:
+                json_format.ParseDict(item["schema"], entry.schema)
+    return out
+
+
+class _SeldonServicer:
+    """Every Seldon RPC, implemented once over the data plane."""
+
+    def __init__(self, dataplane: ComponentDataPlane) -> None:
+        self.dataplane = dataplane
+        self._load_lock: asyncio.Lock | None = None
+
+    async def ensure_loaded(self) -> None:
+        """Run the user's ``load()`` once, on first use, as REST does."""
+        if self.dataplane.ready:
+            return
+        if self._load_lock is None:
+            self._load_lock = asyncio.Lock()
+        async with self._load_lock:
+            if not self.dataplane.ready:
+                await self.dataplane.load()
+
+    @staticmethod
+    def _message(request: Any) -> Any:
+        msg = seldon_pb.decode_message(request)
+        msg.raw = request  # *_raw methods and pass-through get the request verbatim
+        return msg
+
+    async def Predict(self, request: Any) -> Any:
+        response = await self.dataplane.predict(self._message(request), "proto")
+        return seldon_pb.encode_message(response)
+
+    async def TransformInput(self, request: Any) -> Any:
+        response = await self.dataplane.transform_input(self._message(request), "proto")
+        return seldon_pb.encode_message(response)
+
+    async def TransformOutput(self, request: Any) -> Any:
+        response = await self.dataplane.transform_output(self._message(request), "proto")
+        return seldon_pb.encode_message(response)
+
+    async def Route(self, request: Any) -> Any:
+        response = await self.dataplane.route(self._message(request), "proto")
+        return seldon_pb.encode_message(response)
+
+    async def Aggregate(self, request: Any) -> Any:
+        messages = seldon_pb.decode_message_list(request)
+        response = await self.dataplane.aggregate(messages, "proto", raw=request)
+        return seldon_pb.encode_message(response)
+
+    async def SendFeedback(self, request: Any) -> Any:
+        feedback = seldon_pb.decode_feedback(request)
+        response = await self.dataplane.send_feedback(feedback, "proto")
+        return seldon_pb.encode_message(response)
+
+    async def Metadata(self, request: Any) -> Any:
+        return model_metadata_proto(self.dataplane.metadata())
+
+    async def ModelMetadata(self, request: Any) -> Any:
+        return model_metadata_proto(self.dataplane.metadata())
+
+    async def GraphMetadata(self, request: Any) -> Any:
+        raise NotImplementedByComponent(
+            "GraphMetadata is not implemented by a single component: "
+            "ask the graph orchestrator for graph metadata"
+        )
+
+    def handler(self, service: str, method: str) -> grpc.RpcMethodHandler:
+        """The unary handler of ``/seldon.protos.<service>/<method>``."""
+        full_name = f"/{PACKAGE}.{service}/{method}"
+        call: Call = getattr(self, method)
+        metrics = self.dataplane.metrics
+
+        async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code, details = grpc.StatusCode.OK, ""
+            try:
+                if not self.dataplane.ready:
+                    await self.ensure_loaded()
+                return await call(request)
+            except InferGraphError as exc:
+                code, details = grpc_status(exc), exc.message
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:  # a bug of ours or the user's: a status, never a crash
+                log.error("unhandled error on %s", full_name, exc_info=exc)
+                code, details = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+            finally:
+                metrics.request(full_name, "unary", code.name, time.perf_counter() - started)
+            await context.abort(code, details)
+
+        request_type, response_type = _TYPES[method]
+        return grpc.unary_unary_rpc_method_handler(
+            serve,
+            request_deserializer=request_type.FromString,
+            response_serializer=response_type.SerializeToString,
+        )
+
+
+def build_grpc_server(
+    dataplane: ComponentDataPlane,
+    *,
+    max_message_size: int,
+    reflection: bool = True,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Server:
+    """A ``grpc.aio.Server`` (not started, no port bound) serving every Seldon service.
+
+    ``options`` are extra gRPC channel arguments; they override the defaults.
+    """
+    settings: dict[str, Any] = {
+        "grpc.max_send_message_length": max_message_size,
+        "grpc.max_receive_message_length": max_message_size,
+        "grpc.so_reuseport": 1,  # several worker processes share the port
+    }
+    settings.update(options)  # the caller's options win
+    server = grpc.aio.server(options=list(settings.items()))
+    servicer = _SeldonServicer(dataplane)
+    for service, methods in SERVICES.items():
+        handlers = {method: servicer.handler(service, method) for method in methods}
+        name = f"{PACKAGE}.{service}"
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+        server.add_registered_method_handlers(name, handlers)
+    if reflection:
+        names = (*SERVICE_NAMES, grpc_reflection.SERVICE_NAME)
+        grpc_reflection.enable_server_reflection(names, server)
+    return server

@@ -118,13 +118,19 @@ def render(args: argparse.Namespace, argv: list[str], measured: list[Measured]) 
         "CPU µs/req: CPU time of the server's whole process tree during a run "
         "(/proc utime+stime) divided by requests completed. server CPU / wrk CPU: share "
         "of one core each used during the run (wrk near 100% would mean the client, not "
-        "the server, was the limit). others on server core: CPU other processes used on the "
-        f"server's core during the run (/proc/stat); runs above {MAX_FOREIGN:.0%} are "
-        "re-run.",
+        "the server, was the limit). core idle: share of the run the server's core was idle "
+        "(/proc/stat; the rest of the core not in server CPU is mostly softirq time for "
+        "loopback packets). others on server core: CPU other processes used on the "
+        f"server's core during the run; runs above {MAX_FOREIGN:.0%} are re-run.",
     ]
     problems = report.errors(measured, MAX_FOREIGN)
     if problems:
-        lines += ["", "**Problems** (failed and invalid runs are excluded from the medians):", "", *problems]
+        lines += [
+            "",
+            "**Problems** (failed and invalid runs are excluded from the medians):",
+            "",
+            *problems,
+        ]
     return "\n".join(lines) + "\n", met
 
 
@@ -147,6 +153,7 @@ def dump_json(path: Path, measured: list[Measured]) -> None:
                     "wrk_cpu_s": r.wrk.client_cpu_s,
                     "wall_s": r.wall_s,
                     "foreign_share": r.foreign_share,
+                    "core_idle_s": r.core_idle_s,
                 }
                 for r in m.runs
             ],

@@ -36,9 +36,6 @@ class Tagging:
     def predict(self, X: Any, names: list[str]) -> Any:
         return X
 
-    def tags(self) -> dict[str, Any]:
-        raise KeyError("no tags today")
-
 
 @asynccontextmanager
 async def serving(dataplane: ComponentDataPlane, **kwargs: Any) -> AsyncIterator[grpc.aio.Channel]:
@@ -71,6 +68,11 @@ async def test_loads_once_on_first_call() -> None:
 
 async def test_unexpected_errors_are_internal_with_the_type() -> None:
     dataplane = ComponentDataPlane(Tagging())
+
+    async def broken(request: Any, wire: str = "json") -> Any:
+        raise KeyError("no tags today")  # a bug outside the user's code
+
+    dataplane.predict = broken  # type: ignore[method-assign]
     async with serving(dataplane) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await pb_grpc.SeldonStub(channel).Predict(request())

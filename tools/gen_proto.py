@@ -71,7 +71,7 @@ def main() -> int:
         extra = [str(rel) for rel in generated(SRC) if rel not in expected]
         if check:
             if stale or extra:
-                print("stale or extra protobuf stubs (run `make proto`):", *stale, *extra, sep="\n  ")
+                print("stale or extra stubs (run `make proto`):", *stale, *extra, sep="\n  ")
                 return 1
             print("protobuf stubs match the .proto files")
             return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.procs import Server, core_busy_seconds, free_port, start_server
+from harness.procs import Server, core_times, free_port, start_server
 from harness.targets import Ports, Target, server_env
 from harness.wrk import WrkResult, lua_script, run_wrk
 
@@ -44,6 +44,7 @@ class Run:
     server_cpu_s: float
     wall_s: float
     foreign_cpu_s: float  # CPU that other processes used on the server's core meanwhile
+    core_idle_s: float  # time the server's core sat idle: the server was not saturated
 
     @property
     def foreign_share(self) -> float:
@@ -96,9 +97,10 @@ def wait_ready(m: Measured, settings: Settings) -> None:
     last = "no answer"
     while time.monotonic() < deadline:
         if not m.server.alive():
+            tail = m.server.log_tail()
+            last = tail.splitlines()[-1] if tail else "no output"
             raise RuntimeError(
-                f"exited with code {m.server.proc.returncode} during startup:\n"
-                f"{m.server.log_tail()}"
+                f"exited with code {m.server.proc.returncode} during startup ({last})\n{tail}"
             )
         try:
             status, body = post(url, m.target.body, timeout_s=2.0)
@@ -160,7 +162,7 @@ def start(target: Target, settings: Settings) -> Measured:
 def run_once(m: Measured, round_no: int, settings: Settings) -> Run:
     assert m.server is not None and m.script is not None
     cpu_before = m.server.cpu_seconds()
-    core_before = core_busy_seconds(settings.server_cpu)
+    core_before = core_times(settings.server_cpu)
     t0 = time.monotonic()
     result = run_wrk(
         m.target.url(m.port),
@@ -172,8 +174,10 @@ def run_once(m: Measured, round_no: int, settings: Settings) -> Run:
     )
     wall = time.monotonic() - t0
     server_cpu = m.server.cpu_seconds() - cpu_before
-    foreign = core_busy_seconds(settings.server_cpu) - core_before - server_cpu
-    return Run(round_no, result, server_cpu, wall, foreign)
+    core_after = core_times(settings.server_cpu)
+    foreign = core_after.busy_s - core_before.busy_s - server_cpu
+    idle = core_after.idle_s - core_before.idle_s
+    return Run(round_no, result, server_cpu, wall, foreign, idle)
 
 
 def measure_once(m: Measured, round_no: int, settings: Settings) -> None:

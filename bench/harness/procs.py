@@ -153,17 +153,23 @@ def start_server(
     return Server(name=name, proc=proc, log_path=log_path)
 
 
-def core_busy_seconds(cpu: int) -> float:
-    """User+nice+system time spent on one core, by anyone, from /proc/stat.
+@dataclass(frozen=True)
+class CoreTimes:
+    busy_s: float  # user + nice + system, by anyone
+    idle_s: float  # idle + iowait
 
-    Compared with the server's own CPU time over a run, this shows how much *other* work
+
+def core_times(cpu: int) -> CoreTimes:
+    """Cumulative busy and idle time of one core, from /proc/stat.
+
+    Busy time compared with the server's own CPU over a run shows how much *other* work
     (another benchmark, a build) shared the server's core: such a run is not comparable.
-    irq/softirq time is left out because loopback packet processing lands there and is
-    part of serving, not foreign load.
+    Idle time shows whether the server was saturated at all. irq/softirq time is in
+    neither: loopback packet processing lands there, and it belongs to no process.
     """
     for line in Path("/proc/stat").read_text().splitlines():
         name, *values = line.split()
         if name == f"cpu{cpu}":
-            user, nice, system = (int(v) for v in values[:3])
-            return (user + nice + system) / CLK_TCK
+            user, nice, system, idle, iowait = (int(v) for v in values[:5])
+            return CoreTimes((user + nice + system) / CLK_TCK, (idle + iowait) / CLK_TCK)
     raise ValueError(f"cpu{cpu} not in /proc/stat")

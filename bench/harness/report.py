@@ -100,25 +100,26 @@ def _fmt(value: float, spec: str) -> str:
 
 def table(measured: list[Measured]) -> list[str]:
     lines = [
-        "| target | req/s | p50 ms | p99 ms | CPU µs/req | server CPU | wrk CPU | others on "
-        "server core | valid runs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | req/s | p50 ms | p99 ms | CPU µs/req | server CPU | core idle | wrk CPU "
+        "| others on server core | valid runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measured:
         name = m.target.name
         if not m.valid_runs:
             reason = (m.failure or "no valid run").splitlines()[0]
-            lines.append(f"| {name} | FAILED: {reason} | | | | | | | 0/{len(m.runs)} |")
+            lines.append(f"| {name} | FAILED: {reason} | | | | | | | | 0/{len(m.runs)} |")
             continue
         server_util = median_of(m, lambda r: r.server_cpu_s / r.wall_s)
         client_util = median_of(m, lambda r: r.wrk.client_cpu_s / r.wall_s)
         foreign = median_of(m, lambda r: r.foreign_share)
+        idle = median_of(m, lambda r: r.core_idle_s / r.wall_s)
         lines.append(
             f"| {name} | {_fmt(median_of(m, _METRICS['rps']), ',.0f')} "
             f"| {_fmt(median_of(m, lambda r: r.wrk.p50_ms), '.2f')} "
             f"| {_fmt(median_of(m, lambda r: r.wrk.p99_ms), '.2f')} "
             f"| {_fmt(median_of(m, _METRICS['cpu']), ',.0f')} "
-            f"| {server_util:.0%} | {client_util:.0%} | {foreign:.0%} "
+            f"| {server_util:.0%} | {idle:.0%} | {client_util:.0%} | {foreign:.0%} "
             f"| {len(m.valid_runs)}/{len(m.runs)} |"
         )
     return lines

@@ -107,9 +107,9 @@ def build_targets(iris_proba: list[list[float]]) -> dict[str, Target]:
     venv, kserve_venv, seldon_venv = ROOT / ".venv", ROOT / ".venv-kserve", ROOT / ".venv-seldon"
     peers_hint = "run scripts/peer-venvs.sh"
 
-    def seldon_style(exe: Path, model: str) -> Callable[[Ports], list[str]]:
+    def seldon_style(prefix: list[str], model: str) -> Callable[[Ports], list[str]]:
         return lambda p: [
-            str(exe),
+            *prefix,
             model,
             "--http-port",
             str(p.http),
@@ -131,7 +131,7 @@ def build_targets(iris_proba: list[list[float]]) -> dict[str, Target]:
             path="/api/v1.0/predictions",
             body=SELDON_BODY,
             validate=seldon_rows(iris_proba),
-            command=seldon_style(infergraph, "IrisModel"),
+            command=seldon_style([str(infergraph), "microservice"], "IrisModel"),
         ),
         Target(
             name="seldon",
@@ -142,7 +142,7 @@ def build_targets(iris_proba: list[list[float]]) -> dict[str, Target]:
             path="/api/v1.0/predictions",
             body=SELDON_BODY,
             validate=seldon_rows(iris_proba),
-            command=seldon_style(seldon, "IrisModel"),
+            command=seldon_style([str(seldon)], "IrisModel"),
         ),
         Target(
             name="kserve",
@@ -171,7 +171,7 @@ def build_targets(iris_proba: list[list[float]]) -> dict[str, Target]:
             path="/api/v1.0/predictions",
             body=SELDON_BODY,
             validate=seldon_rows([SAMPLE_ROW]),
-            command=seldon_style(infergraph, "NoopModel"),
+            command=seldon_style([str(infergraph), "microservice"], "NoopModel"),
         ),
         Target(
             name="bare-asgi",

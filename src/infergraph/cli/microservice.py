@@ -22,6 +22,8 @@ SERVICE_TYPES = [
     "OUTPUT_TRANSFORMER",
 ]
 LEGACY_API_TYPES = {"REST", "GRPC", "FBS"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -147,6 +149,14 @@ def settings_from_args(
             changes[field] = value
     if args.log_level and not env.get("SELDON_LOG_LEVEL"):
         changes["log_level"] = args.log_level
+    level = str(changes.get("log_level", base.log_level)).strip().upper()
+    level = LOG_LEVEL_ALIASES.get(level, level)
+    if level not in LOG_LEVELS:
+        raise ValueError(
+            f"SELDON_LOG_LEVEL={env.get('SELDON_LOG_LEVEL')!r} is not a log level; "
+            f"use one of {', '.join(LOG_LEVELS)}"
+        )
+    changes["log_level"] = level
     if args.single_threaded:
         changes["threads"] = 1
     return base.replace(**changes)

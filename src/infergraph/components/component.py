@@ -132,10 +132,16 @@ class Component:
     def _static(self, endpoint: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         tags: dict[str, Any] = {}
         metrics: list[dict[str, Any]] = []
-        if self._tags_fn is not None:
-            tags = self._tags_fn() or {}
-        if self._metrics_fn is not None:
-            metrics = validate_metrics(self._metrics_fn(), f"{self.class_name}.metrics()")
+        try:
+            if self._tags_fn is not None:
+                tags = self._tags_fn() or {}
+            if self._metrics_fn is not None:
+                metrics = self._metrics_fn()
+        except InferGraphError:
+            raise
+        except Exception as exc:
+            raise _wrap_user_error(exc, f"{self.class_name}.tags/metrics") from exc
+        metrics = validate_metrics(metrics, f"{self.class_name}.metrics()")
         return tags, metrics
 
     def _response_meta(
@@ -146,6 +152,7 @@ class Component:
         runtime_metrics: list[dict[str, Any]] | None,
     ) -> Meta:
         meta = base.copy()
+        meta.routing = {}  # Seldon's wrapper never echoes routing; the graph owns it
         tags, metrics = self._static(endpoint)
         if runtime_metrics:
             metrics = metrics + validate_metrics(runtime_metrics, f"{self.class_name} response")
@@ -243,20 +250,31 @@ class Component:
         meta = self._response_meta(request.meta, endpoint, tags, metrics)
         return to_message(data, request, meta, self._names_for, spec.name)
 
+    def _default(self, endpoint: str, request: Message, data: Any) -> Message:
+        """What Seldon answers when the component lacks the method: ``data`` as a response."""
+        meta = self._response_meta(request.meta, endpoint, None, None)
+        return to_message(data, request, meta, self._names_for, endpoint)
+
     async def predict(self, request: Message, wire: str = "json") -> Message:
         response = await self._unary("predict", request, wire)
-        if response is None:  # Seldon answers an empty prediction
-            meta = self._response_meta(request.meta, "predict", None, None)
-            return to_message([], request, meta, self._names_for, "predict")
-        return response
+        return self._default("predict", request, []) if response is None else response
 
     async def transform_input(self, request: Message, wire: str = "json") -> Message:
+        """Without the method Seldon passes the request's payload through."""
         response = await self._unary("transform_input", request, wire)
-        return request if response is None else response
+        return (
+            self._default("transform_input", request, request.array())
+            if response is None
+            else response
+        )
 
     async def transform_output(self, request: Message, wire: str = "json") -> Message:
         response = await self._unary("transform_output", request, wire)
-        return request if response is None else response
+        return (
+            self._default("transform_output", request, request.array())
+            if response is None
+            else response
+        )
 
     async def route(self, request: Message, wire: str = "json") -> Message:
         spec = self._methods[("route", wire)]

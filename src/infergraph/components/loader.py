@@ -29,7 +29,7 @@ def import_component(interface_name: str, path: str | Path | None = None) -> typ
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        if exc.name and (module_name == exc.name or module_name.startswith(f"{exc.name}.")):
             raise LoadError(
                 f"Cannot import {interface_name!r}: no module named {module_name!r} in {folder} "
                 "or on the Python path"

@@ -117,6 +117,8 @@ def _decode_data(data: Any, where: str) -> tuple[DataKind, Any, list[str]]:
     if not isinstance(names, list):
         raise BadRequest(f"{where}.names must be a list of strings")
     if "ndarray" in data:
+        if not isinstance(data["ndarray"], list):
+            raise BadRequest(f"{where}.ndarray must be a list (of rows)")
         return DataKind.NDARRAY, _to_array(data["ndarray"], f"{where}.ndarray"), names
     if "tensor" in data:
         tensor = data["tensor"]
@@ -125,7 +127,7 @@ def _decode_data(data: Any, where: str) -> tuple[DataKind, Any, list[str]]:
         shape, values = tensor.get("shape"), tensor.get("values", [])
         if not isinstance(values, list):
             raise BadRequest(f"{where}.tensor.values must be a list of numbers")
-        array = np.array(values)
+        array = _to_array(values, f"{where}.tensor.values")
         if array.dtype.kind not in "iufb" and array.size:
             raise BadRequest(f"{where}.tensor.values must be numbers")
         if shape is not None:
@@ -147,7 +149,7 @@ def decode_message(obj: Any, where: str = "request") -> Message:
         raise BadRequest(f"Invalid request data type: {where} must be a JSON object")
     meta = decode_meta(obj.get("meta"), f"{where}.meta" if where != "request" else "meta")
     prefix = "" if where == "request" else f"{where}."
-    status = _decode_status(obj.get("status"))
+    status = _decode_status(obj.get("status"), f"{prefix}status")
     if "data" in obj:
         kind, data, names = _decode_data(obj["data"], f"{prefix}data")
         return Message(kind, data, names, meta, status)
@@ -168,18 +170,19 @@ def decode_message(obj: Any, where: str = "request") -> Message:
     raise BadRequest(f"Invalid request: {where} has none of data, strData, binData or jsonData")
 
 
-def _decode_status(obj: Any) -> Status | None:
+def _decode_status(obj: Any, where: str = "status") -> Status | None:
     if not isinstance(obj, dict):
         return None
     flag = obj.get("status", 0)
     if isinstance(flag, str):
         flag = 1 if flag == "FAILURE" else 0
-    return Status(
-        int(obj.get("code", 0) or 0),
-        str(obj.get("info", "")),
-        str(obj.get("reason", "")),
-        int(flag),
-    )
+    try:
+        code, flag = int(obj.get("code", 0) or 0), int(flag or 0)
+    except (TypeError, ValueError, OverflowError):
+        raise BadRequest(
+            f"{where} needs an integer code and a status of SUCCESS, FAILURE, 0 or 1"
+        ) from None
+    return Status(code, str(obj.get("info", "")), str(obj.get("reason", "")), flag)
 
 
 def decode_aggregate(obj: Any) -> list[Message]:

@@ -146,6 +146,7 @@ def encode_message(msg: Message) -> Any:
         s = msg.status
         out.status.code, out.status.info, out.status.reason = s.code, s.info, s.reason
         out.status.status = s.flag  # type: ignore[assignment]
+    out.meta.SetInParent()  # Seldon always sets meta, even when empty
     encode_meta(msg.meta, out.meta)
     kind = msg.kind
     if kind is DataKind.TENSOR:

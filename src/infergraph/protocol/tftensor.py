@@ -7,6 +7,7 @@ its proto-JSON form over REST. Both are converted here with numpy alone.
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,8 @@ _NAMES = {
 }
 _BY_NAME = {name: number for number, name in _NAMES.items()}
 _BY_NUMPY = {np.dtype(dt).str: number for number, (dt, _) in _DTYPES.items() if dt != "object"}
+_MAX_FILL = 1 << 24
+"""Most elements one value may be broadcast to; a bigger fill is refused, not allocated."""
 
 
 def _camel(field: str) -> str:
@@ -70,13 +73,14 @@ def _dtype_number(array: np.ndarray) -> int:
 
 def _from_values(number: int, shape: list[int], values: Any, content: bytes, where: str) -> Any:
     dtype_name, _ = _DTYPES[number]
-    size = int(np.prod(shape)) if shape else 1
-    if number == 7:
-        flat = np.array([v if isinstance(v, bytes) else base64.b64decode(v) for v in values])
-        return flat.reshape(shape) if len(flat) == size else flat
     dtype = np.dtype(dtype_name)
-    if content:
-        flat = np.frombuffer(content, dtype=dtype.newbyteorder("<"))
+    size = math.prod(shape)
+    if number == 7:
+        flat = np.array(
+            [v if isinstance(v, bytes) else base64.b64decode(v) for v in values], dtype=object
+        )
+    elif content:  # copied: user code may write to its input, as with tf.make_ndarray
+        flat = np.frombuffer(content, dtype=dtype.newbyteorder("<")).copy()
     elif number == 19:
         flat = np.asarray(values, dtype=np.uint16).view(np.float16)
     elif number in (8, 18):
@@ -87,6 +91,8 @@ def _from_values(number: int, shape: list[int], values: Any, content: bytes, whe
     if flat.size == size:
         return flat.reshape(shape)
     if flat.size == 1:  # TensorFlow lets one value fill the whole shape
+        if size > _MAX_FILL:
+            raise BadRequest(f"{where}: filling the shape {shape} from one value is too large")
         return np.full(shape, flat[0], dtype=dtype)
     raise BadRequest(f"{where}: {flat.size} values do not fill the shape {shape}")
 
@@ -97,37 +103,38 @@ def tf_json_to_array(obj: Any, where: str = "data.tftensor") -> Any:
         raise BadRequest(f"{where} must be a TensorProto JSON object")
     dtype = obj.get("dtype", "DT_INVALID")
     number = _BY_NAME.get(dtype) if isinstance(dtype, str) else dtype
-    if number not in _DTYPES:
+    if not isinstance(number, int) or isinstance(number, bool) or number not in _DTYPES:
         raise BadRequest(f"{where}.dtype: unsupported TensorFlow dtype {dtype!r}")
     try:
         dims = (obj.get("tensorShape") or obj.get("tensor_shape") or {}).get("dim", [])
         shape = [int(d.get("size", 0)) for d in dims]
         content = base64.b64decode(obj.get("tensorContent") or obj.get("tensor_content") or "")
-    except (AttributeError, TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
         raise BadRequest(f"{where}: malformed tensorShape or tensorContent: {exc}") from exc
     field = _DTYPES[number][1]
     values = obj.get(_camel(field), obj.get(field, []))
     try:
         return _from_values(number, shape, values, content, where)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BadRequest(f"{where}: values do not match dtype {_NAMES[number]}: {exc}") from exc
 
 
 def array_to_tf_json(array: np.ndarray) -> dict[str, Any]:
     """Encode like ``MessageToDict(tf.make_tensor_proto(array))``."""
     number = _dtype_number(array)
-    out: dict[str, Any] = {
-        "dtype": _NAMES[number],
-        "tensorShape": {"dim": [{"size": str(n)} for n in array.shape]},
-    }
+    dims = [{"size": str(n)} if n else {} for n in array.shape]  # proto3 JSON omits defaults
+    out: dict[str, Any] = {"dtype": _NAMES[number], "tensorShape": {"dim": dims} if dims else {}}
     if number == 7:
-        out["stringVal"] = [
+        strings = [
             base64.b64encode(v if isinstance(v, bytes) else str(v).encode()).decode()
             for v in array.ravel()
         ]
+        if strings:
+            out["stringVal"] = strings
     else:
         le = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        out["tensorContent"] = base64.b64encode(le.tobytes()).decode()
+        if le.size:
+            out["tensorContent"] = base64.b64encode(le.tobytes()).decode()
     return out
 
 
@@ -140,7 +147,7 @@ def tf_proto_to_array(proto: Any, where: str = "data.tftensor") -> Any:
     values = getattr(proto, _DTYPES[number][1])
     try:
         return _from_values(number, shape, list(values), proto.tensor_content, where)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BadRequest(f"{where}: values do not match dtype {_NAMES[number]}: {exc}") from exc
 
 
@@ -148,6 +155,7 @@ def array_to_tf_proto(array: np.ndarray, proto: Any) -> None:
     """Fill a ``tensorflow.TensorProto`` protobuf message from ``array``."""
     number = _dtype_number(array)
     proto.dtype = number
+    proto.tensor_shape.SetInParent()  # a scalar still has a (empty) shape, as TensorFlow writes
     for n in array.shape:
         proto.tensor_shape.dim.add(size=int(n))
     if number == 7:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import socket
@@ -19,9 +20,13 @@ from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_server import build_grpc_server
 from infergraph.transport.rest import RestApp
 
-__all__ = ["bind_socket", "serve_component"]
+__all__ = ["BindError", "bind_socket", "serve_component"]
 
 log = logging.getLogger(__name__)
+
+
+class BindError(OSError):
+    """A port cannot be bound (in use, or not available): a start-up error, not a bug."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -31,7 +36,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc.errno, f"cannot bind {host}:{port}: {exc.strerror}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -113,9 +122,15 @@ async def serve_component(
     grpc_server = None
     if settings.grpc_workers > 0:
         grpc_server = build_grpc_server(dataplane, max_message_size=settings.grpc_message_limit)
-        bound = grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        address = f"{settings.host}:{settings.grpc_port}"
+        try:
+            bound = grpc_server.add_insecure_port(address)
+        except RuntimeError:  # grpc.aio raises where grpc returned 0
+            bound = 0
         if bound == 0:
-            raise OSError(f"cannot bind gRPC port {settings.host}:{settings.grpc_port}")
+            raise BindError(
+                errno.EADDRINUSE, f"cannot bind gRPC {address}: address in use or unavailable"
+            )
         await grpc_server.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Any
 
-from infergraph.serving.server import serve_component
+from infergraph.serving.server import BindError, serve_component
 from infergraph.settings import ComponentSettings
 
 __all__ = ["run_component"]
@@ -46,7 +46,8 @@ def _worker(user: Any, settings: ComponentSettings, run_dir: str) -> int:
         _run_loop(serve_component(user, settings, run_dir=run_dir))
     except BaseException as exc:  # report, then exit non-zero: the parent decides
         if not isinstance(exc, KeyboardInterrupt | SystemExit):
-            log.error("worker %d failed: %s", os.getpid(), exc, exc_info=exc)
+            quiet = isinstance(exc, BindError)  # a clear message; no traceback needed
+            log.error("worker %d failed: %s", os.getpid(), exc, exc_info=None if quiet else exc)
             return 1
     return 0
 

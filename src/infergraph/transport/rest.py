@@ -185,20 +185,20 @@ class RestApp:
                 break
         message = await receive()
         body = message.get("body", b"")
-        if not message.get("more_body", False):
+        size = len(body)
+        if not message.get("more_body", False) and size <= limit:
             return body
         chunks = [body]
-        size = len(body)
-        while message.get("more_body", False):
+        while size <= limit and message.get("more_body", False):
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"Request body exceeds the limit of {limit} bytes "
-                    "(set --max-message-size or INFERGRAPH_MAX_MESSAGE_SIZE)"
-                )
             chunks.append(chunk)
+        if size > limit:  # also a body without Content-Length that arrived in one piece
+            raise PayloadTooLarge(
+                f"Request body exceeds the limit of {limit} bytes "
+                "(set --max-message-size or INFERGRAPH_MAX_MESSAGE_SIZE)"
+            )
         return b"".join(chunks)
 
     # ------------------------------------------------------------ helpers

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check venv proto proto-check bench clean
+.PHONY: demo test check venv services proto proto-check bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -18,7 +18,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m infergraph.demo
 
-test: $(STAMP)
+services:
+	bash scripts/install-services.sh
+
+test: $(STAMP) services
 	$(BIN)/python -m pytest -q
 
 check: $(STAMP)

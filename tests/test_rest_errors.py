@@ -642,3 +642,18 @@ async def test_failing_load_is_reported_as_seldon_json(seldon_error):
         response = await client.post("/predict", json=NDARRAY)
     app.dataplane.close()
     seldon_error(response, 500, INTERNAL, "model file missing")
+
+
+async def test_rest_timeout_annotation_gives_504(asgi_client) -> None:
+    """seldon.io/rest-timeout (ms) bounds each REST call; the client gets a clear 504."""
+    import asyncio as _asyncio
+
+    class Slow:
+        async def predict(self, X, names):
+            await _asyncio.sleep(5)
+            return X
+
+    async with asgi_client(Slow(), rest_timeout_ms=50) as client:
+        response = await client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1]]}})
+    assert response.status_code == 504
+    assert "seldon.io/rest-timeout=50 ms" in response.json()["status"]["info"]

@@ -186,3 +186,9 @@ def test_replace_returns_a_new_frozen_settings() -> None:
     assert (s.http_port, t.http_port) == (9000, 1234)
     with pytest.raises(AttributeError):
         t.http_port = 1  # type: ignore[misc]
+
+
+def test_rest_timeout_annotation_is_read() -> None:
+    s = ComponentSettings.from_env({}, {"seldon.io/rest-timeout": "1500"})
+    assert s.rest_timeout_ms == 1500
+    assert ComponentSettings.from_env({}, {}).rest_timeout_ms is None

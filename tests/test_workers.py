@@ -22,6 +22,7 @@ from procs import (
     free_ports,
     group_gone,
     metric_sum,
+    parse_metrics,
     poll,
     read_pids,
     run_to_exit,
@@ -194,8 +195,6 @@ def test_metrics_are_summed_across_workers(pool: Service, burst: dict[str, list[
 def test_metrics_endpoint_on_the_http_port_merges_too(
     pool: Service, burst: dict[str, list[int]]
 ) -> None:
-    from procs import parse_metrics
-
     for _ in range(4):
         status, _, body = pool.get("/metrics")
         assert status == 200
@@ -272,8 +271,26 @@ def test_load_failure_exits_non_zero(tmp_path: Path, workers: int) -> None:
         timeout=20,  # the supervisor gives up after repeated fast failures
     )
     assert result.returncode != 0
+    assert "BadLoad.load() raised" in result.stderr
     assert "weights file is missing" in result.stderr
+    assert "infergraph" in result.stderr
     assert result.leftovers is False
+    if workers == 1:  # one clear line; the traceback goes to the log only with workers
+        assert "infergraph microservice: error: BadLoad.load() raised" in result.stderr
+
+
+def test_serving_workers_killed_quickly_are_replaced_not_fatal(tmp_path: Path) -> None:
+    """Only workers that die before they finished starting count as start failures."""
+    folder = _pid_folder(tmp_path)
+    with serving(folder, ["PidModel", "--workers", "2", "--log-level", "WARNING"]) as service:
+        first = poll(lambda: _first_loads(folder, 2), what="2 workers loaded")
+        poll(lambda: service.get("/ready")[0] == 200, what="ready")
+        for victim in first:  # both, at once, right after start
+            os.kill(victim, signal.SIGKILL)
+        later = poll(lambda: _first_loads(folder, 4), what="two replacement workers")
+        assert not set(later[2:]) & set(first)
+        poll(lambda: _answering_pid(service) in later[2:], what="a replacement answers")
+        assert service.proc.poll() is None
 
 
 def test_env_gunicorn_workers(tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ class ComponentSettings:
     """MODEL, ROUTER, TRANSFORMER, COMBINER, OUTPUT_TRANSFORMER, OUTLIER_DETECTOR: informational."""
     parameters: str = "[]"
     """JSON list of ``{name, value, type}`` passed to the constructor."""
+    parameters_source: str = "--parameters"
+    """Where ``parameters`` came from, named in error messages."""
     path: str = "."
     """Folder the user's module is imported from."""
     http_port: int = 9000
@@ -80,6 +82,8 @@ class ComponentSettings:
     """Largest REST body and gRPC message accepted, in bytes."""
     grpc_max_message_size: int | None = None
     """Overrides max_message_size for gRPC (annotation seldon.io/grpc-max-message-size)."""
+    rest_timeout_ms: int | None = None
+    """Per-request limit for REST calls (annotation seldon.io/rest-timeout); None: none."""
     include_metrics_in_client_response: bool = True
     payload_passthrough: bool = False
     model_metadata: str = ""
@@ -118,10 +122,16 @@ class ComponentSettings:
                 raise ValueError(f"PREDICTOR_LABELS is not JSON: {raw_labels!r}") from None
             labels = {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
         grpc_limit = annotations.get("seldon.io/grpc-max-message-size")
+        rest_timeout = annotations.get("seldon.io/rest-timeout", "")
         return cls(
             interface_name=env.get("MODEL_NAME", ""),
             service_type=env.get("SERVICE_TYPE", "MODEL") or "MODEL",
             parameters=env.get("PREDICTIVE_UNIT_PARAMETERS", "[]") or "[]",
+            parameters_source=(
+                "PREDICTIVE_UNIT_PARAMETERS"
+                if env.get("PREDICTIVE_UNIT_PARAMETERS")
+                else "--parameters"
+            ),
             http_port=_int(env, "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", 9000),
             grpc_port=_int(env, "PREDICTIVE_UNIT_GRPC_SERVICE_PORT", 5000),
             metrics_port=_int(env, "PREDICTIVE_UNIT_METRICS_SERVICE_PORT", 6000),
@@ -133,6 +143,7 @@ class ComponentSettings:
             access_log=_bool(env.get("GUNICORN_ACCESS_LOG"), False),
             max_message_size=_int(env, "INFERGRAPH_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),
             grpc_max_message_size=int(grpc_limit) if grpc_limit and grpc_limit.isdigit() else None,
+            rest_timeout_ms=int(rest_timeout) if rest_timeout.isdigit() else None,
             include_metrics_in_client_response=_bool(
                 env.get("INCLUDE_METRICS_IN_CLIENT_RESPONSE"), True
             ),

@@ -120,6 +120,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+FLAG_FIELDS = (
+    "interface_name",
+    "service_type",
+    "parameters",
+    "workers",
+    "threads",
+    "http_port",
+    "grpc_port",
+    "metrics_port",
+    "grpc_workers",
+    "host",
+    "path",
+    "max_message_size",
+    "access_log",
+    "sync_inline",
+)
+
+
 def settings_from_args(
     args: argparse.Namespace, env: dict[str, str] | None = None
 ) -> ComponentSettings:
@@ -127,26 +145,12 @@ def settings_from_args(
     env = dict(os.environ) if env is None else env
     base = ComponentSettings.from_env(env)
     changes: dict[str, Any] = {}
-    mapping = {
-        "interface_name": "interface_name",
-        "service_type": "service_type",
-        "parameters": "parameters",
-        "workers": "workers",
-        "threads": "threads",
-        "http_port": "http_port",
-        "grpc_port": "grpc_port",
-        "metrics_port": "metrics_port",
-        "grpc_workers": "grpc_workers",
-        "host": "host",
-        "path": "path",
-        "max_message_size": "max_message_size",
-        "access_log": "access_log",
-        "sync_inline": "sync_inline",
-    }
-    for flag, field in mapping.items():
-        value = getattr(args, flag)
+    for name in FLAG_FIELDS:  # each flag sets the ComponentSettings field of its name
+        value = getattr(args, name)
         if value is not None:
-            changes[field] = value
+            changes[name] = value
+    if args.parameters is not None:
+        changes["parameters_source"] = "--parameters"
     if args.log_level and not env.get("SELDON_LOG_LEVEL"):
         changes["log_level"] = args.log_level
     level = str(changes.get("log_level", base.log_level)).strip().upper()
@@ -202,6 +206,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         return run_component(user, settings)
-    except OSError as exc:
+    except (OSError, InferGraphError) as exc:
         print(f"infergraph microservice: error: {exc}", file=sys.stderr)
         return 1

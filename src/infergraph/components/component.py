@@ -15,6 +15,7 @@ from infergraph.components.results import to_message, unwrap, validate_metrics
 from infergraph.errors import (
     BadRequest,
     InferGraphError,
+    LoadError,
     MicroserviceError,
     NotImplementedByComponent,
     UserCodeError,
@@ -113,6 +114,13 @@ class Component:
                     await self.invoker.call(self._load_fn, False)
             except (NotImplementedError, AttributeError):
                 pass
+            except InferGraphError:
+                raise
+            except Exception as exc:
+                log.error("%s.load() failed", self.class_name, exc_info=exc)
+                raise LoadError(
+                    f"{self.class_name}.load() raised {type(exc).__name__}: {exc}"
+                ) from exc
         self.ready = True
 
     # ------------------------------------------------------------ helpers

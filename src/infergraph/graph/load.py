@@ -99,8 +99,12 @@ def load_deployments(
     source: str | os.PathLike[str], *, skip_other_kinds: bool = False, name: str | None = None
 ) -> list[Deployment]:
     """The deployments in ``source``, checked by :func:`validate` and then defaulted: what
-    ``serve`` and ``render`` run. Raises :class:`SpecError` listing every problem."""
+    ``serve`` and ``render`` run. Raises :class:`SpecError` listing every problem, or
+    saying that ``source`` holds no deployment."""
     documents = read_documents(source, skip_other_kinds=skip_other_kinds, name=name)
+    if not documents:
+        label = name or ("<string>" if isinstance(source, str) and "\n" in source else str(source))
+        raise SpecError([Problem("", "no SeldonDeployment or GraphDeployment found")], label)
     problems = [doc.locate(p) for doc in documents for p in validate(doc.deployment)]
     if problems:
         raise SpecError(problems, documents[0].source)
@@ -161,7 +165,7 @@ def _parse(text: str, label: str) -> list[tuple[Any, dict[str, int], list[Proble
             out.append((data, lines, duplicates))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        what = ", ".join(part for part in (exc.context, exc.problem) if part)
         line = mark.line + 1 if mark is not None else None
         column = mark.column + 1 if mark is not None else None
         raise SpecUnreadable(f"YAML syntax error: {what}", label, line, column) from None

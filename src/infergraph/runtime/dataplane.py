@@ -26,7 +26,7 @@ def build_user_object(settings: ComponentSettings) -> Any:
     if not settings.interface_name:
         raise LoadError("No component given: pass MODULE[.Class] or set MODEL_NAME")
     cls = import_component(settings.interface_name, settings.path)
-    params = parse_parameters(settings.parameters, "--parameters")
+    params = parse_parameters(settings.parameters, settings.parameters_source)
     return instantiate(cls, params)
 
 

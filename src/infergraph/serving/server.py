@@ -51,7 +51,7 @@ class _MetricsApp:
 
     def __init__(self, peers: PeerMetrics, path: str) -> None:
         self.peers = peers
-        self.paths = {path, "/metrics", "/prometheus"}
+        self.paths = {path, "/metrics"}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -106,10 +106,14 @@ async def serve_component(
     run_dir: str | Path | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or SIGTERM/SIGINT). ``load()`` runs here, once."""
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT). ``load()`` runs here, once.
+
+    With a ``run_dir`` (several workers), the worker announces itself there only once
+    it has loaded and bound every port: the supervisor tells a worker that failed to
+    start from one that died while serving by that mark.
+    """
     dataplane = ComponentDataPlane(user, settings)
     peers = PeerMetrics(dataplane.registry, run_dir)
-    await peers.start()
     rest = RestApp(dataplane, metrics_text=peers.text, metrics_path=settings.metrics_endpoint)
     await rest.ensure_loaded()
     sockets = sockets or {}
@@ -132,6 +136,7 @@ async def serve_component(
                 errno.EADDRINUSE, f"cannot bind gRPC {address}: address in use or unavailable"
             )
         await grpc_server.start()
+    await peers.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

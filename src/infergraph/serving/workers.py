@@ -2,8 +2,9 @@
 
 The user object is built once, in this process, before forking; each worker runs
 ``load()`` and serves REST, gRPC and metrics on the same ports as its siblings. A
-worker that dies is replaced; one that dies at once, twice in a row, stops the
-whole service with a non-zero exit rather than looping.
+worker that dies while serving is replaced; two in a row that die before they
+finished starting (loaded and bound every port) stop the whole service with a
+non-zero exit rather than looping.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import signal
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+from infergraph.errors import LoadError
 from infergraph.serving.server import BindError, serve_component
 from infergraph.settings import ComponentSettings
 
@@ -25,7 +28,7 @@ __all__ = ["run_component"]
 
 log = logging.getLogger(__name__)
 
-FAST_DEATH_SECONDS = 5.0
+CRASH_WINDOW_SECONDS = 10.0
 
 
 def _run_loop(coro: Any) -> None:
@@ -46,7 +49,7 @@ def _worker(user: Any, settings: ComponentSettings, run_dir: str) -> int:
         _run_loop(serve_component(user, settings, run_dir=run_dir))
     except BaseException as exc:  # report, then exit non-zero: the parent decides
         if not isinstance(exc, KeyboardInterrupt | SystemExit):
-            quiet = isinstance(exc, BindError)  # a clear message; no traceback needed
+            quiet = isinstance(exc, BindError | LoadError)  # clear messages; logged already
             log.error("worker %d failed: %s", os.getpid(), exc, exc_info=None if quiet else exc)
             return 1
     return 0
@@ -74,6 +77,7 @@ def run_component(user: Any, settings: ComponentSettings) -> int:
 
 def _supervise(user: Any, settings: ComponentSettings, run_dir: str) -> int:
     stopping = False
+    children: set[int] = set()
 
     def stop(signum: int, frame: Any) -> None:
         nonlocal stopping
@@ -82,13 +86,13 @@ def _supervise(user: Any, settings: ComponentSettings, run_dir: str) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    children: dict[int, float] = {}
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for _ in range(settings.workers):
-        children[_spawn(user, settings, run_dir)] = time.monotonic()
+        children.add(_spawn(user, settings, run_dir))
     exit_code = 0
-    fast_deaths = 0
+    failed_starts = 0
+    recent_deaths: list[float] = []
     while children:
         try:
             pid, status = os.wait()
@@ -96,20 +100,30 @@ def _supervise(user: Any, settings: ComponentSettings, run_dir: str) -> int:
             break
         except InterruptedError:
             continue
-        started = children.pop(pid, None)
-        if started is None or stopping:
+        if pid not in children:
+            continue
+        children.discard(pid)
+        marker = Path(run_dir) / f"ready-{pid}"
+        started = marker.exists()
+        marker.unlink(missing_ok=True)
+        if stopping:
             continue
         code = os.waitstatus_to_exitcode(status)
-        lived = time.monotonic() - started
-        log.warning("worker %d exited with %d after %.1fs", pid, code, lived)
-        fast_deaths = fast_deaths + 1 if lived < FAST_DEATH_SECONDS else 0
-        if fast_deaths >= 2:
+        log.warning(
+            "worker %d exited with %d %s", pid, code, "while serving" if started else "at start"
+        )
+        failed_starts = 0 if started else failed_starts + 1
+        if failed_starts >= 2:
             print(
                 f"infergraph: workers keep failing at start (exit {code}); stopping",
                 file=sys.stderr,
             )
-            exit_code = code or 1
+            exit_code = code if code > 0 else 1  # a signal (-9) is not an exit status
             stop(signal.SIGTERM, None)
             continue
-        children[_spawn(user, settings, run_dir)] = time.monotonic()
+        now = time.monotonic()
+        recent_deaths = [t for t in recent_deaths if now - t < CRASH_WINDOW_SECONDS] + [now]
+        if len(recent_deaths) > settings.workers * 3:
+            time.sleep(1.0)  # a crash loop while serving: restart, but not in a tight loop
+        children.add(_spawn(user, settings, run_dir))
     return exit_code

@@ -15,6 +15,7 @@ from typing import Any
 
 from infergraph.errors import (
     BadRequest,
+    DeadlineExceeded,
     InferGraphError,
     MethodNotAllowed,
     MicroserviceError,
@@ -63,6 +64,8 @@ class RestApp:
         self.dataplane = dataplane
         self.max_body_size = max_body_size or dataplane.settings.max_message_size
         self.metrics_text = metrics_text or self._local_metrics
+        timeout_ms = dataplane.settings.rest_timeout_ms
+        self.timeout = timeout_ms / 1000.0 if timeout_ms else None
         self._load_lock: asyncio.Lock | None = None
         predict = self._predict
         feedback = self._feedback
@@ -146,7 +149,10 @@ class RestApp:
                 body_in = await self._read_body(scope, receive)
                 if not self.dataplane.ready:
                     await self.ensure_loaded()
-                status, body, ctype = await route[0](scope, body_in)
+                if self.timeout is None:
+                    status, body, ctype = await route[0](scope, body_in)
+                else:
+                    status, body, ctype = await self._within_timeout(route[0](scope, body_in))
         except InferGraphError as exc:
             status, body, ctype = _error_response(exc)
         except Exception as exc:  # a bug of ours: still Seldon's JSON, never a traceback
@@ -168,6 +174,17 @@ class RestApp:
             self.dataplane.metrics.request(
                 service, method.lower(), str(status), time.perf_counter() - started
             )
+
+    async def _within_timeout(
+        self, call: Awaitable[tuple[int, bytes, bytes]]
+    ) -> tuple[int, bytes, bytes]:
+        try:
+            return await asyncio.wait_for(call, self.timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"the request took longer than seldon.io/rest-timeout="
+                f"{self.dataplane.settings.rest_timeout_ms} ms"
+            ) from None
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.max_body_size

@@ -353,3 +353,16 @@ def test_port_bases_can_be_moved() -> None:
 
 def _nodes(graph: Any) -> list[Any]:
     return [graph, *(node for child in graph.children for node in _nodes(child))]
+
+
+def test_a_graph_that_contains_itself_is_a_problem_not_a_crash() -> None:
+    text = (
+        "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\n"
+        "metadata: {name: loop}\nspec:\n  predictors:\n  - name: p\n"
+        "    graph: &g\n      name: a\n      children: [*g]\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_documents(text)
+    (problem,) = caught.value.problems
+    assert problem.path == "spec.predictors[0].graph.children[0]"
+    assert "refers to itself" in problem.message

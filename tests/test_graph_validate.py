@@ -44,21 +44,19 @@ BASE: Doc = {
         ]
     },
 }
-_SEGMENT = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["([^"]*)"\]')
+_SEGMENT = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\.(\d+)|\["([^"]*)"\]')
 DELETE = object()
 
 
 def _set(doc: Doc, path: str, value: Any) -> None:
-    """Set ``value`` at ``path`` (``a.b[0]["k.x"]``); an index one past the end appends."""
+    """Set ``value`` at ``path`` (``a.b[0]["k.x"]``, or ``a.b.0``); an index one past the end
+    appends."""
     keys: list[Any] = [
-        m[1] or (int(m[2]) if m[2] else m[3]) for m in _SEGMENT.finditer(path) if m[0]
+        m[1] or (int(m[2] or m[3]) if m[2] or m[3] else m[4]) for m in _SEGMENT.finditer(path)
     ]
     target: Any = doc
     for key in keys[:-1]:
-        if isinstance(target, dict):
-            target = target.setdefault(key, {})
-        else:
-            target = target[key]
+        target = target.setdefault(key, {}) if isinstance(target, dict) else target[key]
     last = keys[-1]
     if value is DELETE:
         del target[last]
@@ -592,13 +590,13 @@ def test_accepted_edge_cases(doc: Doc) -> None:
 def test_every_rule_problem_is_reported_at_once() -> None:
     doc = patch(
         ("spec.predictors[0].traffic", 30),
-        ("spec.predictors[0].shadow", True),
+        ('spec.predictors[0].annotations["seldon.io/no-engine"]', "true"),
         (f"{G}.children[0].name", "missing"),
         (f"{G}.children[0].logger", {}),
         (f"{G}.children[1]", {"name": "ab", "implementation": "RANDOM_ABTEST"}),
     )
     assert [p.path for p in problems_of(doc)] == [
-        "spec.predictors[0].shadow",
+        'spec.predictors[0].annotations["seldon.io/no-engine"]',
         "spec.predictors[0].traffic",
         f"{G}.children[0]",
         f"{G}.children[0].logger.mode",
@@ -642,4 +640,3 @@ def test_format_path(loc: tuple[int | str, ...], path: str) -> None:
 def test_validate_sees_defaulted_specs_alike() -> None:
     (document,) = read_documents(yaml.safe_dump(make(spec__predictors__0__traffic=50)))
     assert validate(default(document.deployment)) == validate(document.deployment)
-

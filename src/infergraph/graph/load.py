@@ -101,9 +101,9 @@ def load_deployments(
     """The deployments in ``source``, checked by :func:`validate` and then defaulted: what
     ``serve`` and ``render`` run. Raises :class:`SpecError` listing every problem, or
     saying that ``source`` holds no deployment."""
-    documents = read_documents(source, skip_other_kinds=skip_other_kinds, name=name)
+    text, label = _read(source, name)
+    documents = _documents(text, label, skip_other_kinds)
     if not documents:
-        label = name or ("<string>" if isinstance(source, str) and "\n" in source else str(source))
         raise SpecError([Problem("", "no SeldonDeployment or GraphDeployment found")], label)
     problems = [doc.locate(p) for doc in documents for p in validate(doc.deployment)]
     if problems:
@@ -116,6 +116,10 @@ def read_documents(
 ) -> list[SourceDocument]:
     """Like :func:`load_documents`, keeping each deployment's file, document and lines."""
     text, label = _read(source, name)
+    return _documents(text, label, skip_other_kinds)
+
+
+def _documents(text: str, label: str, skip_other_kinds: bool) -> list[SourceDocument]:
     documents: list[SourceDocument] = []
     problems: list[Problem] = []
     for index, (data, lines, duplicates) in enumerate(_parse(text, label)):
@@ -181,8 +185,13 @@ def _index(
     loc: tuple[int | str, ...],
     lines: dict[str, int],
     duplicates: list[Problem],
+    active: frozenset[int] = frozenset(),
 ) -> None:
+    """Record the line of every field path under ``node``, and keys given twice."""
     lines.setdefault(format_path(loc), node.start_mark.line + 1)
+    if id(node) in active:  # a YAML alias that contains itself
+        return
+    active = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
@@ -196,10 +205,10 @@ def _index(
                 )
             seen.add(key.value)
             lines[path] = key.start_mark.line + 1
-            _index(value, child, lines, duplicates)
+            _index(value, child, lines, duplicates, active)
     elif isinstance(node, yaml.SequenceNode):
         for position, item in enumerate(node.value):
-            _index(item, (*loc, position), lines, duplicates)
+            _index(item, (*loc, position), lines, duplicates, active)
 
 
 def _expand(data: Any) -> list[tuple[tuple[int | str, ...], Any]]:

@@ -30,6 +30,7 @@ __all__ = [
     "HpaSpec",
     "IntOrString",
     "KedaSpec",
+    "KubeModel",
     "KubeObject",
     "ObjectMeta",
     "PdbSpec",

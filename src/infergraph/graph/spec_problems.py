@@ -93,10 +93,10 @@ def _position(problem: Problem) -> str:
     return f"line {problem.line}: " if problem.line is not None else ""
 
 
-def format_path(loc: Sequence[int | str]) -> str:
+def format_path(loc: Sequence[int | str], prefix: str = "") -> str:
     """``('spec', 'predictors', 0, 'annotations', 'seldon.io/svc-name')`` ->
-    ``spec.predictors[0].annotations["seldon.io/svc-name"]``."""
-    out = ""
+    ``spec.predictors[0].annotations["seldon.io/svc-name"]``, appended to ``prefix``."""
+    out = prefix
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
@@ -108,15 +108,13 @@ def format_path(loc: Sequence[int | str]) -> str:
     return out
 
 
-def problems_from_validation_error(
-    error: ValidationError, model: type[BaseModel], prefix: Sequence[int | str] = ()
-) -> list[Problem]:
+def problems_from_validation_error(error: ValidationError, model: type[BaseModel]) -> list[Problem]:
     """Turn pydantic's errors for ``model`` into problems with readable messages."""
     problems: list[Problem] = []
     for detail in error.errors(include_url=False):
         loc = [part for part in detail["loc"] if part != "[key]"]
         message = _message(detail, model, loc)
-        problems.append(Problem(format_path([*prefix, *loc]), message))
+        problems.append(Problem(format_path(loc), message))
     return problems
 
 
@@ -161,6 +159,8 @@ def _message(detail: ErrorDetails, model: type[BaseModel], loc: list[int | str])
     if kind in bounds:
         sign, key = bounds[kind]
         return f"must be {sign} {ctx.get(key)}, got {_show(value)}"
+    if kind == "recursion_loop":
+        return "refers to itself (a YAML alias inside its own anchor); a graph must be a tree"
     if kind == "value_error":
         return str(ctx.get("error", detail["msg"]))
     text = detail["msg"]

@@ -102,11 +102,6 @@ def _implied_type(node: PredictiveUnit) -> PredictiveUnitType | None:
     return BUILTIN_IMPLEMENTATIONS.get(node.implementation or "")
 
 
-def _at(path: str, *keys: str) -> str:
-    """A path into a map field whose keys are not identifiers (annotations)."""
-    return path + format_path(["x", *keys])[1:]
-
-
 def _check_predictors(spec: DeploymentSpec) -> Iterator[Problem]:
     names: dict[str, int] = {}
     services: dict[str, int] = {}
@@ -124,14 +119,14 @@ def _check_predictors(spec: DeploymentSpec) -> Iterator[Problem]:
         size = count_nodes(predictor.graph)
         if no_engine is not None and no_engine.lower() != "false" and size > 1:
             yield Problem(
-                _at(f"{path}.annotations", ANNOTATION_NO_ENGINE),
+                format_path(["annotations", ANNOTATION_NO_ENGINE], path),
                 f"running without an orchestrator needs a single-node graph, and this graph "
                 f"has {size} nodes; remove the annotation or reduce the graph to one node",
             )
         service = predictor.annotations.get(ANNOTATION_SVC_NAME)
         if service is not None and service in services:
             yield Problem(
-                _at(f"{path}.annotations", ANNOTATION_SVC_NAME),
+                format_path(["annotations", ANNOTATION_SVC_NAME], path),
                 f"service name '{service}' is already used by spec.predictors"
                 f"[{services[service]}]; {ANNOTATION_SVC_NAME} must be unique",
             )

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-from infergraph.runtime.dataplane import ComponentDataPlane
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.settings import ComponentSettings
 from infergraph.transport.rest import RestApp
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from infergraph.components.dataplane import ComponentDataPlane, build_user_object
 from infergraph.components.loader import import_component, instantiate
 from infergraph.components.parameters import parse_parameters
 from infergraph.errors import BadParameter, LoadError
-from infergraph.runtime.dataplane import ComponentDataPlane, build_user_object
 from infergraph.sdk import Model
 from infergraph.settings import ComponentSettings
 

@@ -11,10 +11,10 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.observability.component_metrics import REQUESTS_METRIC
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
-from infergraph.runtime.dataplane import ComponentDataPlane
 from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_server import SERVICE_NAMES, build_grpc_server
 

@@ -247,7 +247,7 @@ async def test_load_runs_once_before_the_first_request():
     """Readiness follows load(): 503 until it ran, then 200; load runs once."""
     import httpx
 
-    from infergraph.runtime.dataplane import ComponentDataPlane
+    from infergraph.components.dataplane import ComponentDataPlane
     from infergraph.transport.rest import RestApp
 
     class Loads(Echo):

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import MicroserviceError
-from infergraph.runtime.dataplane import ComponentDataPlane
 from infergraph.sdk import SeldonMicroserviceException
 from infergraph.settings import ComponentSettings
 from infergraph.transport.rest import RestApp

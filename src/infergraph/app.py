@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infergraph.runtime.dataplane import ComponentDataPlane
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.settings import ComponentSettings
 from infergraph.transport.rest import RestApp
 

@@ -2,7 +2,7 @@
 
 Every error raised on purpose derives from :class:`InferGraphError` and carries a
 transport-neutral :class:`ErrorCode`. The transports map codes to HTTP and gRPC
-status in one table (``infergraph.transport.status``); nothing else chooses a status.
+status in one table (``infergraph.status``); nothing else chooses a status.
 
 ::
 

@@ -26,8 +26,8 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.observability.metrics import Registry
-from infergraph.runtime.dataplane import ComponentDataPlane
 from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_server import build_grpc_server
 

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pidfile:
         with open(args.pidfile, "w") as fh:
             fh.write(str(os.getpid()))
-    from infergraph.runtime.dataplane import ComponentDataPlane, build_user_object
+    from infergraph.components.dataplane import ComponentDataPlane, build_user_object
     from infergraph.serving.workers import run_component
 
     try:

@@ -15,6 +15,7 @@ from infergraph.routers.abtest import RandomABTest
 from infergraph.routers.average import AverageCombiner
 from infergraph.routers.bandits import BanditRouter
 from infergraph.routers.epsilon_greedy import EpsilonGreedy
+from infergraph.routers.simple import SimpleModel, SimpleRouter
 from infergraph.routers.state import (
     BanditCounts,
     BanditStore,
@@ -48,6 +49,8 @@ BUILTIN_CLASSES: Mapping[str, type] = MappingProxyType(
         "EPSILON_GREEDY": EpsilonGreedy,
         "THOMPSON_SAMPLING": ThompsonSampling,
         "UCB1": UCB1,
+        "SIMPLE_MODEL": SimpleModel,
+        "SIMPLE_ROUTER": SimpleRouter,
     }
 )
 """Graph node ``implementation`` -> the class that implements it (read-only)."""

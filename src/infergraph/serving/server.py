@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from infergraph.runtime.dataplane import ComponentDataPlane
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.serving.peers import PeerMetrics
 from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_server import build_grpc_server

@@ -4,7 +4,7 @@ One :class:`_SeldonServicer` implements every method once; :data:`SERVICES` says
 which of its methods each of the seven services exposes, as Seldon registers one
 servicer object for all of them. Requests are decoded by ``seldon_pb``, served by
 the transport-neutral :class:`ComponentDataPlane` and encoded back. Errors leave as
-gRPC status codes chosen by ``infergraph.transport.status``; nothing escapes.
+gRPC status codes chosen by ``infergraph.status``; nothing escapes.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from grpc_reflection.v1alpha import reflection as grpc_reflection
 
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import InferGraphError, NotImplementedByComponent
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
-from infergraph.runtime.dataplane import ComponentDataPlane
-from infergraph.transport.status import grpc_status
+from infergraph.status import grpc_status
 
 __all__ = ["SERVICES", "SERVICE_NAMES", "build_grpc_server", "model_metadata_proto"]
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import (
     BadRequest,
     DeadlineExceeded,
@@ -25,10 +26,9 @@ from infergraph.errors import (
 from infergraph.observability.metrics import render
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import Message
-from infergraph.runtime.dataplane import ComponentDataPlane
+from infergraph.status import http_status
 from infergraph.transport.openapi import component_openapi
 from infergraph.transport.rest_request import parse_seldon_body
-from infergraph.transport.status import http_status
 
 __all__ = ["RestApp"]
 

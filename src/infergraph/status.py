@@ -1,4 +1,8 @@
-"""The one table mapping error codes to HTTP and gRPC status."""
+"""The one table mapping error codes to HTTP and gRPC status.
+
+It sits beside ``errors`` (not in ``transport``) because the graph executor labels its
+node-call metrics with the same HTTP status the transports answer.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import grpc
 
 from infergraph.errors import ErrorCode, InferGraphError
 
-__all__ = ["grpc_status", "http_status"]
+__all__ = ["grpc_status", "http_status", "status_label"]
 
 _TABLE: dict[ErrorCode, tuple[int, grpc.StatusCode]] = {
     ErrorCode.BAD_REQUEST: (400, grpc.StatusCode.INVALID_ARGUMENT),
@@ -45,3 +49,8 @@ def grpc_status(error: InferGraphError) -> grpc.StatusCode:
             else grpc.StatusCode.INTERNAL,
         )
     return _TABLE[error.code][1]
+
+
+def status_label(error: BaseException) -> str:
+    """The HTTP status of any exception as a metric label ("500" for foreign ones)."""
+    return str(http_status(error)) if isinstance(error, InferGraphError) else "500"

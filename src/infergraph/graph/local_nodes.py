@@ -1,0 +1,110 @@
+"""Nodes served in this process: user classes named by a container's ``MODEL_NAME``
+(as Seldon's s2i images run them) and the built-in routers and combiners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from infergraph.components.dataplane import ComponentDataPlane
+from infergraph.components.loader import import_component, instantiate
+from infergraph.components.parameters import parse_parameters
+from infergraph.errors import InferGraphError, LoadError
+from infergraph.graph.plan import ClientFactory, NodeClient
+from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec, is_prepackaged
+from infergraph.observability.metrics import Registry
+from infergraph.routers import BanditRouter, BanditStore, builtin_class, seldon_key
+from infergraph.settings import ComponentSettings
+
+__all__ = ["local_factory", "user_object"]
+
+
+def _parameters(node: PredictiveUnit, where: str) -> dict[str, Any]:
+    raw = [{"name": p.name, "value": p.value, "type": str(p.type)} for p in node.parameters]
+    return parse_parameters(raw, where)
+
+
+def user_object(
+    deployment: Deployment,
+    predictor: PredictorSpec,
+    node: PredictiveUnit,
+    path: str | Path,
+    store: BanditStore | None,
+) -> tuple[Any, str, dict[str, str]]:
+    """Build the object behind a node: (object, image for requestPath, container env)."""
+    where = f"node {node.name!r} parameters"
+    implementation = node.implementation or ""
+    builtin = builtin_class(implementation)
+    if builtin is not None:
+        params = _parameters(node, where)
+        if store is not None and issubclass(builtin, BanditRouter):
+            params["store"] = store
+            params["key"] = seldon_key(
+                deployment.metadata.name, predictor.name, node.name, "-bandit"
+            )
+        return instantiate(builtin, params), implementation, {}
+    if is_prepackaged(implementation):
+        raise LoadError(
+            f"node {node.name!r}: implementation {implementation} (a prepackaged model server) "
+            "is not supported yet by infergraph serve; it arrives with Open Inference Protocol "
+            "support. Meanwhile give the node a container whose env MODEL_NAME names a class.",
+            node=node.name,
+        )
+    container = predictor.container(node.name)
+    if container is None:
+        raise LoadError(
+            f"node {node.name!r} has no container named {node.name!r} in componentSpecs",
+            node=node.name,
+        )
+    env = {e.name: e.value for e in container.env if e.value is not None}
+    interface = env.get("MODEL_NAME")
+    if not interface:
+        raise LoadError(
+            f"node {node.name!r}: container {container.name!r} (image {container.image}) has no "
+            "env MODEL_NAME; infergraph runs a node locally from the Python class MODEL_NAME "
+            "names (Module or module.Class), as Seldon's s2i images do",
+            node=node.name,
+        )
+    try:
+        cls = import_component(interface, path)
+        return instantiate(cls, _parameters(node, where)), container.image or interface, env
+    except InferGraphError as exc:
+        raise LoadError(f"node {node.name!r}: {exc}", node=node.name) from exc
+
+
+def local_factory(
+    *,
+    path: str | Path = ".",
+    registry: Registry | None = None,
+    store: BanditStore | None = None,
+    settings_hook: Callable[[ComponentSettings], ComponentSettings] | None = None,
+) -> ClientFactory:
+    """A factory that serves every node in this process, sharing one metrics registry."""
+    shared = registry or Registry()
+
+    def build(
+        deployment: Deployment, predictor: PredictorSpec, node: PredictiveUnit
+    ) -> tuple[NodeClient, str]:
+        user, image, env = user_object(deployment, predictor, node, path, store)
+        builtin = builtin_class(node.implementation or "") is not None
+        settings = ComponentSettings.from_env(env, annotations={})
+        settings = settings.replace(
+            unit_id=node.name,
+            unit_image=image,
+            predictor_id=predictor.name,
+            predictor_labels=dict(predictor.labels),
+            deployment_id=deployment.metadata.name,
+            # built-ins take microseconds: a thread hop would cost more than they do
+            # (unless their state lives in Redis, which is network I/O)
+            sync_inline=settings.sync_inline or (builtin and store is None),
+        )
+        if settings_hook is not None:
+            settings = settings_hook(settings)
+        try:
+            return ComponentDataPlane(user, settings, registry=shared), image
+        except InferGraphError as exc:
+            raise LoadError(f"node {node.name!r}: {exc}", node=node.name) from exc
+
+    return build

@@ -1,0 +1,82 @@
+"""The orchestrator's metrics, with the Seldon executor's names, buckets and labels, plus
+the overhead the graph adds on top of the time spent inside its nodes."""
+
+from __future__ import annotations
+
+from infergraph.observability.metrics import EXECUTOR_BUCKETS, Histogram, Registry
+
+__all__ = ["ExecutorMetrics"]
+
+SERVER = "seldon_api_executor_server_requests_seconds"
+CLIENT = "seldon_api_executor_client_requests_seconds"
+OVERHEAD = "infergraph_executor_overhead_seconds"
+HOPS = "infergraph_executor_hops"
+OVERHEAD_BUCKETS = (
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1,
+)  # fmt: skip
+HOP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 50)
+
+
+def _image_parts(image: str) -> tuple[str, str]:
+    name, _, version = image.rpartition(":") if ":" in image else (image, "", "")
+    return name, version
+
+
+class ExecutorMetrics:
+    """Per predictor: server requests, node (client) calls, and the graph's own overhead."""
+
+    def __init__(
+        self, registry: Registry, deployment: str, predictor: str, predictor_version: str = ""
+    ) -> None:
+        self.registry = registry
+        self._base = (
+            ("deployment_name", deployment),
+            ("predictor_name", predictor),
+            ("predictor_version", predictor_version),
+        )
+        self._server: dict[tuple[str, str, str], Histogram] = {}
+        self._client: dict[tuple[str, str, str, str, str], Histogram] = {}
+        self._overhead = registry.histogram(
+            OVERHEAD,
+            self._base,
+            OVERHEAD_BUCKETS,
+            "End-to-end time of a graph request minus the time spent inside its nodes",
+        )
+        self._hops = registry.histogram(
+            HOPS, self._base, HOP_BUCKETS, "Node calls made per graph request"
+        )
+
+    def server(self, service: str, method: str, code: str, seconds: float) -> None:
+        key = (service, method, code)
+        hist = self._server.get(key)
+        if hist is None:
+            labels = (*self._base, ("service", service), ("method", method), ("code", code))
+            hist = self._server[key] = self.registry.histogram(
+                SERVER, labels, EXECUTOR_BUCKETS, "Requests the orchestrator served"
+            )
+        hist.observe(seconds)
+
+    def client(
+        self, node: str, image: str, service: str, method: str, code: str, seconds: float
+    ) -> None:
+        key = (node, image, service, method, code)
+        hist = self._client.get(key)
+        if hist is None:
+            name, version = _image_parts(image)
+            labels = (
+                *self._base,
+                ("service", service),
+                ("method", method),
+                ("code", code),
+                ("model_name", node),
+                ("model_image", name),
+                ("model_version", version),
+            )
+            hist = self._client[key] = self.registry.histogram(
+                CLIENT, labels, EXECUTOR_BUCKETS, "Calls the orchestrator made to graph nodes"
+            )
+        hist.observe(seconds)
+
+    def overhead(self, seconds: float, hops: int) -> None:
+        self._overhead.observe(max(seconds, 0.0))
+        self._hops.observe(hops)

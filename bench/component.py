@@ -51,7 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--retries",
         type=int,
         default=2,
-        help="re-runs allowed per measurement when other processes shared the server core",
+        help="re-runs allowed per measurement when other processes were busy",
     )
     p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     p.add_argument("--json", type=Path, help="also write raw per-run results to this file")
@@ -105,7 +105,8 @@ def render(args: argparse.Namespace, argv: list[str], measured: list[Measured]) 
         f"- method: servers on CPU {args.server_cpu} (`taskset`), "
         f"`wrk -t1 -c{args.connections} --latency` on CPU {args.client_cpu}; "
         f"{args.repeats} interleaved rounds x {args.duration} s after a {args.warmup} s "
-        "warm-up; one-row requests; medians over valid runs",
+        "warm-up; one-row requests; medians over clean runs (no errors, cores not "
+        "shared)",
         f"- project venv: {report.package_versions(venv, OWN_PACKAGES)}",
         f"- kserve venv: {report.package_versions(ROOT / '.venv-kserve/bin/python', KSERVE)}",
         f"- seldon venv: {report.package_versions(ROOT / '.venv-seldon/bin/python', SELDON)}",
@@ -120,14 +121,15 @@ def render(args: argparse.Namespace, argv: list[str], measured: list[Measured]) 
         "of one core each used during the run (wrk near 100% would mean the client, not "
         "the server, was the limit). core idle: share of the run the server's core was idle "
         "(/proc/stat; the rest of the core not in server CPU is mostly softirq time for "
-        "loopback packets). others on server core: CPU other processes used on the "
-        f"server's core during the run; runs above {MAX_FOREIGN:.0%} are re-run.",
+        "loopback packets). other processes: CPU used by processes not started by the "
+        "benchmark, machine-wide, as a share of one core (/proc/*/stat); runs above "
+        f"{MAX_FOREIGN:.0%} are re-run and left out of the medians.",
     ]
     problems = report.errors(measured, MAX_FOREIGN)
     if problems:
         lines += [
             "",
-            "**Problems** (failed and invalid runs are excluded from the medians):",
+            "**Problems** (failed, invalid and contended runs are excluded from the medians):",
             "",
             *problems,
         ]
@@ -142,6 +144,7 @@ def dump_json(path: Path, measured: list[Measured]) -> None:
                 {
                     "round": r.round,
                     "valid": r.valid,
+                    "clean": r in m.clean_runs,
                     "requests": r.wrk.requests,
                     "rps": r.wrk.rps,
                     "p50_ms": r.wrk.p50_ms,
@@ -152,7 +155,7 @@ def dump_json(path: Path, measured: list[Measured]) -> None:
                     "cpu_us_per_request": r.cpu_us_per_request,
                     "wrk_cpu_s": r.wrk.client_cpu_s,
                     "wall_s": r.wall_s,
-                    "foreign_share": r.foreign_share,
+                    "foreign_cpu_s": r.foreign_cpu_s,
                     "core_idle_s": r.core_idle_s,
                 }
                 for r in m.runs
@@ -203,6 +206,10 @@ def main(argv: list[str]) -> int:
     broken = [m.target.name for m in measured if m.failure or len(m.valid_runs) < len(m.runs)]
     if broken:
         log(f"ERROR: invalid or failed targets: {', '.join(broken)} (see Problems above)")
+        return 1
+    unmeasured = [m.target.name for m in measured if not m.clean_runs]
+    if unmeasured:
+        log(f"ERROR: no uncontended run for: {', '.join(unmeasured)} (machine too busy)")
         return 1
     if args.check and not met:
         return 3

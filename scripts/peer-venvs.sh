@@ -16,8 +16,11 @@ PIP_FLAGS=(-q --disable-pip-version-check)
 
 # Pins are kept here so a re-run reproduces the same peers. Bump deliberately.
 KSERVE_REQS=("kserve==0.21.0" "scikit-learn")
-# seldon-core 1.18.2 is the newest release on PyPI. It imports pkg_resources,
-# which setuptools >= 81 no longer ships, so setuptools is held below 81.
+# seldon-core 1.18.2 is the newest release on PyPI (there is no 1.19 there); it
+# installs on Python 3.11 as is (numpy 1.26, flask 2.2, gunicorn 20.1, protobuf 3.20).
+# Its gunicorn 20.1 imports pkg_resources at import time, which setuptools >= 81 no
+# longer ships: the venv's bundled setuptools would do, but the pin keeps a later
+# upgrade from breaking it.
 SELDON_REQS=("seldon-core==1.18.2" "scikit-learn" "setuptools<81")
 
 log() { printf '[peer-venvs] %s\n' "$*" >&2; }

@@ -98,7 +98,7 @@ async def test_strdata_bindata_jsondata_reach_predict_as_python_values(asgi_clie
     assert model.calls == ["s", b"\x00\x01", {"k": [1]}]
 
 
-async def test_sync_methods_run_off_the_event_loop(asgi_client):
+async def test_sync_mode_chooses_where_sync_methods_run(asgi_client):
     threads: list[threading.Thread] = []
 
     class WhereAmI:
@@ -106,10 +106,31 @@ async def test_sync_methods_run_off_the_event_loop(asgi_client):
             threads.append(threading.current_thread())
             return X
 
-    await asgi_client(WhereAmI()).post("/predict", json=ROWS)
-    await asgi_client(WhereAmI(), sync_inline=True).post("/predict", json=ROWS)
+    await asgi_client(WhereAmI(), sync_mode="thread").post("/predict", json=ROWS)
+    await asgi_client(WhereAmI(), sync_mode="inline").post("/predict", json=ROWS)
+    await asgi_client(WhereAmI()).post("/predict", json=ROWS)  # auto: fast, so inline
     assert threads[0] is not threading.current_thread()
     assert threads[1] is threading.current_thread()
+    assert threads[2] is threading.current_thread()
+
+
+async def test_auto_mode_moves_slow_sync_methods_to_the_thread_pool(asgi_client):
+    import time as _time
+
+    threads: list[threading.Thread] = []
+
+    class Slow:
+        def predict(self, X, names):
+            threads.append(threading.current_thread())
+            _time.sleep(0.01)  # the work being measured, not synchronisation
+            return X
+
+    client = asgi_client(Slow())
+    for _ in range(3):
+        assert (await client.post("/predict", json=ROWS)).status_code == 200
+    assert threads[0] is threading.current_thread()  # first call: inline, then measured
+    assert threads[1] is not threading.current_thread()
+    assert threads[2] is not threading.current_thread()
 
 
 class RawThenHigh(Recorder):

@@ -57,7 +57,7 @@ def request() -> pb.SeldonMessage:
 
 async def test_loads_once_on_first_call() -> None:
     user = SlowLoad()
-    dataplane = ComponentDataPlane(user, ComponentSettings(sync_inline=True))
+    dataplane = ComponentDataPlane(user, ComponentSettings(sync_mode="inline"))
     assert not dataplane.ready
     async with serving(dataplane) as channel:
         stub = pb_grpc.ModelStub(channel)

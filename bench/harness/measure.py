@@ -10,6 +10,7 @@ because CPU is read per process tree.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.procs import Server, core_times, free_port, start_server
+from harness.procs import (
+    Server,
+    core_idle_seconds,
+    foreign_cpu_seconds,
+    foreign_snapshot,
+    free_port,
+    start_server,
+)
 from harness.targets import Ports, Target, server_env
 from harness.wrk import WrkResult, lua_script, run_wrk
 
@@ -33,7 +41,7 @@ class Settings:
     client_cpu: int
     startup_timeout_s: float
     work_dir: Path
-    max_foreign: float = 0.10  # share of the server core others may use before a re-run
+    max_foreign: float = 0.10  # share of a core other processes may use before a re-run
     retries: int = 2  # re-runs allowed per measurement when the core was shared
 
 
@@ -43,12 +51,16 @@ class Run:
     wrk: WrkResult
     server_cpu_s: float
     wall_s: float
-    foreign_cpu_s: float  # CPU that other processes used on the server's core meanwhile
+    foreign_cpu_s: float  # CPU that processes other than ours used meanwhile
     core_idle_s: float  # time the server's core sat idle: the server was not saturated
 
     @property
     def foreign_share(self) -> float:
+        """Share of one core that other processes took during the run."""
         return max(self.foreign_cpu_s, 0.0) / self.wall_s if self.wall_s else 0.0
+
+    def describe_foreign(self) -> str:
+        return f"other processes used {self.foreign_share:.0%} of a core"
 
     @property
     def valid(self) -> bool:
@@ -69,9 +81,17 @@ class Measured:
     script: Path | None = None
     port: int = 0
 
+    max_foreign: float = 0.10
+
     @property
     def valid_runs(self) -> list[Run]:
+        """Runs without errors (contended or not)."""
         return [r for r in self.runs if r.valid]
+
+    @property
+    def clean_runs(self) -> list[Run]:
+        """Valid runs that had both cores to themselves: the ones the medians use."""
+        return [r for r in self.valid_runs if r.foreign_share <= self.max_foreign]
 
 
 def log(message: str) -> None:
@@ -120,7 +140,7 @@ def wait_ready(m: Measured, settings: Settings) -> None:
 
 def start(target: Target, settings: Settings) -> Measured:
     """Start one target, check its answer, and warm it up; failures are recorded, not raised."""
-    m = Measured(target=target)
+    m = Measured(target=target, max_foreign=settings.max_foreign)
     if not target.executable.exists():
         m.failure = f"not installed: {target.executable} missing ({target.install_hint})"
         return m
@@ -159,10 +179,30 @@ def start(target: Target, settings: Settings) -> Measured:
     return m
 
 
+def wait_for_quiet(settings: Settings, limit_s: float = 60.0) -> None:
+    """Hold the next run until other processes are (nearly) idle, for at most ``limit_s``.
+
+    Starting a run while someone else's work is running would only waste the run.
+    """
+    waited = 0.0
+    while waited < limit_s:
+        before = foreign_snapshot(os.getpid())
+        time.sleep(1.0)
+        waited += 1.0
+        if foreign_cpu_seconds(before, foreign_snapshot(os.getpid())) <= settings.max_foreign / 2:
+            break
+    else:
+        log(f"other processes still busy after {limit_s:.0f}s; measuring anyway")
+        return
+    if waited > 1.0:
+        log(f"waited {waited:.0f}s for other processes to go quiet")
+
+
 def run_once(m: Measured, round_no: int, settings: Settings) -> Run:
     assert m.server is not None and m.script is not None
     cpu_before = m.server.cpu_seconds()
-    core_before = core_times(settings.server_cpu)
+    idle_before = core_idle_seconds(settings.server_cpu)
+    others_before = foreign_snapshot(os.getpid())
     t0 = time.monotonic()
     result = run_wrk(
         m.target.url(m.port),
@@ -174,33 +214,35 @@ def run_once(m: Measured, round_no: int, settings: Settings) -> Run:
     )
     wall = time.monotonic() - t0
     server_cpu = m.server.cpu_seconds() - cpu_before
-    core_after = core_times(settings.server_cpu)
-    foreign = core_after.busy_s - core_before.busy_s - server_cpu
-    idle = core_after.idle_s - core_before.idle_s
-    return Run(round_no, result, server_cpu, wall, foreign, idle)
+    return Run(
+        round=round_no,
+        wrk=result,
+        server_cpu_s=server_cpu,
+        wall_s=wall,
+        foreign_cpu_s=foreign_cpu_seconds(others_before, foreign_snapshot(os.getpid())),
+        core_idle_s=core_idle_seconds(settings.server_cpu) - idle_before,
+    )
 
 
 def measure_once(m: Measured, round_no: int, settings: Settings) -> None:
-    """One measured run; re-run (boundedly) when other work shared the server's core."""
+    """One measured run; re-run (boundedly) when other processes were busy meanwhile."""
     assert m.server is not None
     for attempt in range(settings.retries + 1):
         if not m.server.alive():
             m.failure = f"server died (exit {m.server.proc.returncode}):\n{m.server.log_tail()}"
             log(f"{m.target.name}: FAILED: {m.failure}")
             return
+        wait_for_quiet(settings)
         run = run_once(m, round_no, settings)
         if run.foreign_share <= settings.max_foreign or attempt == settings.retries:
             break
         m.contended.append(run)
-        log(
-            f"{m.target.name} round {round_no}: other processes used "
-            f"{run.foreign_share:.0%} of the server core; discarding and re-running"
-        )
+        log(f"{m.target.name} round {round_no}: {run.describe_foreign()}; re-running")
     m.runs.append(run)
     result = run.wrk
     status = "ok" if run.valid else f"INVALID (errors: {result.describe_errors()})"
     if run.valid and run.foreign_share > settings.max_foreign:
-        status += f", CONTENDED ({run.foreign_share:.0%} of the server core used by others)"
+        status += f", CONTENDED ({run.describe_foreign()})"
     log(
         f"{m.target.name} round {round_no}: {result.rps:,.0f} req/s, "
         f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "

@@ -45,14 +45,17 @@ def read_stat(pid: int) -> ProcStat | None:
     )
 
 
-def process_tree(root: int) -> list[ProcStat]:
-    """All live processes descending from ``root`` (inclusive)."""
+def all_processes() -> dict[int, ProcStat]:
     stats: dict[int, ProcStat] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             st = read_stat(int(entry.name))
             if st is not None:
                 stats[st.pid] = st
+    return stats
+
+
+def _subtree(stats: dict[int, ProcStat], root: int) -> list[ProcStat]:
     if root not in stats:
         return []
     children: dict[int, list[int]] = {}
@@ -64,6 +67,39 @@ def process_tree(root: int) -> list[ProcStat]:
         tree.append(stats[pid])
         todo.extend(children.get(pid, []))
     return tree
+
+
+def process_tree(root: int) -> list[ProcStat]:
+    """All live processes descending from ``root`` (inclusive)."""
+    return _subtree(all_processes(), root)
+
+
+KTHREADD = 2  # parent of all kernel threads
+
+
+def foreign_snapshot(ours: int) -> dict[tuple[int, int], int]:
+    """CPU ticks of every user process outside the tree rooted at ``ours``.
+
+    The difference of two snapshots is how much CPU *other* work (another benchmark, a
+    test suite, a build) took while we measured. It is machine-wide, not per core, on
+    purpose: a starved load generator idles the server as surely as a shared server core
+    slows it. Kernel threads are left out, since they mostly do our own packet work.
+    Processes are keyed by (pid, start time) so a reused pid is not mistaken for the old one.
+    """
+    stats = all_processes()
+    mine = {st.pid for st in _subtree(stats, ours)}
+    return {
+        (st.pid, st.start_ticks): st.cpu_ticks
+        for st in stats.values()
+        if st.pid not in mine and st.pid != KTHREADD and st.ppid != KTHREADD
+    }
+
+
+def foreign_cpu_seconds(
+    before: dict[tuple[int, int], int], after: dict[tuple[int, int], int]
+) -> float:
+    """CPU seconds others used between two snapshots (new processes count in full)."""
+    return sum(ticks - before.get(key, 0) for key, ticks in after.items()) / CLK_TCK
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -153,23 +189,11 @@ def start_server(
     return Server(name=name, proc=proc, log_path=log_path)
 
 
-@dataclass(frozen=True)
-class CoreTimes:
-    busy_s: float  # user + nice + system, by anyone
-    idle_s: float  # idle + iowait
-
-
-def core_times(cpu: int) -> CoreTimes:
-    """Cumulative busy and idle time of one core, from /proc/stat.
-
-    Busy time compared with the server's own CPU over a run shows how much *other* work
-    (another benchmark, a build) shared the server's core: such a run is not comparable.
-    Idle time shows whether the server was saturated at all. irq/softirq time is in
-    neither: loopback packet processing lands there, and it belongs to no process.
-    """
+def core_idle_seconds(cpu: int) -> float:
+    """Cumulative idle+iowait time of one core, from /proc/stat: if the server's core sat
+    idle during a run, the server was not the bottleneck."""
     for line in Path("/proc/stat").read_text().splitlines():
         name, *values = line.split()
         if name == f"cpu{cpu}":
-            user, nice, system, idle, iowait = (int(v) for v in values[:5])
-            return CoreTimes((user + nice + system) / CLK_TCK, (idle + iowait) / CLK_TCK)
+            return (int(values[3]) + int(values[4])) / CLK_TCK
     raise ValueError(f"cpu{cpu} not in /proc/stat")

@@ -57,7 +57,7 @@ def _median(values: list[float]) -> float:
 
 
 def median_of(m: Measured, metric: Callable[[Run], float]) -> float:
-    return _median([metric(r) for r in m.valid_runs])
+    return _median([metric(r) for r in m.clean_runs])
 
 
 def cpu_model() -> str:
@@ -101,33 +101,34 @@ def _fmt(value: float, spec: str) -> str:
 def table(measured: list[Measured]) -> list[str]:
     lines = [
         "| target | req/s | p50 ms | p99 ms | CPU µs/req | server CPU | core idle | wrk CPU "
-        "| others on server core | valid runs |",
+        "| other processes | clean runs |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measured:
         name = m.target.name
-        if not m.valid_runs:
-            reason = (m.failure or "no valid run").splitlines()[0]
+        if not m.clean_runs:
+            reason = (m.failure or "no clean run").splitlines()[0]
             lines.append(f"| {name} | FAILED: {reason} | | | | | | | | 0/{len(m.runs)} |")
             continue
         server_util = median_of(m, lambda r: r.server_cpu_s / r.wall_s)
         client_util = median_of(m, lambda r: r.wrk.client_cpu_s / r.wall_s)
-        foreign = median_of(m, lambda r: r.foreign_share)
+        others = median_of(m, lambda r: r.foreign_share)
         idle = median_of(m, lambda r: r.core_idle_s / r.wall_s)
         lines.append(
             f"| {name} | {_fmt(median_of(m, _METRICS['rps']), ',.0f')} "
             f"| {_fmt(median_of(m, lambda r: r.wrk.p50_ms), '.2f')} "
             f"| {_fmt(median_of(m, lambda r: r.wrk.p99_ms), '.2f')} "
             f"| {_fmt(median_of(m, _METRICS['cpu']), ',.0f')} "
-            f"| {server_util:.0%} | {idle:.0%} | {client_util:.0%} | {foreign:.0%} "
-            f"| {len(m.valid_runs)}/{len(m.runs)} |"
+            f"| {server_util:.0%} | {idle:.0%} | {client_util:.0%} "
+            f"| {others:.0%} "
+            f"| {len(m.clean_runs)}/{len(m.runs)} |"
         )
     return lines
 
 
 def _per_round(num: Measured, den: Measured, metric: Callable[[Run], float]) -> list[float]:
-    by_round = {r.round: metric(r) for r in den.valid_runs}
-    return [metric(r) / by_round[r.round] for r in num.valid_runs if r.round in by_round]
+    by_round = {r.round: metric(r) for r in den.clean_runs}
+    return [metric(r) / by_round[r.round] for r in num.clean_runs if r.round in by_round]
 
 
 def ratios(measured: list[Measured]) -> tuple[list[str], bool]:
@@ -137,7 +138,7 @@ def ratios(measured: list[Measured]) -> tuple[list[str], bool]:
     all_met = True
     for goal in GOALS:
         num, den = by_name.get(goal.numerator), by_name.get(goal.denominator)
-        if num is None or den is None or not num.valid_runs or not den.valid_runs:
+        if num is None or den is None or not num.clean_runs or not den.clean_runs:
             lines.append(f"| {goal.label} | n/a | | {goal.op} {goal.bound:g} | not measured |")
             continue
         metric = _METRICS[goal.metric]
@@ -161,14 +162,14 @@ def errors(measured: list[Measured], max_foreign: float) -> list[str]:
             out.append(f"- **{m.target.name}**: {m.failure.splitlines()[0]}")
         for r in m.contended:
             out.append(
-                f"- {m.target.name} round {r.round}: discarded and re-run, other processes "
-                f"used {r.foreign_share:.0%} of the server core ({r.wrk.rps:,.0f} req/s)"
+                f"- {m.target.name} round {r.round}: discarded and re-run, "
+                f"{r.describe_foreign()} ({r.wrk.rps:,.0f} req/s)"
             )
         for r in m.runs:
             if r.valid and r.foreign_share > max_foreign:
                 out.append(
-                    f"- **{m.target.name}** round {r.round}: kept after all re-runs although "
-                    f"other processes used {r.foreign_share:.0%} of the server core"
+                    f"- **{m.target.name}** round {r.round}: still contended after all re-runs "
+                    f"({r.describe_foreign()}); excluded from the medians"
                 )
         for r in m.runs:
             if not r.valid:

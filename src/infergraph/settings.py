@@ -94,8 +94,9 @@ class ComponentSettings:
     predictor_labels: dict[str, str] = field(default_factory=dict)
     deployment_id: str = ""
     executor_enabled: bool = True
-    sync_inline: bool = False
-    """Run sync user methods on the event loop instead of the thread pool."""
+    sync_mode: str = "auto"
+    """Where sync user methods run: auto (inline while fast, on the thread pool once a call
+    typically takes over 2 ms), inline, or thread."""
 
     @property
     def grpc_message_limit(self) -> int:
@@ -155,5 +156,5 @@ class ComponentSettings:
             predictor_labels=labels,
             deployment_id=env.get("SELDON_DEPLOYMENT_ID", ""),
             executor_enabled=_bool(env.get("SELDON_EXECUTOR_ENABLED"), True),
-            sync_inline=_bool(env.get("INFERGRAPH_SYNC_INLINE"), False),
+            sync_mode=env.get("INFERGRAPH_SYNC_MODE", "auto") or "auto",
         )

@@ -111,10 +111,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="largest REST body / gRPC message in bytes (default 100 MiB)",
     )
     p.add_argument(
-        "--sync-inline",
-        action="store_true",
+        "--sync-mode",
+        choices=["auto", "inline", "thread"],
         default=None,
-        help="run sync methods on the event loop, not a thread",
+        help="where sync methods run: auto (inline while fast, the thread pool once slow; "
+        "default), inline (the event loop) or thread (the pool)",
     )
     p.set_defaults(command=run)
     return p
@@ -134,7 +135,7 @@ FLAG_FIELDS = (
     "path",
     "max_message_size",
     "access_log",
-    "sync_inline",
+    "sync_mode",
 )
 
 

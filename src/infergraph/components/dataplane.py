@@ -58,7 +58,7 @@ class ComponentDataPlane:
             name=settings.unit_id,
             image=settings.unit_image,
             include_metrics=settings.include_metrics_in_client_response,
-            invoker=Invoker(settings.threads, inline=settings.sync_inline),
+            invoker=Invoker(settings.threads, settings.sync_mode),
             metrics_sink=self.metrics.custom,
         )
         if not self.component.servable():

@@ -98,7 +98,7 @@ def local_factory(
             deployment_id=deployment.metadata.name,
             # built-ins take microseconds: a thread hop would cost more than they do
             # (unless their state lives in Redis, which is network I/O)
-            sync_inline=settings.sync_inline or (builtin and store is None),
+            sync_mode="inline" if builtin and store is None else settings.sync_mode,
         )
         if settings_hook is not None:
             settings = settings_hook(settings)

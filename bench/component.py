@@ -30,7 +30,14 @@ OWN_PACKAGES = ["infergraph", "uvicorn", "httptools", "uvloop", "scikit-learn"]
 KSERVE = ["kserve", "fastapi", "uvicorn", "scikit-learn"]
 SELDON = ["seldon-core", "flask", "gunicorn", "scikit-learn"]
 MAX_FOREIGN = 0.10
-DEFAULT_TARGETS = ("infergraph", "seldon", "kserve", "infergraph-noop", "bare-asgi")
+DEFAULT_TARGETS = (
+    "infergraph",
+    "infergraph-batch",
+    "seldon",
+    "kserve",
+    "infergraph-noop",
+    "bare-asgi",
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

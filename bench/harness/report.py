@@ -36,6 +36,8 @@ class Goal:
 GOALS = (
     Goal("infergraph / kserve req/s", "infergraph", "kserve", "rps", ">=", 3.0),
     Goal("infergraph / seldon req/s", "infergraph", "seldon", "rps", ">=", 6.0),
+    Goal("infergraph-batch / kserve req/s", "infergraph-batch", "kserve", "rps", ">=", 3.0),
+    Goal("infergraph-batch / seldon req/s", "infergraph-batch", "seldon", "rps", ">=", 6.0),
     Goal(
         "infergraph-noop / bare-asgi CPU per request",
         "infergraph-noop",

@@ -134,6 +134,21 @@ def build_targets(iris_proba: list[list[float]]) -> dict[str, Target]:
             command=seldon_style([str(infergraph), "microservice"], "IrisModel"),
         ),
         Target(
+            name="infergraph-batch",
+            description="infergraph microservice IrisModel --max-batch-size 32 (adaptive batching)",
+            executable=infergraph,
+            install_hint="make venv",
+            cwd=MODELS,
+            path="/api/v1.0/predictions",
+            body=SELDON_BODY,
+            validate=seldon_rows(iris_proba),
+            command=lambda p: [
+                *seldon_style([str(infergraph), "microservice"], "IrisModel")(p),
+                "--max-batch-size",
+                "32",
+            ],
+        ),
+        Target(
             name="seldon",
             description="seldon-core-microservice IrisModel (defaults: gunicorn, 1 worker)",
             executable=seldon,

@@ -37,6 +37,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not a number") from None
+
+
 def read_annotations(path: str | Path = ANNOTATIONS_FILE) -> dict[str, str]:
     """Read the Downward API annotations file: lines of ``key="value"``."""
     try:
@@ -94,6 +104,10 @@ class ComponentSettings:
     predictor_labels: dict[str, str] = field(default_factory=dict)
     deployment_id: str = ""
     executor_enabled: bool = True
+    max_batch_size: int = 1
+    """Adaptive batching of predict: the most requests stacked into one call (1 = off)."""
+    max_batch_time: float = 0.0
+    """Seconds a batch may wait for more requests (0: batch only what is already queued)."""
     sync_mode: str = "auto"
     """Where sync user methods run: auto (inline while fast, on the thread pool once a call
     typically takes over 2 ms), inline, or thread."""
@@ -157,4 +171,6 @@ class ComponentSettings:
             deployment_id=env.get("SELDON_DEPLOYMENT_ID", ""),
             executor_enabled=_bool(env.get("SELDON_EXECUTOR_ENABLED"), True),
             sync_mode=env.get("INFERGRAPH_SYNC_MODE", "auto") or "auto",
+            max_batch_size=_int(env, "INFERGRAPH_MAX_BATCH_SIZE", 1),
+            max_batch_time=_float(env, "INFERGRAPH_MAX_BATCH_TIME", 0.0),
         )

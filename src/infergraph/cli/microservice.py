@@ -117,6 +117,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="where sync methods run: auto (inline while fast, the thread pool once slow; "
         "default), inline (the event loop) or thread (the pool)",
     )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="adaptive batching: stack up to N concurrent predict requests into one call "
+        "(default 1: off; only for models that treat rows independently)",
+    )
+    p.add_argument(
+        "--max-batch-time",
+        type=float,
+        default=None,
+        help="seconds a batch may wait for more requests (default 0: only what is queued)",
+    )
     p.set_defaults(command=run)
     return p
 
@@ -136,6 +149,8 @@ FLAG_FIELDS = (
     "max_message_size",
     "access_log",
     "sync_mode",
+    "max_batch_size",
+    "max_batch_time",
 )
 
 

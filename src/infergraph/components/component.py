@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
+from infergraph.components.batching import Batcher
 from infergraph.components.invoke import Invoker
 from infergraph.components.methods import MethodSpec, find_method, plain_method
 from infergraph.components.results import to_message, unwrap, validate_metrics
@@ -77,6 +78,8 @@ class Component:
         include_metrics: bool = True,
         invoker: Invoker | None = None,
         metrics_sink: MetricsSink = _no_sink,
+        max_batch_size: int = 1,
+        max_batch_time: float = 0.0,
     ) -> None:
         self.user = user
         self.class_name = type(user).__name__
@@ -95,6 +98,14 @@ class Component:
         self._load_fn = plain_method(user, "load")
         self._class_names = getattr(user, "class_names", None)
         self.ready = False
+        self._batchers: dict[MethodSpec, Batcher] = {}
+        if max_batch_size > 1:
+            for wire in WIRES:
+                spec = self._methods[("predict", wire)]
+                if spec is not None and spec.variant == "high" and spec not in self._batchers:
+                    self._batchers[spec] = Batcher(
+                        self._batched(spec), max_batch_size, max_batch_time
+                    )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -249,14 +260,29 @@ class Component:
                     return None
             else:
                 return self._from_raw(result, wire, endpoint)
-        meta_arg = {"meta": seldon_json.encode_meta(request.meta)} if spec.takes_meta else {}
+        batcher = self._batchers.get(spec) if self._batchers else None
         try:
-            result = await self._invoke(spec, request.array(), request.names, **meta_arg)
+            if batcher is not None:
+                result = await batcher(request.array(), request.names)
+            else:
+                meta_arg = (
+                    {"meta": seldon_json.encode_meta(request.meta)} if spec.takes_meta else {}
+                )
+                result = await self._invoke(spec, request.array(), request.names, **meta_arg)
         except NotImplementedByComponent:
             return None
         data, tags, metrics = unwrap(result)
         meta = self._response_meta(request.meta, endpoint, tags, metrics)
         return to_message(data, request, meta, self._names_for, spec.name)
+
+    def _batched(self, spec: MethodSpec) -> Callable[[Any, list[str]], Awaitable[Any]]:
+        """The call a batcher makes: stacked rows, the shared names, and an empty meta."""
+        meta_arg: dict[str, Any] = {"meta": {}} if spec.takes_meta else {}
+
+        async def run(X: Any, names: list[str]) -> Any:
+            return await self._invoke(spec, X, names, **meta_arg)
+
+        return run
 
     def _default(self, endpoint: str, request: Message, data: Any) -> Message:
         """What Seldon answers when the component lacks the method: ``data`` as a response."""

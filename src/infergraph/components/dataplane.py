@@ -60,6 +60,8 @@ class ComponentDataPlane:
             include_metrics=settings.include_metrics_in_client_response,
             invoker=Invoker(settings.threads, settings.sync_mode),
             metrics_sink=self.metrics.custom,
+            max_batch_size=settings.max_batch_size,
+            max_batch_time=settings.max_batch_time,
         )
         if not self.component.servable():
             raise LoadError(

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ComponentSettings", "read_annotations"]
+__all__ = ["ComponentSettings", "GraphSettings", "read_annotations"]
 
 ANNOTATIONS_FILE = "/etc/podinfo/annotations"
 DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024
@@ -173,4 +173,52 @@ class ComponentSettings:
             sync_mode=env.get("INFERGRAPH_SYNC_MODE", "auto") or "auto",
             max_batch_size=_int(env, "INFERGRAPH_MAX_BATCH_SIZE", 1),
             max_batch_time=_float(env, "INFERGRAPH_MAX_BATCH_TIME", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """How a whole graph is served (``infergraph serve``)."""
+
+    http_port: int = 8000
+    grpc_port: int = 5001
+    host: str = "0.0.0.0"
+    path: str = "."
+    """Folder the nodes' Python classes (container env MODEL_NAME) are imported from."""
+    processes: bool = False
+    """Run each componentSpec as its own process (replicas honoured), called over gRPC."""
+    redis_url: str | None = None
+    """Share bandit state across replicas and processes through this Redis."""
+    sticky_header: str | None = None
+    """Pin a client to one predictor by the value of this request header."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    log_level: str = "INFO"
+    access_log: bool = False
+    hostname: str = "localhost"
+    """Source of payload-log CloudEvents (POD_NAME on Kubernetes)."""
+    request_logger_default_endpoint: str = "http://default-broker"
+    seed: int | None = None
+    """Seed for traffic splitting (tests, reproducible demos)."""
+
+    def replace(self, **changes: Any) -> GraphSettings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GraphSettings:
+        env = os.environ if env is None else env
+        redis_url = env.get("INFERGRAPH_REDIS_URL") or None
+        if redis_url is None and env.get("REDIS_SERVICE_HOST"):  # Seldon's persistent router
+            redis_url = (
+                f"redis://{env['REDIS_SERVICE_HOST']}:{env.get('REDIS_SERVICE_PORT', '6379')}/0"
+            )
+        return cls(
+            redis_url=redis_url,
+            sticky_header=env.get("INFERGRAPH_STICKY_HEADER") or None,
+            max_message_size=_int(env, "INFERGRAPH_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),
+            log_level=env.get("SELDON_LOG_LEVEL", "INFO") or "INFO",
+            hostname=env.get("POD_NAME") or "localhost",
+            request_logger_default_endpoint=env.get(
+                "REQUEST_LOGGER_DEFAULT_ENDPOINT", "http://default-broker"
+            )
+            or "http://default-broker",
         )

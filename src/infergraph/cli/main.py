@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from infergraph._version import __version__
-from infergraph.cli import microservice, validate
+from infergraph.cli import microservice, serve, validate
 
 __all__ = ["main"]
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"infergraph {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     microservice.add_parser(subparsers)
+    serve.add_parser(subparsers)
     validate.add_parser(subparsers)
     return parser
 

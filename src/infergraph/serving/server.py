@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import uvicorn
 
 from infergraph.components.dataplane import ComponentDataPlane
@@ -20,7 +21,7 @@ from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_server import build_grpc_server
 from infergraph.transport.rest import RestApp
 
-__all__ = ["BindError", "bind_socket", "serve_component"]
+__all__ = ["BindError", "bind_grpc", "bind_socket", "run_servers", "serve_component"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: Any, settings: ComponentSettings) -> uvicorn.Server:
+def _uvicorn(app: Any, settings: Any) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         loop="none",
@@ -96,6 +97,51 @@ def _uvicorn(app: Any, settings: ComponentSettings) -> uvicorn.Server:
         date_header=False,
     )
     return _Server(config)
+
+
+def bind_grpc(server: grpc.aio.Server, host: str, port: int) -> int:
+    """Bind the gRPC port, or raise BindError naming it."""
+    address = f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpc.aio raises where grpc returned 0
+        bound = 0
+    if bound == 0:
+        raise BindError(
+            errno.EADDRINUSE, f"cannot bind gRPC {address}: address in use or unavailable"
+        )
+    return bound
+
+
+async def run_servers(
+    http: list[tuple[Any, socket.socket]],
+    grpc_server: grpc.aio.Server | None,
+    settings: ComponentSettings | Any,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve ASGI apps on their sockets and a started gRPC server until ``stop`` is set
+    (or SIGTERM/SIGINT), then shut everything down gracefully."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    servers = [_uvicorn(app, settings) for app, _ in http]
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, (_, sock) in zip(servers, http, strict=True)
+    ]
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for server in servers:
+        server.should_exit = True
+    if grpc_server is not None:
+        await grpc_server.stop(grace=5)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    waiter.cancel()
+    for task in done:
+        if task is not waiter and task.exception():
+            raise task.exception()  # type: ignore[misc]
 
 
 async def serve_component(
@@ -119,33 +165,12 @@ async def serve_component(
     sockets = sockets or {}
     http_sock = sockets.get("http") or bind_socket(settings.host, settings.http_port)
     metrics_sock = sockets.get("metrics") or bind_socket(settings.host, settings.metrics_port)
-    servers = [
-        _uvicorn(rest, settings),
-        _uvicorn(_MetricsApp(peers, settings.metrics_endpoint), settings),
-    ]
     grpc_server = None
     if settings.grpc_workers > 0:
         grpc_server = build_grpc_server(dataplane, max_message_size=settings.grpc_message_limit)
-        address = f"{settings.host}:{settings.grpc_port}"
-        try:
-            bound = grpc_server.add_insecure_port(address)
-        except RuntimeError:  # grpc.aio raises where grpc returned 0
-            bound = 0
-        if bound == 0:
-            raise BindError(
-                errno.EADDRINUSE, f"cannot bind gRPC {address}: address in use or unavailable"
-            )
+        bind_grpc(grpc_server, settings.host, settings.grpc_port)
         await grpc_server.start()
     await peers.start()
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-    tasks = [
-        asyncio.create_task(servers[0].serve(sockets=[http_sock])),
-        asyncio.create_task(servers[1].serve(sockets=[metrics_sock])),
-    ]
     log.info(
         "serving %s: REST on %s:%d, gRPC on %s, metrics on %d%s",
         dataplane.name,
@@ -155,16 +180,13 @@ async def serve_component(
         metrics_sock.getsockname()[1],
         settings.metrics_endpoint,
     )
-    waiter = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    for server in servers:
-        server.should_exit = True
-    if grpc_server is not None:
-        await grpc_server.stop(grace=5)
-    await asyncio.gather(*tasks, return_exceptions=True)
-    waiter.cancel()
-    await peers.stop()
-    dataplane.close()
-    for task in done:
-        if task is not waiter and task.exception():
-            raise task.exception()  # type: ignore[misc]
+    try:
+        await run_servers(
+            [(rest, http_sock), (_MetricsApp(peers, settings.metrics_endpoint), metrics_sock)],
+            grpc_server,
+            settings,
+            stop,
+        )
+    finally:
+        await peers.stop()
+        dataplane.close()

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 CRASH_WINDOW_SECONDS = 10.0
 
 
-def _run_loop(coro: Any) -> None:
+def run_loop(coro: Any) -> None:
     try:
         import uvloop
 
@@ -46,7 +46,7 @@ def _worker(user: Any, settings: ComponentSettings, run_dir: str) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        _run_loop(serve_component(user, settings, run_dir=run_dir))
+        run_loop(serve_component(user, settings, run_dir=run_dir))
     except BaseException as exc:  # report, then exit non-zero: the parent decides
         if not isinstance(exc, KeyboardInterrupt | SystemExit):
             quiet = isinstance(exc, BindError | LoadError)  # clear messages; logged already
@@ -69,7 +69,7 @@ def _spawn(user: Any, settings: ComponentSettings, run_dir: str) -> int:
 def run_component(user: Any, settings: ComponentSettings) -> int:
     """Serve ``user`` until SIGTERM/SIGINT; return the process exit code."""
     if settings.workers <= 1:
-        _run_loop(serve_component(user, settings))
+        run_loop(serve_component(user, settings))
         return 0
     with tempfile.TemporaryDirectory(prefix="infergraph-workers-") as run_dir:
         return _supervise(user, settings, run_dir)

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, json_format
-from grpc_reflection.v1alpha import reflection as grpc_reflection
 
 from infergraph.components.dataplane import ComponentDataPlane
-from infergraph.errors import InferGraphError, NotImplementedByComponent
+from infergraph.errors import NotImplementedByComponent
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
-from infergraph.status import grpc_status
+from infergraph.transport.grpc_common import new_server, register, unary_handler
 
 __all__ = ["SERVICES", "SERVICE_NAMES", "build_grpc_server", "model_metadata_proto"]
 
@@ -143,34 +141,15 @@ class _SeldonServicer:
 
     def handler(self, service: str, method: str) -> grpc.RpcMethodHandler:
         """The unary handler of ``/seldon.protos.<service>/<method>``."""
-        full_name = f"/{PACKAGE}.{service}/{method}"
         call: Call = getattr(self, method)
-        metrics = self.dataplane.metrics
-
-        async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code, details = grpc.StatusCode.OK, ""
-            try:
-                if not self.dataplane.ready:
-                    await self.ensure_loaded()
-                return await call(request)
-            except InferGraphError as exc:
-                code, details = grpc_status(exc), exc.message
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as exc:  # a bug of ours or the user's: a status, never a crash
-                log.error("unhandled error on %s", full_name, exc_info=exc)
-                code, details = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
-            finally:
-                metrics.request(full_name, "unary", code.name, time.perf_counter() - started)
-            await context.abort(code, details)
-
         request_type, response_type = _TYPES[method]
-        return grpc.unary_unary_rpc_method_handler(
-            serve,
-            request_deserializer=request_type.FromString,
-            response_serializer=response_type.SerializeToString,
+        return unary_handler(
+            f"/{PACKAGE}.{service}/{method}",
+            lambda request, context: call(request),
+            request_type,
+            response_type,
+            self.dataplane.metrics.request,
+            self.ensure_loaded,
         )
 
 
@@ -185,20 +164,11 @@ def build_grpc_server(
 
     ``options`` are extra gRPC channel arguments; they override the defaults.
     """
-    settings: dict[str, Any] = {
-        "grpc.max_send_message_length": max_message_size,
-        "grpc.max_receive_message_length": max_message_size,
-        "grpc.so_reuseport": 1,  # several worker processes share the port
-    }
-    settings.update(options)  # the caller's options win
-    server = grpc.aio.server(options=list(settings.items()))
+    server = new_server(max_message_size, options)
     servicer = _SeldonServicer(dataplane)
-    for service, methods in SERVICES.items():
-        handlers = {method: servicer.handler(service, method) for method in methods}
-        name = f"{PACKAGE}.{service}"
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
-        server.add_registered_method_handlers(name, handlers)
-    if reflection:
-        names = (*SERVICE_NAMES, grpc_reflection.SERVICE_NAME)
-        grpc_reflection.enable_server_reflection(names, server)
+    services = {
+        f"{PACKAGE}.{service}": {method: servicer.handler(service, method) for method in methods}
+        for service, methods in SERVICES.items()
+    }
+    register(server, services, SERVICE_NAMES if reflection else None)
     return server

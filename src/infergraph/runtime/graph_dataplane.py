@@ -1,0 +1,235 @@
+"""The transport-neutral data plane of a whole deployment.
+
+It picks the predictor for each request by ``traffic`` weight (or sticks a client to one
+by a header), mirrors each request to the ``shadow`` predictor without delaying the answer
+and measures how often the shadow agrees, routes feedback back to the predictor that
+answered, and reports readiness and metadata for every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+import zlib
+from typing import Any
+
+import numpy as np
+
+from infergraph.errors import BadRequest, NotFound, NotReady
+from infergraph.graph.executor import CallContext, Executor
+from infergraph.graph.plan import DeploymentPlan, PredictorPlan
+from infergraph.observability.executor_metrics import ExecutorMetrics
+from infergraph.observability.metrics import Registry
+from infergraph.protocol.message import Feedback, Message
+from infergraph.runtime.payload_logger import PayloadLogger
+
+__all__ = ["GraphDataPlane", "agree"]
+
+log = logging.getLogger(__name__)
+
+SHADOW_METRIC = "infergraph_shadow_requests_total"
+SHADOW_RATIO = "infergraph_shadow_agreement_ratio"
+MAX_SHADOWS_IN_FLIGHT = 1000
+
+
+def agree(primary: Message, shadow: Message) -> bool:
+    """Whether two answers agree: same kind, and numerically close data (or equal)."""
+    if primary.kind is not shadow.kind:
+        return False
+    if primary.kind.is_data:
+        try:
+            a = np.asarray(primary.data, dtype=np.float64)
+            b = np.asarray(shadow.data, dtype=np.float64)
+        except (TypeError, ValueError):
+            return bool(np.array_equal(np.asarray(primary.data), np.asarray(shadow.data)))
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-6, atol=1e-9))
+    return bool(primary.data == shadow.data)
+
+
+class GraphDataPlane:
+    """Predictors, traffic, shadow and feedback for one deployment plan."""
+
+    def __init__(
+        self,
+        plan: DeploymentPlan,
+        registry: Registry | None = None,
+        *,
+        sticky_header: str | None = None,
+        seed: int | None = None,
+        payload_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.registry = registry or Registry()
+        self.sticky_header = sticky_header.lower() if sticky_header else None
+        self._rng = random.Random(seed)
+        self.loggers: list[PayloadLogger] = []
+        self.executors: dict[str, Executor] = {}
+        for predictor in plan.predictors:
+            payloads = None
+            if payload_options is not None and any(n.logger_mode for n in predictor.nodes.values()):
+                payloads = PayloadLogger(
+                    self.registry,
+                    deployment=plan.name,
+                    predictor=predictor.name,
+                    namespace=plan.namespace,
+                    protocol=plan.protocol,
+                    **payload_options,
+                )
+                self.loggers.append(payloads)
+            metrics = ExecutorMetrics(self.registry, plan.name, predictor.name, predictor.version)
+            self.executors[predictor.name] = Executor(predictor, metrics, payloads)
+        live = [p for p in plan.predictors if not p.shadow]
+        weights = [p.traffic if len(live) > 1 else 100 for p in live]
+        self._live = live
+        self._cumulative = [sum(weights[: i + 1]) for i in range(len(weights))]
+        self.shadow = next((p for p in plan.predictors if p.shadow), None)
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.server_metrics = self.executors[live[0].name].metrics
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def load(self) -> None:
+        """Load every node (``load()`` of the user classes), then start payload loggers."""
+        for client in self.plan.clients():
+            await client.load()
+        for payload_logger in self.loggers:
+            await payload_logger.start()
+
+    @property
+    def ready(self) -> bool:
+        return all(client.ready for client in self.plan.clients())
+
+    async def close(self) -> None:
+        for task in list(self._shadow_tasks):
+            task.cancel()
+        for payload_logger in self.loggers:
+            await payload_logger.close()
+        for client in self.plan.clients():
+            client.close()
+
+    # ---------------------------------------------------------------- requests
+
+    def choose(self, headers: dict[str, str]) -> PredictorPlan:
+        """The predictor for a request: by traffic weight, or sticky by a header's value."""
+        if len(self._live) == 1:
+            return self._live[0]
+        total = self._cumulative[-1]
+        value = headers.get(self.sticky_header) if self.sticky_header else None
+        ticket = (
+            zlib.crc32(value.encode()) % total if value is not None else self._rng.randrange(total)
+        )
+        for predictor, bound in zip(self._live, self._cumulative, strict=True):
+            if ticket < bound:
+                return predictor
+        return self._live[-1]
+
+    @staticmethod
+    def context(headers: dict[str, str]) -> CallContext:
+        puid = headers.get("seldon-puid") or str(uuid.uuid4())
+        return CallContext(puid, headers)
+
+    async def predict(self, request: Message, ctx: CallContext) -> tuple[Message, str]:
+        """The answer of the chosen predictor, and its name; the shadow gets a copy."""
+        if not self.ready:
+            raise NotReady("the graph is not ready: some nodes are still loading")
+        predictor = self.choose(ctx.headers)
+        response = await self.executors[predictor.name].predict(request, ctx)
+        if self.shadow is not None:
+            self._mirror(request, response, ctx)
+        return response, predictor.name
+
+    def _mirror(self, request: Message, primary: Message, ctx: CallContext) -> None:
+        assert self.shadow is not None
+        if len(self._shadow_tasks) >= MAX_SHADOWS_IN_FLIGHT:
+            self._count_shadow("dropped")
+            return
+        shadow_ctx = CallContext(ctx.puid, ctx.headers)
+        task = asyncio.get_running_loop().create_task(
+            self._run_shadow(request, primary, shadow_ctx)
+        )
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _run_shadow(self, request: Message, primary: Message, ctx: CallContext) -> None:
+        assert self.shadow is not None
+        try:
+            answer = await self.executors[self.shadow.name].predict(request, ctx)
+        except Exception as exc:  # the shadow never affects the client; it is counted
+            log.debug("shadow %s failed: %s", self.shadow.name, exc)
+            self._count_shadow("error")
+            return
+        self._count_shadow("agree" if agree(primary, answer) else "disagree")
+
+    def _count_shadow(self, outcome: str) -> None:
+        assert self.shadow is not None
+        base = (("deployment_name", self.plan.name), ("predictor_name", self.shadow.name))
+        self.registry.inc(
+            SHADOW_METRIC,
+            (*base, ("outcome", outcome)),
+            1.0,
+            "Requests mirrored to the shadow predictor, by how its answer compared",
+        )
+        counts = {
+            o: self.registry.counters.get((SHADOW_METRIC, (*base, ("outcome", o))), 0.0)
+            for o in ("agree", "disagree")
+        }
+        compared = counts["agree"] + counts["disagree"]
+        if compared:
+            self.registry.set(
+                SHADOW_RATIO,
+                base,
+                counts["agree"] / compared,
+                "Share of mirrored requests whose shadow answer agreed with the primary",
+            )
+
+    async def feedback(self, feedback: Feedback, ctx: CallContext) -> Message:
+        """Feedback goes to the predictor whose nodes the response's routing names."""
+        return await self.executors[self._predictor_for(feedback, ctx).name].feedback(feedback, ctx)
+
+    def _predictor_for(self, feedback: Feedback, ctx: CallContext) -> PredictorPlan:
+        routing = feedback.response.meta.routing if feedback.response is not None else {}
+        if routing:
+            matches = [p for p in self._live if set(routing) <= set(p.nodes)]
+            if len(matches) == 1:
+                return matches[0]
+        if len(self._live) == 1 or self.sticky_header:
+            return self.choose(ctx.headers)
+        raise BadRequest(
+            "feedback: cannot tell which predictor answered; send back the response's "
+            "meta.routing with the feedback"
+        )
+
+    # ---------------------------------------------------------------- metadata
+
+    def node(self, name: str) -> Any:
+        for predictor in self.plan.predictors:
+            if name in predictor.nodes:
+                return predictor.nodes[name]
+        raise NotFound(f"no node named {name!r} in deployment {self.plan.name!r}")
+
+    def metadata(self) -> dict[str, Any]:
+        """Seldon's graph metadata: every node's, and the graph's inputs and outputs."""
+        predictor = self._live[0]
+        models = {name: node.client.metadata() for name, node in predictor.nodes.items()}
+        inputs, outputs = _edges(predictor.root, models)
+        return {
+            "name": predictor.name,
+            "models": models,
+            "graphinputs": inputs,
+            "graphoutputs": outputs,
+        }
+
+
+def _edges(node: Any, models: dict[str, dict[str, Any]]) -> tuple[Any, Any]:
+    """Seldon's rule for the graph's inputs and outputs, from the edge nodes."""
+    own = models.get(node.name, {})
+    if not node.children:
+        return own.get("inputs", []), own.get("outputs", [])
+    first_in, first_out = _edges(node.children[0], models)
+    if node.route and not (node.predict or node.transform_input or node.aggregate):
+        return first_in, first_out
+    if node.aggregate or node.transform_output:
+        return first_in, own.get("outputs", [])
+    return own.get("inputs", []), first_out

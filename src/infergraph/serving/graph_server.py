@@ -1,0 +1,84 @@
+"""Serve a whole deployment on this machine: ``infergraph serve FILE.yaml``.
+
+By default every node runs in this process and a hop between nodes is a function call.
+The orchestrator's REST and gRPC APIs are Seldon's executor's (ports 8000 and 5001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from infergraph.graph.local_nodes import local_factory
+from infergraph.graph.plan import ClientFactory, DeploymentPlan, compile_deployment
+from infergraph.graph.spec import Deployment
+from infergraph.observability.metrics import Registry
+from infergraph.routers import BanditStore, RedisStore
+from infergraph.runtime.graph_dataplane import GraphDataPlane
+from infergraph.runtime.payload_logger import logger_options
+from infergraph.serving.server import bind_grpc, bind_socket, run_servers
+from infergraph.settings import GraphSettings
+from infergraph.transport.graph_grpc import build_graph_grpc_server
+from infergraph.transport.graph_rest import GraphRestApp
+
+__all__ = ["build_dataplane", "serve_graph"]
+
+log = logging.getLogger(__name__)
+
+
+def build_dataplane(
+    deployment: Deployment,
+    settings: GraphSettings,
+    *,
+    registry: Registry | None = None,
+    factory: ClientFactory | None = None,
+) -> GraphDataPlane:
+    """Compile the deployment and bind its nodes (in this process unless ``factory``)."""
+    registry = registry or Registry()
+    store: BanditStore | None = RedisStore(settings.redis_url) if settings.redis_url else None
+    plan: DeploymentPlan = compile_deployment(
+        deployment,
+        factory or local_factory(path=settings.path, registry=registry, store=store),
+    )
+    annotations = dict(plan.annotations)
+    options: dict[str, Any] = {
+        "hostname": settings.hostname,
+        "http_port": settings.http_port,
+        "default_endpoint": settings.request_logger_default_endpoint,
+        **logger_options(annotations, {}),
+    }
+    return GraphDataPlane(
+        plan,
+        registry,
+        sticky_header=settings.sticky_header or annotations.get("infergraph.io/sticky-header"),
+        seed=settings.seed,
+        payload_options=options,
+    )
+
+
+async def serve_graph(
+    dataplane: GraphDataPlane, settings: GraphSettings, stop: asyncio.Event | None = None
+) -> None:
+    """Load every node, then serve REST and gRPC until stopped."""
+    await dataplane.load()
+    rest = GraphRestApp(dataplane, max_body_size=settings.max_message_size)
+    http_sock = bind_socket(settings.host, settings.http_port)
+    grpc_server = build_graph_grpc_server(dataplane, max_message_size=settings.max_message_size)
+    bind_grpc(grpc_server, settings.host, settings.grpc_port)
+    await grpc_server.start()
+    plan = dataplane.plan
+    log.info(
+        "serving %s (%d predictor%s, %d nodes): REST on %s:%d, gRPC on %d",
+        plan.name,
+        len(plan.predictors),
+        "" if len(plan.predictors) == 1 else "s",
+        len(plan.clients()),
+        settings.host,
+        http_sock.getsockname()[1],
+        settings.grpc_port,
+    )
+    try:
+        await run_servers([(rest, http_sock)], grpc_server, settings, stop)
+    finally:
+        await dataplane.close()

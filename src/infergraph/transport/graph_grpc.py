@@ -1,0 +1,89 @@
+"""The gRPC face of a whole graph: ``seldon.protos.Seldon`` (Predict, SendFeedback,
+ModelMetadata, GraphMetadata), with reflection. The ``seldon-puid`` metadata key plays the
+part of the REST header: generated when absent, echoed, and forwarded to every node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+
+from infergraph.protocol import seldon_pb
+from infergraph.protocol.seldon_pb import pb
+from infergraph.runtime.graph_dataplane import GraphDataPlane
+from infergraph.transport.grpc_common import new_server, register, unary_handler
+from infergraph.transport.grpc_server import model_metadata_proto
+
+__all__ = ["build_graph_grpc_server"]
+
+SERVICE = "seldon.protos.Seldon"
+
+
+class _GraphServicer:
+    def __init__(self, dataplane: GraphDataPlane) -> None:
+        self.dataplane = dataplane
+
+    def _context(self, context: grpc.aio.ServicerContext) -> Any:
+        headers = {
+            k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+        }
+        ctx = self.dataplane.context(headers)
+        context.set_trailing_metadata((("seldon-puid", ctx.puid),))
+        return ctx
+
+    async def Predict(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        response, _ = await self.dataplane.predict(
+            seldon_pb.decode_message(request), self._context(context)
+        )
+        return seldon_pb.encode_message(response)
+
+    async def SendFeedback(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        feedback = seldon_pb.decode_feedback(request)
+        feedback.raw = None  # forwarded as decoded; each node client encodes for itself
+        answer = await self.dataplane.feedback(feedback, self._context(context))
+        return seldon_pb.encode_message(answer)
+
+    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return model_metadata_proto(self.dataplane.node(request.name).client.metadata())
+
+    async def GraphMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        meta = self.dataplane.metadata()
+        out = pb.SeldonGraphMetadata(name=meta["name"])
+        for name, model in meta["models"].items():
+            out.models[name].CopyFrom(model_metadata_proto(model))
+        edges = model_metadata_proto(
+            {"inputs": meta["graphinputs"], "outputs": meta["graphoutputs"]}
+        )
+        out.inputs.extend(edges.inputs)
+        out.outputs.extend(edges.outputs)
+        return out
+
+
+_TYPES = {
+    "Predict": (pb.SeldonMessage, pb.SeldonMessage),
+    "SendFeedback": (pb.Feedback, pb.SeldonMessage),
+    "ModelMetadata": (pb.SeldonModelMetadataRequest, pb.SeldonModelMetadata),
+    "GraphMetadata": (empty_pb2.Empty, pb.SeldonGraphMetadata),
+}
+
+
+def build_graph_grpc_server(
+    dataplane: GraphDataPlane,
+    *,
+    max_message_size: int,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Server:
+    """A ``grpc.aio.Server`` (not started) serving the graph's Seldon API."""
+    server = new_server(max_message_size, options)
+    servicer = _GraphServicer(dataplane)
+    record = dataplane.server_metrics.server
+    handlers = {
+        method: unary_handler(
+            f"/{SERVICE}/{method}", getattr(servicer, method), request, response, record
+        )
+        for method, (request, response) in _TYPES.items()
+    }
+    register(server, {SERVICE: handlers}, (SERVICE,))
+    return server

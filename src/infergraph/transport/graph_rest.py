@@ -1,0 +1,134 @@
+"""The REST face of a whole graph: the Seldon executor's external API.
+
+``/api/v1.0/predictions`` and ``/feedback`` (and v0.1), graph and node metadata, node
+status, ``/live``, ``/ready`` and Prometheus text at ``/metrics`` and ``/prometheus``.
+The ``Seldon-Puid`` header is generated when absent, echoed, and forwarded to every node.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from infergraph.observability.metrics import render
+from infergraph.protocol import seldon_json
+from infergraph.runtime.graph_dataplane import GraphDataPlane
+from infergraph.transport.asgi import (
+    JSON,
+    PROMETHEUS,
+    Handler,
+    Reply,
+    Scope,
+    SeldonApp,
+    decode_body,
+    header,
+    seldon_reply,
+)
+
+__all__ = ["GraphRestApp"]
+
+PUID = "infergraph.puid"
+NODE = "infergraph.node"
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+class GraphRestApp(SeldonApp):
+    def __init__(self, dataplane: GraphDataPlane, *, max_body_size: int) -> None:
+        self.dataplane = dataplane
+        self.max_body_size = max_body_size
+        predict, feedback = self._predict, self._feedback
+        self.routes: dict[str, tuple[Handler, tuple[str, ...], str]] = {
+            "/api/v1.0/predictions": (predict, ("POST",), "predictions"),
+            "/api/v0.1/predictions": (predict, ("POST",), "predictions"),
+            "/api/v1.0/feedback": (feedback, ("POST",), "feedback"),
+            "/api/v0.1/feedback": (feedback, ("POST",), "feedback"),
+            "/api/v1.0/metadata": (self._metadata, ("GET",), "metadata"),
+            "/api/v1.0/status": (self._ready, ("GET",), "status"),
+            "/api/v1.0/health/status": (self._ready, ("GET",), "status"),
+            "/ready": (self._ready, ("GET",), "ready"),
+            "/live": (self._live, ("GET",), "live"),
+            "/metrics": (self._metrics, ("GET",), "metrics"),
+            "/prometheus": (self._metrics, ("GET",), "metrics"),
+        }
+        get: tuple[str, ...] = ("GET",)
+        self._prefixed: list[tuple[str, tuple[Handler, tuple[str, ...], str]]] = []
+        for version in ("v1.0", "v0.1"):
+            self._prefixed.append(
+                (f"/api/{version}/metadata/", (self._node_metadata, get, "metadata"))
+            )
+            self._prefixed.append((f"/api/{version}/status/", (self._node_status, get, "status")))
+
+    def find(self, path: str) -> tuple[Handler, tuple[str, ...], str] | None:
+        route = super().find(path)
+        if route is not None:
+            return route
+        for prefix, prefixed in self._prefixed:
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return prefixed
+        return None
+
+    async def startup(self) -> None:
+        await self.dataplane.load()
+
+    async def shutdown(self) -> None:
+        await self.dataplane.close()
+
+    def extra_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        puid = header(scope, b"seldon-puid") or str(uuid.uuid4())
+        scope[PUID] = puid
+        out = [(b"seldon-puid", puid.encode("latin-1")), NOSNIFF]
+        if header(scope, b"ce-specversion") is not None:  # Seldon's CloudEvents echo
+            name, namespace = self.dataplane.plan.name, self.dataplane.plan.namespace
+            out += [
+                (b"ce-id", puid.encode("latin-1")),
+                (b"ce-specversion", b"0.3"),
+                (b"ce-path", scope["path"].encode("latin-1")),
+                (b"ce-type", f"seldon.{name}.{namespace}.response".encode()),
+                (b"ce-source", f"seldon.{name}".encode()),
+            ]
+        return out
+
+    def record(self, service: str, method: str, status: int, seconds: float) -> None:
+        self.dataplane.server_metrics.server(service, method, str(status), seconds)
+
+    def _context(self, scope: Scope) -> Any:
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k != b"content-type"
+        }
+        headers["seldon-puid"] = scope[PUID]
+        return self.dataplane.context(headers)
+
+    async def _predict(self, scope: Scope, body: bytes) -> Reply:
+        request = seldon_json.decode_message(decode_body(scope, body))
+        response, _ = await self.dataplane.predict(request, self._context(scope))
+        return seldon_reply(response)
+
+    async def _feedback(self, scope: Scope, body: bytes) -> Reply:
+        feedback = seldon_json.decode_feedback(decode_body(scope, body))
+        return seldon_reply(await self.dataplane.feedback(feedback, self._context(scope)))
+
+    async def _metadata(self, scope: Scope, body: bytes) -> Reply:
+        return 200, seldon_json.dumps(self.dataplane.metadata()), JSON
+
+    async def _node_metadata(self, scope: Scope, body: bytes) -> Reply:
+        node = self.dataplane.node(scope["path"].rsplit("/", 1)[-1])
+        return 200, seldon_json.dumps(node.client.metadata()), JSON
+
+    async def _node_status(self, scope: Scope, body: bytes) -> Reply:
+        node = self.dataplane.node(scope["path"].rsplit("/", 1)[-1])
+        health = getattr(node.client, "health_status", None)
+        if health is None:
+            return (200 if node.client.ready else 503), b"", JSON
+        return seldon_reply(await health())
+
+    async def _ready(self, scope: Scope, body: bytes) -> Reply:
+        ready = self.dataplane.ready
+        return (200 if ready else 503), (b'{"ready":true}' if ready else b'{"ready":false}'), JSON
+
+    async def _live(self, scope: Scope, body: bytes) -> Reply:
+        return 200, b'{"live":true}', JSON
+
+    async def _metrics(self, scope: Scope, body: bytes) -> Reply:
+        return 200, render(self.dataplane.registry).encode(), PROMETHEUS

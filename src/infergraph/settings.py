@@ -104,6 +104,8 @@ class ComponentSettings:
     predictor_labels: dict[str, str] = field(default_factory=dict)
     deployment_id: str = ""
     executor_enabled: bool = True
+    http_server: str = "infergraph"
+    """The HTTP server: infergraph's own (httptools, fastest) or uvicorn (ASGI)."""
     max_batch_size: int = 1
     """Adaptive batching of predict: the most requests stacked into one call (1 = off)."""
     max_batch_time: float = 0.0
@@ -171,6 +173,7 @@ class ComponentSettings:
             deployment_id=env.get("SELDON_DEPLOYMENT_ID", ""),
             executor_enabled=_bool(env.get("SELDON_EXECUTOR_ENABLED"), True),
             sync_mode=env.get("INFERGRAPH_SYNC_MODE", "auto") or "auto",
+            http_server=env.get("INFERGRAPH_HTTP_SERVER", "infergraph") or "infergraph",
             max_batch_size=_int(env, "INFERGRAPH_MAX_BATCH_SIZE", 1),
             max_batch_time=_float(env, "INFERGRAPH_MAX_BATCH_TIME", 0.0),
         )
@@ -194,6 +197,8 @@ class GraphSettings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     log_level: str = "INFO"
     access_log: bool = False
+    http_server: str = "infergraph"
+    """The HTTP server: infergraph's own (httptools, fastest) or uvicorn (ASGI)."""
     hostname: str = "localhost"
     """Source of payload-log CloudEvents (POD_NAME on Kubernetes)."""
     request_logger_default_endpoint: str = "http://default-broker"
@@ -214,6 +219,7 @@ class GraphSettings:
         return cls(
             redis_url=redis_url,
             sticky_header=env.get("INFERGRAPH_STICKY_HEADER") or None,
+            http_server=env.get("INFERGRAPH_HTTP_SERVER", "infergraph") or "infergraph",
             max_message_size=_int(env, "INFERGRAPH_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),
             log_level=env.get("SELDON_LOG_LEVEL", "INFO") or "INFO",
             hostname=env.get("POD_NAME") or "localhost",

@@ -118,6 +118,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "default), inline (the event loop) or thread (the pool)",
     )
     p.add_argument(
+        "--http-server",
+        choices=["infergraph", "uvicorn"],
+        default=None,
+        help="HTTP server: infergraph's own httptools server (default) or uvicorn",
+    )
+    p.add_argument(
         "--max-batch-size",
         type=int,
         default=None,
@@ -151,6 +157,7 @@ FLAG_FIELDS = (
     "sync_mode",
     "max_batch_size",
     "max_batch_time",
+    "http_server",
 )
 
 

@@ -18,7 +18,9 @@ import uvicorn
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.serving.peers import PeerMetrics
 from infergraph.settings import ComponentSettings
+from infergraph.transport.asgi import SeldonApp
 from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.http_server import HttpServer
 from infergraph.transport.rest import RestApp
 
 __all__ = ["BindError", "bind_grpc", "bind_socket", "run_servers", "serve_component"]
@@ -126,15 +128,25 @@ async def run_servers(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    servers = [_uvicorn(app, settings) for app, _ in http]
+    own = [
+        (HttpServer(app), sock)
+        for app, sock in http
+        if isinstance(app, SeldonApp) and settings.http_server == "infergraph"
+    ]
+    servers = [_uvicorn(app, settings) for app, sock in http if not any(s is sock for _, s in own)]
+    sockets = [sock for app, sock in http if not any(s is sock for _, s in own)]
+    for server_, sock in own:
+        await server_.start(sock)
     tasks = [
         asyncio.create_task(server.serve(sockets=[sock]))
-        for server, (_, sock) in zip(servers, http, strict=True)
+        for server, sock in zip(servers, sockets, strict=True)
     ]
     waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     for server in servers:
         server.should_exit = True
+    for server_, _ in own:
+        await server_.stop()
     if grpc_server is not None:
         await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -173,13 +173,34 @@ class SeldonApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.find(scope["path"])
+        body: bytes | InferGraphError
+        try:
+            body = (
+                await read_body(scope, receive, self.max_body_size)
+                if route is not None and scope["method"] in route[1]
+                else b""
+            )
+        except InferGraphError as exc:
+            body = exc
+        status, headers, out = await self.respond(scope, body)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
+
+    async def respond(
+        self, scope: Scope, body: bytes | InferGraphError
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Answer one request whose body was read (or failed to be, as ``body``).
+
+        Transport-free: the ASGI entry point and infergraph's own HTTP server both call it.
+        """
         started = time.perf_counter()
         method = scope["method"]
         route = self.find(scope["path"])
         headers: list[tuple[bytes, bytes]] = [CORS, *self.extra_headers(scope)]
         try:
             if method == "OPTIONS":
-                status, body, ctype = 200, b"", TEXT
+                status, out, ctype = 200, b"", TEXT
                 headers = list(PREFLIGHT)
             elif route is None:
                 raise NotFound(f"Not Found: no endpoint at {scope['path']}")
@@ -188,20 +209,20 @@ class SeldonApp:
                 raise MethodNotAllowed(
                     f"Method {method} is not allowed on {scope['path']}; use {allowed}"
                 )
+            elif isinstance(body, InferGraphError):
+                raise body
             else:
-                body_in = await read_body(scope, receive, self.max_body_size)
                 await self.before(scope)
-                status, body, ctype = await self.call(route[0], scope, body_in)
+                status, out, ctype = await self.call(route[0], scope, body)
         except InferGraphError as exc:
-            status, body, ctype = error_response(exc)
+            status, out, ctype = error_response(exc)
         except Exception as exc:  # a bug of ours: still Seldon's JSON, never a traceback
             log.error("unhandled error on %s", scope["path"], exc_info=exc)
             message = f"{type(exc).__name__}: {exc}"
-            body = seldon_json.dumps(seldon_json.error_body(message, "MICROSERVICE_INTERNAL_ERROR"))
+            out = seldon_json.dumps(seldon_json.error_body(message, "MICROSERVICE_INTERNAL_ERROR"))
             status, ctype = 500, JSON
         headers.append((b"content-type", ctype))
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        headers.append((b"content-length", str(len(out)).encode()))
         if route is not None and route[2] not in UNTIMED:
             self.record(route[2], method.lower(), status, time.perf_counter() - started)
+        return status, headers, out

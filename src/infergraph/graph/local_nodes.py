@@ -15,10 +15,35 @@ from infergraph.errors import InferGraphError, LoadError
 from infergraph.graph.plan import ClientFactory, NodeClient
 from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec, is_prepackaged
 from infergraph.observability.metrics import Registry
-from infergraph.routers import BanditRouter, BanditStore, builtin_class, seldon_key
+from infergraph.routers import (
+    BUILTIN_CLASSES,
+    BanditRouter,
+    BanditStore,
+    builtin_class,
+    seldon_key,
+)
 from infergraph.settings import ComponentSettings
 
-__all__ = ["local_factory", "user_object"]
+__all__ = ["SELDON_ROUTER_IMAGES", "local_factory", "user_object"]
+
+SELDON_ROUTER_IMAGES = {
+    "seldonio/mab_epsilon_greedy": "EPSILON_GREEDY",
+    "seldonio/mab_thompson_sampling": "THOMPSON_SAMPLING",
+}
+"""Seldon's prebuilt router images, served by the built-in router with the same parameters."""
+
+
+def _image_builtin(image: str | None) -> str | None:
+    if not image:
+        return None
+    name = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    for known, implementation in SELDON_ROUTER_IMAGES.items():
+        if name == known or name.endswith("/" + known):
+            return implementation
+    return None
+
+
+BUILTIN_TYPES = tuple(BUILTIN_CLASSES.values())
 
 
 def _parameters(node: PredictiveUnit, where: str) -> dict[str, Any]:
@@ -36,6 +61,9 @@ def user_object(
     """Build the object behind a node: (object, image for requestPath, container env)."""
     where = f"node {node.name!r} parameters"
     implementation = node.implementation or ""
+    container = predictor.container(node.name)
+    if container is not None and not any(e.name == "MODEL_NAME" for e in container.env):
+        implementation = _image_builtin(container.image) or implementation
     builtin = builtin_class(implementation)
     if builtin is not None:
         params = _parameters(node, where)
@@ -52,7 +80,6 @@ def user_object(
             "support. Meanwhile give the node a container whose env MODEL_NAME names a class.",
             node=node.name,
         )
-    container = predictor.container(node.name)
     if container is None:
         raise LoadError(
             f"node {node.name!r} has no container named {node.name!r} in componentSpecs",
@@ -88,7 +115,7 @@ def local_factory(
         deployment: Deployment, predictor: PredictorSpec, node: PredictiveUnit
     ) -> tuple[NodeClient, str]:
         user, image, env = user_object(deployment, predictor, node, path, store)
-        builtin = builtin_class(node.implementation or "") is not None
+        builtin = not env and isinstance(user, BUILTIN_TYPES)
         settings = ComponentSettings.from_env(env, annotations={})
         settings = settings.replace(
             unit_id=node.name,

@@ -101,6 +101,22 @@ def user_object(
         raise LoadError(f"node {node.name!r}: {exc}", node=node.name) from exc
 
 
+REDIS_THREADS = 16
+
+
+def _builtin_execution(
+    builtin: bool, store: BanditStore | None, settings: ComponentSettings
+) -> dict[str, Any]:
+    """Built-ins take microseconds, so they run inline (a thread hop would cost more than
+    they do), unless their state lives in Redis: that is network I/O, which must never
+    block the event loop, so they get a thread pool wide enough for concurrent requests."""
+    if not builtin:
+        return {"sync_mode": settings.sync_mode}
+    if store is None:
+        return {"sync_mode": "inline"}
+    return {"sync_mode": "thread", "threads": max(settings.threads, REDIS_THREADS)}
+
+
 def local_factory(
     *,
     path: str | Path = ".",
@@ -123,9 +139,7 @@ def local_factory(
             predictor_id=predictor.name,
             predictor_labels=dict(predictor.labels),
             deployment_id=deployment.metadata.name,
-            # built-ins take microseconds: a thread hop would cost more than they do
-            # (unless their state lives in Redis, which is network I/O)
-            sync_mode="inline" if builtin and store is None else settings.sync_mode,
+            **_builtin_execution(builtin, store, settings),
         )
         if settings_hook is not None:
             settings = settings_hook(settings)

@@ -178,6 +178,7 @@ class RedisStore:
                 f"RedisStore({self.url}) needs redis-py: pip install 'infergraph[redis]'"
             ) from exc
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._timeouts: tuple[type[Exception], ...] = (redis.TimeoutError,)
         try:
             self._client = client or redis.Redis.from_url(
                 url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
@@ -206,6 +207,13 @@ class RedisStore:
             pipe.hincrbyfloat(key, _REWARD, reward)
             pipe.hgetall(key)
             *_, raw = pipe.execute()
+        except self._timeouts as exc:
+            # the transaction was sent: Redis may still apply it, so say so and let the
+            # client decide (a blind resend could count the reward twice)
+            raise NotReady(
+                f"Feedback may or may not have been recorded: Redis at {self.url} did not "
+                f"answer in time ({exc}); check the bandit state before sending it again"
+            ) from exc
         except self._errors as exc:
             raise NotReady(
                 f"Feedback not recorded: bandit state in Redis at {self.url} is unavailable: {exc}"

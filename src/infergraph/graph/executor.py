@@ -100,7 +100,8 @@ class Executor:
                 return await asyncio.wait_for(call, node.timeout)
             except TimeoutError:
                 raise DeadlineExceeded(
-                    f"node {node.name!r} did not answer {service} within {node.timeout * 1000:g} ms"
+                    f"node {node.name!r}: no answer to {service} within {node.timeout * 1000:g} ms",
+                    node=node.name,
                 ) from None
         except InferGraphError as exc:
             code = status_label(exc)

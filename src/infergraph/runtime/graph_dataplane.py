@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from infergraph.errors import BadRequest, NotFound, NotReady
+from infergraph.errors import BadRequest, InferGraphError, NotFound, NotReady
 from infergraph.graph.executor import CallContext, Executor
 from infergraph.graph.plan import DeploymentPlan, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
@@ -91,9 +91,22 @@ class GraphDataPlane:
     # ---------------------------------------------------------------- lifecycle
 
     async def load(self) -> None:
-        """Load every node (``load()`` of the user classes), then start payload loggers."""
-        for client in self.plan.clients():
-            await client.load()
+        """Load every node (``load()`` of the user classes), then start payload loggers.
+
+        Nodes already loaded are skipped: ``serve`` loads before it binds its ports, and
+        the ASGI lifespan start-up (uvicorn) calls this again.
+        """
+        for predictor in self.plan.predictors:
+            for name, node in predictor.nodes.items():
+                if node.client.ready:
+                    continue
+                try:
+                    await node.client.load()
+                except InferGraphError as exc:  # say which node failed to load
+                    if exc.node is None:
+                        exc.node = name
+                        exc.message = f"node {name!r}: {exc.message}"
+                    raise
         for payload_logger in self.loggers:
             await payload_logger.start()
 
@@ -189,13 +202,30 @@ class GraphDataPlane:
         return await self.executors[self._predictor_for(feedback, ctx).name].feedback(feedback, ctx)
 
     def _predictor_for(self, feedback: Feedback, ctx: CallContext) -> PredictorPlan:
-        routing = feedback.response.meta.routing if feedback.response is not None else {}
+        meta = feedback.response.meta if feedback.response is not None else None
+        routing = meta.routing if meta is not None else {}
+        matches = list(self._live)
         if routing:
             matches = [p for p in self._live if set(routing) <= set(p.nodes)]
+            if len(matches) > 1 and meta is not None and meta.request_path:
+                # a canary usually reuses the node names with another image: tell by the images
+                paths = meta.request_path
+                by_image = [
+                    p
+                    for p in matches
+                    if all(n in p.nodes and p.nodes[n].image == image for n, image in paths.items())
+                ]
+                matches = by_image or matches
             if len(matches) == 1:
                 return matches[0]
         if len(self._live) == 1 or self.sticky_header:
             return self.choose(ctx.headers)
+        if routing and len(matches) > 1:
+            raise BadRequest(
+                "feedback: cannot tell which predictor answered: the response's meta.routing "
+                f"and meta.requestPath fit predictors {', '.join(p.name for p in matches)}; "
+                "give their nodes different names or images, or configure a sticky header"
+            )
         raise BadRequest(
             "feedback: cannot tell which predictor answered; send back the response's "
             "meta.routing with the feedback"

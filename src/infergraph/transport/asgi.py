@@ -197,7 +197,7 @@ class SeldonApp:
         started = time.perf_counter()
         method = scope["method"]
         route = self.find(scope["path"])
-        headers: list[tuple[bytes, bytes]] = [CORS, *self.extra_headers(scope)]
+        headers: list[tuple[bytes, bytes]] = [CORS]
         try:
             if method == "OPTIONS":
                 status, out, ctype = 200, b"", TEXT
@@ -221,6 +221,7 @@ class SeldonApp:
             message = f"{type(exc).__name__}: {exc}"
             out = seldon_json.dumps(seldon_json.error_body(message, "MICROSERVICE_INTERNAL_ERROR"))
             status, ctype = 500, JSON
+        headers.extend(self.extra_headers(scope))  # after the handler, which may inform them
         headers.append((b"content-type", ctype))
         headers.append((b"content-length", str(len(out)).encode()))
         if route is not None and route[2] not in UNTIMED:

@@ -73,9 +73,16 @@ class GraphRestApp(SeldonApp):
     async def shutdown(self) -> None:
         await self.dataplane.close()
 
+    @staticmethod
+    def _puid(scope: Scope, hint: str = "") -> str:
+        """The request's puid: the Seldon-Puid header, else the body's meta.puid, else new."""
+        puid = scope.get(PUID)
+        if puid is None:
+            puid = scope[PUID] = header(scope, b"seldon-puid") or hint or str(uuid.uuid4())
+        return str(puid)
+
     def extra_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        puid = header(scope, b"seldon-puid") or str(uuid.uuid4())
-        scope[PUID] = puid
+        puid = self._puid(scope)
         out = [(b"seldon-puid", puid.encode("latin-1")), NOSNIFF]
         if header(scope, b"ce-specversion") is not None:  # Seldon's CloudEvents echo
             name, namespace = self.dataplane.plan.name, self.dataplane.plan.namespace
@@ -91,18 +98,19 @@ class GraphRestApp(SeldonApp):
     def record(self, service: str, method: str, status: int, seconds: float) -> None:
         self.dataplane.server_metrics.server(service, method, str(status), seconds)
 
-    def _context(self, scope: Scope) -> Any:
+    def _context(self, scope: Scope, puid_hint: str = "") -> Any:
         headers = {
             k.decode("latin-1"): v.decode("latin-1")
             for k, v in scope["headers"]
             if k != b"content-type"
         }
-        headers["seldon-puid"] = scope[PUID]
+        headers["seldon-puid"] = self._puid(scope, puid_hint)
         return self.dataplane.context(headers)
 
     async def _predict(self, scope: Scope, body: bytes) -> Reply:
         request = seldon_json.decode_message(decode_body(scope, body))
-        response, _ = await self.dataplane.predict(request, self._context(scope))
+        ctx = self._context(scope, request.meta.puid)
+        response, _ = await self.dataplane.predict(request, ctx)
         return seldon_reply(response)
 
     async def _feedback(self, scope: Scope, body: bytes) -> Reply:

@@ -1,0 +1,243 @@
+"""``python -m infergraph serve FILE`` as a real process on real sockets: predictions,
+feedback and gRPC; start-up failures with clear messages and exit codes; SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+from google.protobuf import json_format
+from graph_fixtures import deployment, render, unit, write_graph
+from procs import PYTHON, clean_env, free_ports, http_request, metric_sum, parse_metrics
+
+from infergraph.protocol.proto import prediction_pb2 as pb
+from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.slow
+
+READY_TIMEOUT = 30.0
+X = [[1.0, 2.0]]
+
+
+def serve_command(path: Path, *args: str) -> list[str]:
+    return [PYTHON, "-m", "infergraph", "serve", str(path), *args]
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    http: int
+    grpc: int
+    stderr_path: Path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def post(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        status, _, data = http_request(self.http, "POST", path, body)
+        return status, json.loads(data)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exited with {self.proc.returncode}:\n{self.stderr()}")
+            with contextlib.suppress(OSError):
+                if http_request(self.http, "GET", "/ready", timeout=2)[0] == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not ready after {READY_TIMEOUT}s:\n{self.stderr()}")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving(
+    folder: Path, manifest: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    http_port, grpc_port = free_ports(2)
+    stderr_path = folder / f"stderr-{time.monotonic_ns()}.txt"
+    with stderr_path.open("wb") as err:
+        proc = subprocess.Popen(
+            serve_command(
+                manifest, "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+                "--host", "127.0.0.1", *args,
+            ),
+            cwd=folder, env=clean_env(env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+        )  # fmt: skip
+    server = Server(proc, http_port, grpc_port, stderr_path)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def run_to_exit(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "infergraph", "serve", *args],
+        cwd=folder, env=clean_env(), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def write_yaml(folder: Path, name: str, *documents: dict[str, Any]) -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return path
+
+
+def bandit_graph() -> dict[str, Any]:
+    return deployment(
+        unit(
+            "t", "TRANSFORMER",
+            unit("r", "ROUTER",
+                 unit("a", "MODEL", cls="Model", params={"add": 1.0}),
+                 unit("b", "MODEL", cls="Model", params={"add": 2.0}),
+                 cls="Router", params={"choice": 1}),
+            cls="Transformer",
+        ),
+        name="cli-graph",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "http_server",
+    [pytest.param("infergraph", id="own-http"), pytest.param("uvicorn", id="uvicorn")],
+)
+def test_serve_answers_predictions_feedback_and_grpc_then_stops_on_sigterm(
+    tmp_path: Path, http_server: str
+) -> None:
+    manifest, _ = write_graph(tmp_path, bandit_graph())
+    env = {"INFERGRAPH_HTTP_SERVER": http_server}
+    with serving(tmp_path, manifest, env=env) as server:
+        status, body = server.post("/api/v1.0/predictions", {"data": {"ndarray": X}})
+        assert status == 200, body
+        assert body["data"]["ndarray"] == [[12.0, 22.0]]  # 10X, then b: + 2
+        assert body["meta"]["routing"] == {"t": -1, "r": 1, "b": -1}
+
+        feedback = {"request": {"data": {"ndarray": X}}, "response": body, "reward": 1.0}
+        status, answer = server.post("/api/v1.0/feedback", feedback)
+        assert status == 200, answer
+        _, _, text = http_request(server.http, "GET", "/metrics")
+        samples = parse_metrics(text.decode())
+        assert metric_sum(samples, "seldon_api_model_feedback_total", model_name="r") == 1
+        assert metric_sum(samples, "seldon_api_model_feedback_total", model_name="b") == 1
+        assert metric_sum(samples, "seldon_api_model_feedback_total", model_name="a") == 0
+
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc}") as channel:
+            request = json_format.ParseDict({"data": {"ndarray": X}}, pb.SeldonMessage())
+            response, call = pb_grpc.SeldonStub(channel).Predict.with_call(
+                request, metadata=(("seldon-puid", "cli-1"),), timeout=10
+            )
+        assert json_format.MessageToDict(response)["data"]["ndarray"] == [[12.0, 22.0]]
+        assert dict(call.trailing_metadata())["seldon-puid"] == "cli-1"
+
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(30) == 0
+        assert "Traceback" not in server.stderr()
+
+
+def container(name: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "image": f"test/{name}:1"}
+    if env:
+        out["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return out
+
+
+def one_node(env: dict[str, str] | None, name: str = "sdep") -> dict[str, Any]:
+    manifest = deployment(unit("clf", "MODEL"), name=name)
+    manifest["spec"]["predictors"][0]["componentSpecs"] = [
+        {"spec": {"containers": [container("clf", env)]}}
+    ]
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("documents", "args", "code", "words"),
+    [
+        pytest.param(
+            [deployment(unit("ab", None, implementation="RANDOM_ABTEST"))], [], 1,
+            ["spec.predictors[0].graph.children", "RANDOM_ABTEST"], id="invalid-graph",
+        ),
+        pytest.param(
+            [one_node(None)], [], 1, ["node 'clf'", "MODEL_NAME"], id="no-model-name",
+        ),
+        pytest.param(
+            [one_node({"MODEL_NAME": "no_such_module.Model"})], [], 1,
+            ["node 'clf'", "no_such_module"], id="no-module",
+        ),
+        pytest.param(
+            [one_node({"MODEL_NAME": "Loader"})], [], 1,
+            ["node 'clf'", "weights missing"], id="load-fails",
+        ),
+        pytest.param(
+            [one_node(None, "first"), one_node(None, "second")], [], 2,
+            ["2 deployments", "first", "second", "--deployment"], id="two-deployments",
+        ),
+        pytest.param(
+            [one_node(None, "first"), one_node(None, "second")], ["--deployment", "third"], 2,
+            ["no deployment 'third'", "first, second"], id="unknown-deployment",
+        ),
+        pytest.param(
+            [deployment(unit("iris", None, implementation="SKLEARN_SERVER"))], [], 1,
+            ["node 'iris'", "SKLEARN_SERVER", "not supported yet"], id="prepackaged",
+        ),
+    ],
+)  # fmt: skip
+def test_start_up_failures_are_clear(
+    tmp_path: Path, documents: list[dict[str, Any]], args: list[str], code: int, words: list[str]
+) -> None:
+    for document in documents:  # SKLEARN_SERVER needs a modelUri to pass validation
+        graph = document["spec"]["predictors"][0]["graph"]
+        if graph.get("implementation") == "SKLEARN_SERVER":
+            graph["modelUri"] = "gs://seldon-models/sklearn/iris"
+    (tmp_path / "Loader.py").write_text(
+        "class Loader:\n"
+        "    def load(self):\n"
+        "        raise RuntimeError('weights missing')\n"
+        "    def predict(self, X, names):\n"
+        "        return X\n"
+    )
+    rendered = [render(d, "unused") for d in documents]
+    path = write_yaml(tmp_path, "deployment.yaml", *rendered)
+    result = run_to_exit(tmp_path, str(path), "--http-port", "0", "--grpc-port", "0", *args)
+    assert result.returncode == code, result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+    assert any(line.startswith("infergraph serve: ") for line in result.stderr.splitlines())
+    if "weights missing" not in words:  # only a failing load() logs the user's own traceback
+        assert "Traceback" not in result.stderr
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    result = run_to_exit(tmp_path, str(tmp_path / "nope.yaml"))
+    assert result.returncode == 1
+    assert "nope.yaml" in result.stderr and "no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_deployment_flag_picks_one(tmp_path: Path) -> None:
+    first = render(bandit_graph(), "m")
+    write_graph(tmp_path, bandit_graph(), module="m")
+    second = yaml.safe_load(yaml.safe_dump(first))
+    second["metadata"]["name"] = "other"
+    second["spec"]["predictors"][0]["graph"]["children"][0]["parameters"][1]["value"] = "0"
+    path = write_yaml(tmp_path, "two.yaml", first, second)
+    with serving(tmp_path, path, "--deployment", "other") as server:
+        status, body = server.post("/api/v1.0/predictions", {"data": {"ndarray": X}})
+        assert status == 200, body
+        assert body["meta"]["routing"]["r"] == 0  # the second deployment's router

@@ -118,7 +118,7 @@ class Executor:
             elapsed = time.perf_counter() - started
             ctx.node_seconds += elapsed
             ctx.hops += 1
-            self.metrics.client(node.name, node.image, service, "local", code, elapsed)
+            self.metrics.client(node.name, node.image, service, node.transport, code, elapsed)
 
     def _log(self, node: PlanNode, event: str, message: Any, ctx: CallContext) -> None:
         if self.payloads is not None and node.logger_mode is not None:

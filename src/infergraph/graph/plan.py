@@ -69,6 +69,8 @@ class PlanNode:
     timeout: float | None = None
     logger_mode: str | None = None
     logger_url: str | None = None
+    transport: str = "local"
+    """How the node is reached, for the ``method`` label of node-call metrics."""
 
     def walk(self) -> list[PlanNode]:
         out = [self]
@@ -149,6 +151,7 @@ def _compile_node(
     )
     logger = node.logger
     return PlanNode(
+        transport=str(getattr(client, "transport", "local")),
         name=node.name,
         client=client,
         image=image,

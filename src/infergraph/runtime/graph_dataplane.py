@@ -120,7 +120,11 @@ class GraphDataPlane:
         for payload_logger in self.loggers:
             await payload_logger.close()
         for client in self.plan.clients():
-            client.close()
+            aclose = getattr(client, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            else:
+                client.close()
 
     # ---------------------------------------------------------------- requests
 

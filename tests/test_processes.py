@@ -278,6 +278,26 @@ def test_graph_metadata_comes_from_the_node_processes(chain: Graph) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("transport", [None, "grpc"])
+def test_nodes_are_called_over_the_deployment_transport(
+    tmp_path: Path, transport: str | None
+) -> None:
+    spec = chain_yaml(tmp_path)
+    if transport is not None:
+        spec["spec"]["transport"] = transport
+    with serving(tmp_path, spec) as graph:
+        status, body = graph.predict([[1, 2]])
+        assert status == 200, body
+        calls = [
+            s
+            for s in parse_metrics(graph.metrics())
+            if s.name == "seldon_api_executor_client_requests_seconds_count"
+        ]
+        assert {s.labels["model_name"] for s in calls} == {"double", "model"}
+        assert {s.labels["method"] for s in calls} == {transport or "rest"}  # Seldon's default
+
+
+@pytest.mark.slow
 def test_replicas_are_processes_and_share_the_calls(bandit: Graph) -> None:
     replicas = set(bandit.pids("model-a"))
     assert len(replicas) == 2 and len(bandit.pids("model-b")) == 2

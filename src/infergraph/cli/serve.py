@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--processes",
         action="store_true",
         default=None,
-        help="run each componentSpec as its own processes (replicas honoured), called over gRPC",
+        help="run each componentSpec container as its own processes (replicas honoured), "
+        "called over REST (or gRPC with spec.transport: grpc)",
     )
     p.add_argument("--redis-url", default=None, help="share bandit state through this Redis")
     p.add_argument(

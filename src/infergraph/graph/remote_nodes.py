@@ -4,22 +4,18 @@
 pods: each componentSpec container that implements a graph node, once per replica, with the
 env the operator gives a container. Built-ins have no container and stay in the orchestrator.
 
-:class:`GrpcNodeClient` calls a node as Seldon's executor calls a pod (``Model/Predict``,
-``Router/Route``, ``Combiner/Aggregate``...), so any Seldon-compatible microservice can be a
-node; as in Seldon, ``ndarray`` numbers come back as floats. One long-lived ``grpc.aio``
-channel per replica carries every call (HTTP/2 multiplexes them); calls rotate round-robin
-over the replicas that answered their last health check. A replica whose process died is
-marked down (by the supervisor that saw it die, or by the first call that cannot reach it)
-and probed until it answers again, so a restarted process on the same address rejoins
-without anyone rebuilding the client.
+:class:`GrpcNodeClient` calls a node as Seldon's executor calls a pod with ``transport:
+grpc`` (``Model/Predict``, ``Router/Route``, ``Combiner/Aggregate``...), so any
+Seldon-compatible microservice can be a node; as in Seldon, ``ndarray`` numbers come back as
+floats. Replicas, health and retries come from
+:class:`~infergraph.graph.replicas.ReplicatedNodeClient`; REST, the default transport, is
+:class:`~infergraph.graph.rest_nodes.RestNodeClient`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
@@ -37,13 +33,21 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
+from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
 from infergraph.graph.spec import Deployment, PredictorSpec, is_prepackaged, walk_graph
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.protocol.seldon_pb import pb
 from infergraph.routers import builtin_class
 
-__all__ = ["HOST", "GrpcNodeClient", "NodeProcess", "error_from_rpc", "plan_processes"]
+__all__ = [
+    "HOST",
+    "GrpcNodeClient",
+    "NodeProcess",
+    "error_from_rpc",
+    "metadata_from_proto",
+    "plan_processes",
+]
 
 HOST = "127.0.0.1"
 """Where node processes listen: the orchestrator is their only client."""
@@ -65,9 +69,6 @@ _ERRORS: dict[grpc.StatusCode, type[InferGraphError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: PayloadTooLarge,
     grpc.StatusCode.UNIMPLEMENTED: NotImplementedByComponent,
 }
-# Calls that may be sent again to another replica when the first one was unreachable.
-# Feedback is not: a reward counted twice would skew a bandit.
-_RETRIED = frozenset({"predict", "transform_input", "transform_output", "route", "aggregate"})
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -123,79 +124,47 @@ def _answer(response: Any) -> Message:
         raise UserCodeError(f"invalid answer: {exc}") from None
 
 
-@dataclass(eq=False)
-class _Replica:
-    address: str
-    channel: grpc.aio.Channel
-    calls: dict[str, grpc.aio.UnaryUnaryMultiCallable]
-    up: bool = False
-    probe: asyncio.Task[None] | None = field(default=None, repr=False)
+_Calls = dict[str, grpc.aio.UnaryUnaryMultiCallable]
+_Channel = tuple[grpc.aio.Channel, _Calls]
 
 
-class GrpcNodeClient:
-    """A :class:`~infergraph.graph.plan.NodeClient` for a node served by other processes.
+class GrpcNodeClient(ReplicatedNodeClient[_Channel]):
+    """Calls a node as Seldon's executor does with ``transport: grpc``.
 
-    ``addresses`` are ``host:port`` of the node's replicas. ``timeout`` (seconds) is the gRPC
-    deadline of each call; ``load_timeout`` bounds how long :meth:`load` waits for every
-    replica to answer; ``probe_interval`` paces the health probes of a replica that is down.
+    One long-lived ``grpc.aio`` channel per replica carries every call (HTTP/2 multiplexes
+    them); a restarted replica is found again by the channel's reconnection.
     """
 
-    def __init__(
-        self,
-        name: str,
-        addresses: Sequence[str],
-        *,
-        max_message_size: int,
-        timeout: float | None = None,
-        load_timeout: float = 60.0,
-        probe_interval: float = 0.5,
-    ) -> None:
-        if not addresses:
-            raise ValueError(f"node {name!r} needs at least one address")
-        self.name = name
-        self.addresses = tuple(addresses)
-        self.timeout = timeout
-        self.load_timeout = load_timeout
-        self.probe_interval = probe_interval
-        self._options = [
-            ("grpc.max_send_message_length", max_message_size),
-            ("grpc.max_receive_message_length", max_message_size),
+    transport = "grpc"
+
+    def _connect(self, address: str) -> _Channel:
+        """Channels are made on first use: ``grpc.aio`` binds them to the running loop."""
+        limit = self.max_message_size
+        options = [
+            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", limit),
             # a restarted replica must be found again in well under a second, not after
             # gRPC's default back-off (up to two minutes)
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
         ]
-        self._replicas: list[_Replica] = []
-        self._next = 0
-        self._metadata: dict[str, Any] | None = None
-        self._metadata_error: InferGraphError | None = None
-        self._closed = False
+        channel = grpc.aio.insecure_channel(address, options=options)
+        calls = {
+            method: channel.unary_unary(
+                path, request_serializer=_serialize, response_deserializer=answer.FromString
+            )
+            for method, (path, answer) in _PATHS.items()
+        }
+        return channel, calls
 
-    # ---------------------------------------------------------------- channels and health
+    async def _disconnect(self, conn: _Channel) -> None:
+        await conn[0].close()
 
-    def _open(self) -> list[_Replica]:
-        """Channels are made on first use: ``grpc.aio`` binds them to the running loop."""
-        if self._closed:
-            raise NotReady(f"the client of node {self.name!r} is closed")
-        if not self._replicas:
-            for address in self.addresses:
-                channel = grpc.aio.insecure_channel(address, options=self._options)
-                calls = {
-                    method: channel.unary_unary(
-                        path,
-                        request_serializer=_serialize,
-                        response_deserializer=answer.FromString,
-                    )
-                    for method, (path, answer) in _PATHS.items()
-                }
-                self._replicas.append(_Replica(address, channel, calls))
-        return self._replicas
-
-    async def _ping(self, replica: _Replica, timeout: float) -> bool:
+    async def _ping(self, replica: Replica[_Channel], timeout: float) -> bool:
         """Ask for ``Model/Metadata``; any answer but "unreachable" means the replica is up."""
         try:
-            answer = await replica.calls["metadata"](
+            answer = await replica.conn[1]["metadata"](
                 empty_pb2.Empty(), timeout=timeout, wait_for_ready=True
             )
         except grpc.aio.AioRpcError as exc:
@@ -209,116 +178,22 @@ class GrpcNodeClient:
         replica.up = True
         return True
 
-    async def load(self) -> None:
-        """Wait until every replica answers (``load()`` of the user class runs remotely)."""
-        replicas = self._open()
-        answered = await asyncio.gather(*(self._ping(r, self.load_timeout) for r in replicas))
-        silent = [r.address for r, ok in zip(replicas, answered, strict=True) if not ok]
-        if silent:
-            raise NotReady(
-                f"node {self.name!r}: no answer from {', '.join(silent)} "
-                f"within {self.load_timeout:g} s"
-            )
+    async def _send(self, replica: Replica[_Channel], method: str, request: Any) -> Message:
+        try:
+            return _answer(await replica.conn[1][method](request, timeout=self.timeout))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.UNAVAILABLE:
+                raise Unreachable(error_from_rpc(exc)) from None
+            raise error_from_rpc(exc) from None
 
-    @property
-    def ready(self) -> bool:
-        """True while at least one replica answered its last health check."""
-        return any(r.up for r in self._replicas)
+    def _message(self, msg: Message) -> Any:
+        return _message_proto(msg)
 
-    def replica_up(self, address: str) -> bool:
-        return any(r.up for r in self._replicas if r.address == address)
+    def _batch(self, msgs: list[Message]) -> Any:
+        return pb.SeldonMessageList(seldonMessages=[_message_proto(m) for m in msgs])
 
-    def mark_down(self, address: str) -> None:
-        """Stop sending calls to ``address`` and probe it until it answers again."""
-        for replica in self._replicas:
-            if replica.address == address:
-                replica.up = False
-                if not self._closed and (replica.probe is None or replica.probe.done()):
-                    replica.probe = asyncio.get_running_loop().create_task(self._probe(replica))
-
-    async def _probe(self, replica: _Replica) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closed:
-            started = loop.time()
-            if await self._ping(replica, self.probe_interval):
-                return
-            # an immediate "unavailable" must not turn into a busy loop
-            await asyncio.sleep(max(0.0, started + self.probe_interval - loop.time()))
-
-    def metadata(self) -> dict[str, Any]:
-        """The node's metadata, fetched once at load."""
-        if self._metadata_error is not None:
-            raise self._metadata_error
-        if self._metadata is None:
-            raise NotReady(f"node {self.name!r} has not answered yet")
-        return self._metadata
-
-    def close(self) -> None:
-        """Stop probing; channels close in :meth:`aclose` (or when collected)."""
-        self._closed = True
-        for replica in self._replicas:
-            if replica.probe is not None:
-                replica.probe.cancel()
-
-    async def aclose(self) -> None:
-        """Stop probing and close the channels (what ``close()`` cannot await)."""
-        self.close()
-        replicas, self._replicas = self._replicas, []
-        for replica in replicas:
-            if replica.probe is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await replica.probe
-            await replica.channel.close()
-
-    # ---------------------------------------------------------------- calls
-
-    def _pick(self, avoid: set[str]) -> _Replica:
-        replicas = self._open()
-        count = len(replicas)
-        for step in range(count):
-            replica = replicas[(self._next + step) % count]
-            if replica.up and replica.address not in avoid:
-                self._next = (self._next + step + 1) % count
-                return replica
-        raise NotReady(f"no replica of node {self.name!r} is reachable (restarting?)")
-
-    async def _call(self, method: str, request: Any) -> Message:
-        tried: set[str] = set()
-        while True:
-            replica = self._pick(tried)
-            try:
-                return _answer(await replica.calls[method](request, timeout=self.timeout))
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code()
-                if code is grpc.StatusCode.UNAVAILABLE:
-                    self.mark_down(replica.address)
-                    tried.add(replica.address)
-                    if method in _RETRIED and any(
-                        r.up and r.address not in tried for r in self._replicas
-                    ):
-                        continue
-                raise error_from_rpc(exc) from None
-
-    async def predict(self, request: Message, wire: str = "json") -> Message:
-        return await self._call("predict", _message_proto(request))
-
-    async def transform_input(self, request: Message, wire: str = "json") -> Message:
-        return await self._call("transform_input", _message_proto(request))
-
-    async def transform_output(self, request: Message, wire: str = "json") -> Message:
-        return await self._call("transform_output", _message_proto(request))
-
-    async def route(self, request: Message, wire: str = "json") -> Message:
-        return await self._call("route", _message_proto(request))
-
-    async def aggregate(
-        self, requests: list[Message], wire: str = "json", raw: Any = None
-    ) -> Message:
-        batch = pb.SeldonMessageList(seldonMessages=[_message_proto(m) for m in requests])
-        return await self._call("aggregate", batch)
-
-    async def send_feedback(self, feedback: Feedback, wire: str = "json") -> Message:
-        return await self._call("send_feedback", _feedback_proto(feedback))
+    def _feedback(self, feedback: Feedback) -> Any:
+        return _feedback_proto(feedback)
 
 
 def _serialize(message: Any) -> bytes:
@@ -345,7 +220,13 @@ class NodeProcess:
 
     @property
     def address(self) -> str:
+        """Its gRPC ``host:port``."""
         return f"{HOST}:{self.grpc_port}"
+
+    @property
+    def http_address(self) -> str:
+        """Its REST ``host:port``."""
+        return f"{HOST}:{self.http_port}"
 
 
 def replicas_of(deployment: Deployment, predictor: PredictorSpec, index: int) -> int:

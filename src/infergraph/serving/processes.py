@@ -3,8 +3,10 @@
 Each componentSpec container that implements a graph node becomes one ``infergraph
 microservice`` process per replica, configured by the environment Seldon's operator gives a
 container. Built-in routers and combiners stay in the orchestrator: they have no container.
-The orchestrator calls the nodes over gRPC (:class:`GrpcNodeClient`); a supervisor task
-restarts a process that dies on the same ports, so the pooled channels simply reconnect.
+The orchestrator calls the nodes as Seldon's executor calls pods: over REST
+(:class:`RestNodeClient`), or over gRPC (:class:`GrpcNodeClient`) when ``spec.transport`` is
+``grpc``. A supervisor task restarts a process that dies on the same ports, so the clients
+simply reconnect.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from infergraph.errors import LoadError
 from infergraph.graph.local_nodes import local_factory
 from infergraph.graph.plan import ClientFactory, NodeClient
 from infergraph.graph.remote_nodes import HOST, GrpcNodeClient, NodeProcess, plan_processes
-from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec
+from infergraph.graph.replicas import ReplicatedNodeClient
+from infergraph.graph.rest_nodes import RestNodeClient
+from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec, Transport
 from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
 from infergraph.serving.graph_server import build_dataplane, serve_graph
@@ -178,7 +182,8 @@ class Supervisor:
         child.pid = process.pid
         child.exited = loop.create_task(_exit_code(process))
         child.logs = loop.create_task(_forward(child, process.stdout))
-        log.info("node %s: started pid %d (gRPC %s)", spec.tag, process.pid, spec.address)
+        ports = f"REST {spec.http_address}, gRPC {spec.address}"
+        log.info("node %s: started pid %d (%s)", spec.tag, process.pid, ports)
 
     async def _wait_ready(self, child: _Child, timeout: float) -> None:
         """Poll ``/ready`` until 200; a process that exits first is a start-up failure."""
@@ -259,13 +264,17 @@ class Supervisor:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+Clients = dict[tuple[str, str], ReplicatedNodeClient[Any]]
+"""The client of each node run as processes, by predictor and node name."""
+
+
 def _factory(
-    specs: list[NodeProcess],
-    local: ClientFactory,
-    limit: int,
-    clients: dict[tuple[str, str], GrpcNodeClient],
+    specs: list[NodeProcess], local: ClientFactory, limit: int, clients: Clients
 ) -> ClientFactory:
-    """Remote clients for the nodes that run as processes; the others in this process."""
+    """Remote clients for the nodes that run as processes; the others in this process.
+
+    The transport is the deployment's ``spec.transport``: REST unless it says ``grpc``, as
+    in Seldon, whose executor calls the pods the same way."""
     groups: dict[tuple[str, str], list[NodeProcess]] = {}
     for spec in specs:
         groups.setdefault((spec.predictor, spec.node), []).append(spec)
@@ -276,11 +285,22 @@ def _factory(
         key = (predictor.name, node.name)
         if key not in groups:
             return local(deployment, predictor, node)
-        addresses = [spec.address for spec in groups[key]]
-        clients[key] = GrpcNodeClient(node.name, addresses, max_message_size=limit)
-        return clients[key], groups[key][0].image
+        client: ReplicatedNodeClient[Any]
+        if deployment.spec.transport is Transport.GRPC:
+            addresses = [spec.address for spec in groups[key]]
+            client = GrpcNodeClient(node.name, addresses, max_message_size=limit)
+        else:
+            addresses = [spec.http_address for spec in groups[key]]
+            client = RestNodeClient(node.name, addresses, max_message_size=limit)
+        clients[key] = client
+        return client, groups[key][0].image
 
     return build
+
+
+def _mark_down(client: ReplicatedNodeClient[Any], spec: NodeProcess) -> None:
+    """Tell ``client`` that the process ``spec`` died, by the port the client calls."""
+    client.mark_down(spec.address if client.transport == "grpc" else spec.http_address)
 
 
 def _command(settings: GraphSettings, limit: int) -> Callable[[NodeProcess], list[str]]:
@@ -308,7 +328,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
     annotations = {**deployment.metadata.annotations, **deployment.spec.annotations}
     value = annotations.get("seldon.io/grpc-max-message-size", "")  # every hop's message limit
     limit = int(value) if value.isdigit() and int(value) > 0 else settings.max_message_size
-    clients: dict[tuple[str, str], GrpcNodeClient] = {}
+    clients: Clients = {}
     supervisor: Supervisor | None = None
     try:
         specs = plan_processes(deployment, lambda: _take_port(held))
@@ -325,7 +345,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
             str(Path(settings.path).resolve()),
             registry,
             stop,
-            lambda spec: clients[(spec.predictor, spec.node)].mark_down(spec.address),
+            lambda spec: _mark_down(clients[(spec.predictor, spec.node)], spec),
         )
         await supervisor.start()
         if not stop.is_set():

@@ -37,7 +37,9 @@ proto-check: $(STAMP)
 	$(BIN)/python tools/gen_proto.py --check
 
 bench: $(STAMP)
+	bash scripts/peer-venvs.sh all
 	$(BIN)/python bench/component.py
+	$(BIN)/python bench/graph.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

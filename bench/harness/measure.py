@@ -53,6 +53,7 @@ class Run:
     wall_s: float
     foreign_cpu_s: float  # CPU that processes other than ours used meanwhile
     core_idle_s: float  # time the server's core sat idle: the server was not saturated
+    counters: dict[str, float] = field(default_factory=dict)  # Target.counters, after - before
 
     @property
     def foreign_share(self) -> float:
@@ -200,6 +201,8 @@ def wait_for_quiet(settings: Settings, limit_s: float = 60.0) -> None:
 
 def run_once(m: Measured, round_no: int, settings: Settings) -> Run:
     assert m.server is not None and m.script is not None
+    # Read outside the CPU window, so that scraping is not billed to the requests.
+    counters_before = m.target.counters(m.port) if m.target.counters else {}
     cpu_before = m.server.cpu_seconds()
     idle_before = core_idle_seconds(settings.server_cpu)
     others_before = foreign_snapshot(os.getpid())
@@ -214,13 +217,20 @@ def run_once(m: Measured, round_no: int, settings: Settings) -> Run:
     )
     wall = time.monotonic() - t0
     server_cpu = m.server.cpu_seconds() - cpu_before
+    idle = core_idle_seconds(settings.server_cpu) - idle_before
+    foreign = foreign_cpu_seconds(others_before, foreign_snapshot(os.getpid()))
+    counters: dict[str, float] = {}
+    if m.target.counters:
+        after = m.target.counters(m.port)
+        counters = {k: v - counters_before.get(k, 0.0) for k, v in after.items()}
     return Run(
         round=round_no,
         wrk=result,
         server_cpu_s=server_cpu,
         wall_s=wall,
-        foreign_cpu_s=foreign_cpu_seconds(others_before, foreign_snapshot(os.getpid())),
-        core_idle_s=core_idle_seconds(settings.server_cpu) - idle_before,
+        foreign_cpu_s=foreign,
+        core_idle_s=idle,
+        counters=counters,
     )
 
 

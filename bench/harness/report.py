@@ -182,9 +182,12 @@ def errors(measured: list[Measured], max_foreign: float) -> list[str]:
     return out
 
 
-def update_results(path: Path, section: str) -> None:
-    """Replace the component-benchmark section of RESULTS.md, or append it."""
-    block = f"{RESULTS_BEGIN}\n{section.rstrip()}\n{RESULTS_END}\n"
+def update_results(
+    path: Path, section: str, begin: str = RESULTS_BEGIN, end: str = RESULTS_END
+) -> None:
+    """Replace the section of RESULTS.md between ``begin`` and ``end`` (by default the
+    component benchmark's), or append it; other sections are kept as they are."""
+    block = f"{begin}\n{section.rstrip()}\n{end}\n"
     if path.exists():
         text = path.read_text()
     else:
@@ -192,9 +195,9 @@ def update_results(path: Path, section: str) -> None:
             "# Benchmark results\n\nWritten by `bench/component.py --write-results`; "
             "see `bench/README.md` for the method.\n\n"
         )
-    if RESULTS_BEGIN in text and RESULTS_END in text:
-        head, rest = text.split(RESULTS_BEGIN, 1)
-        tail = rest.split(RESULTS_END, 1)[1].lstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         text = head + block + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block

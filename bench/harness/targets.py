@@ -66,6 +66,9 @@ class Target:
     body: bytes
     validate: Validator
     command: Callable[[Ports], list[str]]
+    # Optional: the server's own cumulative counters (e.g. from /metrics), given its HTTP
+    # port; read before and after every run, and the difference kept with the run.
+    counters: Callable[[int], dict[str, float]] | None = None
 
     def url(self, port: int) -> str:
         return f"http://127.0.0.1:{port}{self.path}"

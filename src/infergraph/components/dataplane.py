@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 from typing import Any
@@ -69,6 +70,7 @@ class ComponentDataPlane:
                 "transform_input, transform_output, route, aggregate or send_feedback "
                 "(or their *_raw variants)"
             )
+        self._load_lock: asyncio.Lock | None = None
         self._metadata: dict[str, Any] | None = None
         self._metadata_error: BadMetadata | None = None
         init = plain_method(user, "init_metadata")
@@ -91,6 +93,16 @@ class ComponentDataPlane:
 
     async def load(self) -> None:
         await self.component.load()
+
+    async def ensure_loaded(self) -> None:
+        """Run the user's ``load()`` once, whichever transport asks first."""
+        if self.ready:
+            return
+        if self._load_lock is None:
+            self._load_lock = asyncio.Lock()
+        async with self._load_lock:
+            if not self.ready:
+                await self.load()
 
     def metadata(self) -> dict[str, Any]:
         if self._metadata_error is not None:

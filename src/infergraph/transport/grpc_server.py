@@ -9,7 +9,6 @@ gRPC status codes chosen by ``infergraph.status``; nothing escapes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -83,17 +82,6 @@ class _SeldonServicer:
 
     def __init__(self, dataplane: ComponentDataPlane) -> None:
         self.dataplane = dataplane
-        self._load_lock: asyncio.Lock | None = None
-
-    async def ensure_loaded(self) -> None:
-        """Run the user's ``load()`` once, on first use, as REST does."""
-        if self.dataplane.ready:
-            return
-        if self._load_lock is None:
-            self._load_lock = asyncio.Lock()
-        async with self._load_lock:
-            if not self.dataplane.ready:
-                await self.dataplane.load()
 
     @staticmethod
     def _message(request: Any) -> Any:
@@ -149,7 +137,7 @@ class _SeldonServicer:
             request_type,
             response_type,
             self.dataplane.metrics.request,
-            self.ensure_loaded,
+            self.dataplane.ensure_loaded,
         )
 
 

@@ -45,7 +45,6 @@ class RestApp(SeldonApp):
         self.metrics_text = metrics_text or self._local_metrics
         timeout_ms = dataplane.settings.rest_timeout_ms
         self.timeout = timeout_ms / 1000.0 if timeout_ms else None
-        self._load_lock: asyncio.Lock | None = None
         predict = self._predict
         feedback = self._feedback
         both = ("GET", "POST")
@@ -92,13 +91,7 @@ class RestApp(SeldonApp):
 
     async def ensure_loaded(self) -> None:
         """Run the user's ``load()`` once, on first use or at server start."""
-        if self.dataplane.ready:
-            return
-        if self._load_lock is None:
-            self._load_lock = asyncio.Lock()
-        async with self._load_lock:
-            if not self.dataplane.ready:
-                await self.dataplane.load()
+        await self.dataplane.ensure_loaded()
 
     async def _within_timeout(self, call: Awaitable[Reply]) -> Reply:
         try:

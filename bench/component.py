@@ -22,7 +22,7 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import report
+from harness import cli, report
 from harness.measure import Measured, Settings, log, measure_all
 from harness.targets import MODELS, ROOT, SAMPLE_ROW, build_targets
 
@@ -41,47 +41,17 @@ DEFAULT_TARGETS = (
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=int, default=8, help="seconds per measured run")
-    p.add_argument("--repeats", type=int, default=3, help="measured runs per target")
-    p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up load per target")
-    p.add_argument(
-        "--targets",
-        default=",".join(DEFAULT_TARGETS),
-        help=f"comma-separated subset of: {', '.join(DEFAULT_TARGETS)}",
+    return cli.parse_args(
+        argv,
+        __doc__.splitlines()[0],
+        DEFAULT_TARGETS,
+        connections_help="wrk -c",
+        check_help="exit 3 when a goal ratio is not met",
+        repeats_help="measured runs per target",
     )
-    p.add_argument("--connections", type=int, default=32, help="wrk -c")
-    p.add_argument("--server-cpu", type=int, default=0, help="core the servers are pinned to")
-    p.add_argument("--client-cpu", type=int, default=1, help="core wrk is pinned to")
-    p.add_argument("--startup-timeout", type=float, default=120.0, help="seconds per server")
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="re-runs allowed per measurement when other processes were busy",
-    )
-    p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
-    p.add_argument("--json", type=Path, help="also write raw per-run results to this file")
-    p.add_argument("--check", action="store_true", help="exit 3 when a goal ratio is not met")
-    args = p.parse_args(argv)
-    unknown = set(args.targets.split(",")) - set(DEFAULT_TARGETS)
-    if unknown:
-        p.error(f"unknown targets: {', '.join(sorted(unknown))}")
-    if not (1 <= args.duration <= 600 and 1 <= args.repeats <= 50 and 0 <= args.warmup <= 60):
-        p.error("--duration must be 1..600, --repeats 1..50, --warmup 0..60")
-    return args
 
 
-def preflight(args: argparse.Namespace) -> None:
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            sys.exit(f"error: {tool} not found (scripts/peer-venvs.sh installs wrk)")
-    cores = os.sched_getaffinity(0)
-    if {args.server_cpu, args.client_cpu} - cores or args.server_cpu == args.client_cpu:
-        sys.exit(f"error: need two distinct usable cores; have {sorted(cores)}")
-    # Keep this process off the server's core too: it only sleeps, but it should not wake
-    # up there.
-    os.sched_setaffinity(0, {args.client_cpu})
+preflight = cli.preflight
 
 
 def expected_iris_proba() -> list[list[float]]:

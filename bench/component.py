@@ -114,32 +114,7 @@ def render(args: argparse.Namespace, argv: list[str], measured: list[Measured]) 
 
 
 def dump_json(path: Path, measured: list[Measured]) -> None:
-    data = {
-        m.target.name: {
-            "failure": m.failure,
-            "runs": [
-                {
-                    "round": r.round,
-                    "valid": r.valid,
-                    "clean": r in m.clean_runs,
-                    "requests": r.wrk.requests,
-                    "rps": r.wrk.rps,
-                    "p50_ms": r.wrk.p50_ms,
-                    "p99_ms": r.wrk.p99_ms,
-                    "errors": r.wrk.errors,
-                    "non_2xx": r.wrk.non_2xx,
-                    "server_cpu_s": r.server_cpu_s,
-                    "cpu_us_per_request": r.cpu_us_per_request,
-                    "wrk_cpu_s": r.wrk.client_cpu_s,
-                    "wall_s": r.wall_s,
-                    "foreign_cpu_s": r.foreign_cpu_s,
-                    "core_idle_s": r.core_idle_s,
-                }
-                for r in m.runs
-            ],
-        }
-        for m in measured
-    }
+    data = {m.target.name: report.measured_json(m) for m in measured}
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 

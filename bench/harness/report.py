@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.measure import Measured, Run
 
@@ -202,3 +203,31 @@ def update_results(
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text)
+
+
+def measured_json(m: Measured) -> dict[str, Any]:
+    """One target's runs as plain data, for ``--json``."""
+    return {
+        "failure": m.failure,
+        "runs": [
+            {
+                "round": r.round,
+                "valid": r.valid,
+                "clean": r in m.clean_runs,
+                "requests": r.wrk.requests,
+                "rps": r.wrk.rps,
+                "p50_ms": r.wrk.p50_ms,
+                "p99_ms": r.wrk.p99_ms,
+                "errors": r.wrk.errors,
+                "non_2xx": r.wrk.non_2xx,
+                "server_cpu_s": r.server_cpu_s,
+                "cpu_us_per_request": r.cpu_us_per_request,
+                "wrk_cpu_s": r.wrk.client_cpu_s,
+                "wall_s": r.wall_s,
+                "foreign_cpu_s": r.foreign_cpu_s,
+                "core_idle_s": r.core_idle_s,
+                "counters": r.counters,
+            }
+            for r in m.runs
+        ],
+    }

@@ -105,7 +105,11 @@ async def test_reflection_lists_every_service() -> None:
             iter([reflection_pb2.ServerReflectionRequest(list_services="")])
         )
         names = {s.name async for r in calls for s in r.list_services_response.service}
-    assert names == {*SERVICE_NAMES, "grpc.reflection.v1alpha.ServerReflection"}
+    assert names == {
+        *SERVICE_NAMES,
+        "inference.GRPCInferenceService",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
 
 
 async def test_workers_can_share_a_port() -> None:

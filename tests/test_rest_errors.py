@@ -300,7 +300,6 @@ async def test_body_at_the_limit_is_served(asgi_client):
     [
         pytest.param("GET", "/nowhere", id="unknown"),
         pytest.param("POST", "/api/v2.0/predictions", id="unknown-version"),
-        pytest.param("POST", "/v2/models/m/infer", id="v2-protocol"),
     ],
 )
 async def test_unknown_path(asgi_client, seldon_error, method, path):

@@ -97,6 +97,7 @@ class Component:
         self._tags_fn = plain_method(user, "tags")
         self._load_fn = plain_method(user, "load")
         self._class_names = getattr(user, "class_names", None)
+        self._v2_output = str(getattr(user, "v2_output_name", None) or "output-0")
         self.ready = False
         self._batchers: dict[MethodSpec, Batcher] = {}
         if max_batch_size > 1:
@@ -252,6 +253,8 @@ class Component:
         if spec is None:
             return None
         if spec.variant != "high":
+            if request.kind is DataKind.V2:
+                self._refuse_v2(spec, endpoint)
             try:
                 result = await self._invoke(spec, self._wire_form(request, wire))
             except NotImplementedByComponent:
@@ -273,7 +276,13 @@ class Component:
             return None
         data, tags, metrics = unwrap(result)
         meta = self._response_meta(request.meta, endpoint, tags, metrics)
-        return to_message(data, request, meta, self._names_for, spec.name)
+        return to_message(data, request, meta, self._names_for, spec.name, self._v2_output)
+
+    def _refuse_v2(self, spec: MethodSpec, endpoint: str) -> None:
+        raise BadRequest(
+            f"{self.class_name}.{spec.name} takes Seldon protocol messages, not Open Inference "
+            f"Protocol (V2) tensors: call /api/v1.0/predictions, or define {endpoint}(X, names)"
+        )
 
     def _batched(self, spec: MethodSpec) -> Callable[[Any, list[str]], Awaitable[Any]]:
         """The call a batcher makes: stacked rows, the shared names, and an empty meta."""
@@ -287,7 +296,7 @@ class Component:
     def _default(self, endpoint: str, request: Message, data: Any) -> Message:
         """What Seldon answers when the component lacks the method: ``data`` as a response."""
         meta = self._response_meta(request.meta, endpoint, None, None)
-        return to_message(data, request, meta, self._names_for, endpoint)
+        return to_message(data, request, meta, self._names_for, endpoint, self._v2_output)
 
     async def predict(self, request: Message, wire: str = "json") -> Message:
         response = await self._unary("predict", request, wire)
@@ -315,6 +324,8 @@ class Component:
         if spec is None:
             raise NotImplementedByComponent("Route not defined")
         if spec.variant != "high":
+            if request.kind is DataKind.V2:
+                self._refuse_v2(spec, "route")
             return self._from_raw(
                 await self._invoke(spec, self._wire_form(request, wire)), wire, "route"
             )
@@ -326,7 +337,8 @@ class Component:
         if not isinstance(data, int) or isinstance(data, bool):
             raise BadRequest(f"Routing response must be int but got {data!r}")
         meta = self._response_meta(request.meta, "route", tags, metrics)
-        return to_message(np.array([[data]]), request, meta, self._names_for, spec.name)
+        mirror = request if request.kind is not DataKind.V2 else None  # a route is no tensor
+        return to_message(np.array([[data]]), mirror, meta, self._names_for, spec.name)
 
     async def aggregate(
         self, requests: list[Message], wire: str = "json", raw: Any = None
@@ -355,7 +367,8 @@ class Component:
             merged.metrics.extend(r.meta.metrics)
             merged.puid = merged.puid or r.meta.puid
         meta = self._response_meta(merged, "aggregate", tags, metrics)
-        return to_message(data, requests[0] if requests else None, meta, self._names_for, spec.name)
+        first = requests[0] if requests else None
+        return to_message(data, first, meta, self._names_for, spec.name, self._v2_output)
 
     async def send_feedback(self, feedback: Feedback, wire: str = "json") -> Message:
         spec = self._methods[("send_feedback", wire)]

@@ -8,6 +8,8 @@ import numpy as np
 
 from infergraph.errors import BadMetric, BadRequest
 from infergraph.protocol.message import DataKind, Message, Meta, is_numeric
+from infergraph.protocol.v2_content import encode_result
+from infergraph.protocol.v2_types import InferenceRequest
 
 __all__ = ["output_kind", "to_message", "unwrap", "validate_metrics"]
 
@@ -45,8 +47,17 @@ def to_message(
     meta: Meta,
     class_names: Any,
     method: str,
+    output_name: str = "output-0",
 ) -> Message:
-    """Wrap a user's return value; ``class_names(n)`` names the columns of 2-D+ output."""
+    """Wrap a user's return value; ``class_names(n)`` names the columns of 2-D+ output.
+
+    Answers to V2 requests stay V2: the value becomes output tensors (the only or
+    unnamed one called ``output_name``), which feed the next node as its inputs.
+    """
+    if request is not None and request.kind is DataKind.V2:
+        tensors, parameters = encode_result(data, output_name)
+        payload = InferenceRequest(tensors, parameters=parameters)
+        return Message(DataKind.V2, payload, [t.name for t in tensors], meta)
     if isinstance(data, dict):
         return Message(DataKind.JSON, data, [], meta)
     if isinstance(data, bytes | bytearray):

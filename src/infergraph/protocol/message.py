@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from infergraph.protocol.v2_content import decode_inputs
+
 __all__ = ["DataKind", "Feedback", "Message", "Meta", "Status", "is_numeric"]
 
 
@@ -21,6 +23,9 @@ class DataKind(enum.Enum):
     BIN = "binData"
     JSON = "jsonData"
     CUSTOM = "customData"
+    V2 = "v2"
+    """Open Inference Protocol tensors: ``data`` is an ``InferenceRequest`` whose inputs
+    are the payload (a node's outputs become the next node's inputs)."""
     NONE = "none"
 
     @property
@@ -87,6 +92,8 @@ class Message:
         """The payload as the user method receives it (ndarray for data kinds)."""
         if self.kind.is_data and isinstance(self.data, list):
             return np.array(self.data)
+        if self.kind is DataKind.V2:
+            return decode_inputs(self.data)
         if self.kind is DataKind.NONE and self.data is None:
             return np.array([])
         return self.data

@@ -17,6 +17,7 @@ import orjson
 from infergraph.errors import BadRequest
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta, Status
 from infergraph.protocol.tftensor import array_to_tf_json, tf_json_to_array
+from infergraph.protocol.v2_message import as_seldon
 
 __all__ = [
     "decode_aggregate",
@@ -243,6 +244,7 @@ def encode_message(msg: Message) -> dict[str, Any]:
     """Encode a Message as a SeldonMessage JSON object (numpy values left for dumps)."""
     if isinstance(msg.raw, dict):
         return msg.raw
+    msg = as_seldon(msg)
     out: dict[str, Any] = {}
     if msg.status is not None:
         status = msg.status

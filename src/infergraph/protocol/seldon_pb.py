@@ -16,6 +16,7 @@ from infergraph.errors import BadRequest
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta, Status
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.tftensor import array_to_tf_proto, tf_proto_to_array
+from infergraph.protocol.v2_message import as_seldon
 
 __all__ = [
     "decode_feedback",
@@ -141,6 +142,7 @@ def encode_message(msg: Message) -> Any:
     """Encode a Message as a ``seldon.protos.SeldonMessage``."""
     if isinstance(msg.raw, pb.SeldonMessage):
         return msg.raw
+    msg = as_seldon(msg)
     out = pb.SeldonMessage()
     if msg.status is not None:
         s = msg.status

@@ -22,7 +22,7 @@ from infergraph.graph.executor import CallContext, Executor
 from infergraph.graph.plan import DeploymentPlan, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
-from infergraph.protocol.message import Feedback, Message
+from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.runtime.payload_logger import PayloadLogger
 
 __all__ = ["GraphDataPlane", "agree"]
@@ -38,14 +38,24 @@ def agree(primary: Message, shadow: Message) -> bool:
     """Whether two answers agree: same kind, and numerically close data (or equal)."""
     if primary.kind is not shadow.kind:
         return False
+    if primary.kind is DataKind.V2:
+        mine, theirs = primary.data.inputs, shadow.data.inputs
+        return len(mine) == len(theirs) and all(
+            a.name == b.name and _close(a.data, b.data) for a, b in zip(mine, theirs, strict=True)
+        )
     if primary.kind.is_data:
-        try:
-            a = np.asarray(primary.data, dtype=np.float64)
-            b = np.asarray(shadow.data, dtype=np.float64)
-        except (TypeError, ValueError):
-            return bool(np.array_equal(np.asarray(primary.data), np.asarray(shadow.data)))
-        return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-6, atol=1e-9))
+        return _close(primary.data, shadow.data)
     return bool(primary.data == shadow.data)
+
+
+def _close(first: Any, second: Any) -> bool:
+    """Numerically close arrays (or equal ones, when they are not numbers)."""
+    try:
+        a = np.asarray(first, dtype=np.float64)
+        b = np.asarray(second, dtype=np.float64)
+    except (TypeError, ValueError):
+        return bool(np.array_equal(np.asarray(first), np.asarray(second)))
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-6, atol=1e-9))
 
 
 class GraphDataPlane:

@@ -24,7 +24,8 @@ import httpx
 from infergraph.graph.executor import CallContext
 from infergraph.graph.plan import PlanNode
 from infergraph.observability.metrics import Registry
-from infergraph.protocol.message import Feedback, Message
+from infergraph.protocol import v2_rest
+from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.protocol.seldon_json import dumps, encode_feedback, encode_message
 
 __all__ = ["DEFAULT_ENDPOINT", "PayloadLogger", "logger_options"]
@@ -223,6 +224,9 @@ class PayloadLogger:
     def _body(message: Any) -> bytes:
         if isinstance(message, Feedback):
             return dumps(encode_feedback(message))
+        if isinstance(message, Message) and message.kind is DataKind.V2:
+            body, _ = v2_rest.encode_request(message.data)  # the V2 JSON form
+            return body
         if isinstance(message, Message):
             return dumps(encode_message(message))
         if isinstance(message, bytes):

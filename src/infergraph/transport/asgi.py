@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from infergraph.errors import (
     BadRequest,
@@ -24,6 +26,9 @@ from infergraph.protocol import seldon_json
 from infergraph.protocol.message import Message
 from infergraph.status import http_status
 from infergraph.transport.rest_request import parse_seldon_body
+
+if TYPE_CHECKING:
+    from infergraph.transport.v2_rest import V2Routes
 
 __all__ = [
     "JSON",
@@ -42,7 +47,8 @@ log = logging.getLogger(__name__)
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-Reply = tuple[int, bytes, bytes]
+Reply = tuple[int, bytes, bytes] | tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]
+"""(status, body, content type[, extra headers]) of one answer."""
 Handler = Callable[[Scope, bytes], Awaitable[Reply]]
 
 JSON = b"application/json"
@@ -55,6 +61,7 @@ PREFLIGHT = [
     (b"access-control-allow-headers", b"*"),
 ]
 UNTIMED = frozenset({"metrics", "live", "ready", "ping"})
+V2_PREFIX = "/v2"
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -83,7 +90,10 @@ def seldon_reply(msg: Message) -> Reply:
     return status, seldon_json.dumps(out), JSON
 
 
-def error_response(exc: InferGraphError) -> Reply:
+def error_response(exc: InferGraphError, path: str = "") -> tuple[int, bytes, bytes]:
+    """Seldon's error JSON, or V2's ``{"error": ...}`` on the Open Inference Protocol paths."""
+    if path.startswith(V2_PREFIX):
+        return http_status(exc), orjson.dumps({"error": exc.message}), JSON
     body = seldon_json.error_body(exc.message, exc.reason)
     if isinstance(exc, MicroserviceError) and isinstance(exc.payload, dict):
         body = {**exc.payload, **body}
@@ -127,6 +137,8 @@ class SeldonApp:
 
     routes: dict[str, tuple[Handler, tuple[str, ...], str]]
     max_body_size: int
+    v2: V2Routes | None = None
+    """The Open Inference Protocol's ``/v2`` paths, when the app serves them."""
 
     async def startup(self) -> None:
         """Runs at ASGI lifespan start-up (load the models)."""
@@ -144,7 +156,10 @@ class SeldonApp:
         """One served request, for metrics."""
 
     def find(self, path: str) -> tuple[Handler, tuple[str, ...], str] | None:
-        return self.routes.get(path) or self.routes.get(path.rstrip("/"))
+        route = self.routes.get(path) or self.routes.get(path.rstrip("/"))
+        if route is None and self.v2 is not None and path.startswith(V2_PREFIX):
+            return self.v2.find(path)
+        return route
 
     async def call(self, handler: Handler, scope: Scope, body: bytes) -> Reply:
         return await handler(scope, body)
@@ -213,13 +228,21 @@ class SeldonApp:
                 raise body
             else:
                 await self.before(scope)
-                status, out, ctype = await self.call(route[0], scope, body)
+                reply = await self.call(route[0], scope, body)
+                status, out, ctype = reply[0], reply[1], reply[2]
+                if len(reply) > 3:
+                    headers.extend(reply[3])  # type: ignore[misc]
         except InferGraphError as exc:
-            status, out, ctype = error_response(exc)
+            status, out, ctype = error_response(exc, scope["path"])
         except Exception as exc:  # a bug of ours: still Seldon's JSON, never a traceback
             log.error("unhandled error on %s", scope["path"], exc_info=exc)
             message = f"{type(exc).__name__}: {exc}"
-            out = seldon_json.dumps(seldon_json.error_body(message, "MICROSERVICE_INTERNAL_ERROR"))
+            if scope["path"].startswith(V2_PREFIX):
+                out = orjson.dumps({"error": message})
+            else:
+                out = seldon_json.dumps(
+                    seldon_json.error_body(message, "MICROSERVICE_INTERNAL_ERROR")
+                )
             status, ctype = 500, JSON
         headers.extend(self.extra_headers(scope))  # after the handler, which may inform them
         headers.append((b"content-type", ctype))

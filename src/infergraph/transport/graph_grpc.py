@@ -1,9 +1,11 @@
 """The gRPC face of a whole graph: ``seldon.protos.Seldon`` (Predict, SendFeedback,
-ModelMetadata, GraphMetadata), with reflection. The ``seldon-puid`` metadata key plays the
-part of the REST header: generated when absent, echoed, and forwarded to every node."""
+ModelMetadata, GraphMetadata) and ``inference.GRPCInferenceService``, with reflection.
+The ``seldon-puid`` metadata key plays the part of the REST header: generated when
+absent, echoed, and forwarded to every node."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,8 +15,11 @@ from google.protobuf import empty_pb2
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.graph_dataplane import GraphDataPlane
+from infergraph.runtime.v2_service import graph_service
 from infergraph.transport.grpc_common import new_server, register, unary_handler
 from infergraph.transport.grpc_server import model_metadata_proto
+from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
+from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
 
 __all__ = ["build_graph_grpc_server"]
 
@@ -85,5 +90,15 @@ def build_graph_grpc_server(
         )
         for method, (request, response) in _TYPES.items()
     }
-    register(server, {SERVICE: handlers}, (SERVICE,))
+
+    def headers_of(context: grpc.aio.ServicerContext, hint: str) -> dict[str, str]:
+        headers = metadata_headers(context, hint)
+        puid = headers.get("seldon-puid") or hint or str(uuid.uuid4())
+        headers["seldon-puid"] = puid
+        context.set_trailing_metadata((("seldon-puid", puid),))
+        return headers
+
+    services = {SERVICE: handlers}
+    services.update(v2_handlers(graph_service(dataplane), record, headers_of=headers_of))
+    register(server, services, (SERVICE, V2_SERVICE))
     return server

@@ -1,4 +1,5 @@
-"""The REST face of a whole graph: the Seldon executor's external API.
+"""The REST face of a whole graph: the Seldon executor's external API, and the Open
+Inference Protocol's ``/v2`` paths with the graph as the model named after the deployment.
 
 ``/api/v1.0/predictions`` and ``/feedback`` (and v0.1), graph and node metadata, node
 status, ``/live``, ``/ready`` and Prometheus text at ``/metrics`` and ``/prometheus``.
@@ -13,6 +14,7 @@ from typing import Any
 from infergraph.observability.metrics import render
 from infergraph.protocol import seldon_json
 from infergraph.runtime.graph_dataplane import GraphDataPlane
+from infergraph.runtime.v2_service import graph_service
 from infergraph.transport.asgi import (
     JSON,
     PROMETHEUS,
@@ -24,6 +26,7 @@ from infergraph.transport.asgi import (
     header,
     seldon_reply,
 )
+from infergraph.transport.v2_rest import V2Routes
 
 __all__ = ["GraphRestApp"]
 
@@ -36,6 +39,7 @@ class GraphRestApp(SeldonApp):
     def __init__(self, dataplane: GraphDataPlane, *, max_body_size: int) -> None:
         self.dataplane = dataplane
         self.max_body_size = max_body_size
+        self.v2 = V2Routes(graph_service(dataplane), self._headers)
         predict, feedback = self._predict, self._feedback
         self.routes: dict[str, tuple[Handler, tuple[str, ...], str]] = {
             "/api/v1.0/predictions": (predict, ("POST",), "predictions"),
@@ -98,14 +102,18 @@ class GraphRestApp(SeldonApp):
     def record(self, service: str, method: str, status: int, seconds: float) -> None:
         self.dataplane.server_metrics.server(service, method, str(status), seconds)
 
-    def _context(self, scope: Scope, puid_hint: str = "") -> Any:
+    def _headers(self, scope: Scope, puid_hint: str = "") -> dict[str, str]:
+        """The request's headers for the nodes, with its puid as ``seldon-puid``."""
         headers = {
             k.decode("latin-1"): v.decode("latin-1")
             for k, v in scope["headers"]
             if k != b"content-type"
         }
         headers["seldon-puid"] = self._puid(scope, puid_hint)
-        return self.dataplane.context(headers)
+        return headers
+
+    def _context(self, scope: Scope, puid_hint: str = "") -> Any:
+        return self.dataplane.context(self._headers(scope, puid_hint))
 
     async def _predict(self, scope: Scope, body: bytes) -> Reply:
         request = seldon_json.decode_message(decode_body(scope, body))

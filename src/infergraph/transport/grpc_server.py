@@ -1,4 +1,5 @@
-"""The gRPC face of a component: Seldon's ``seldon.protos`` services on one port.
+"""The gRPC face of a component: Seldon's ``seldon.protos`` services on one port, beside
+the Open Inference Protocol's ``inference.GRPCInferenceService``.
 
 One :class:`_SeldonServicer` implements every method once; :data:`SERVICES` says
 which of its methods each of the seven services exposes, as Seldon registers one
@@ -20,7 +21,10 @@ from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import NotImplementedByComponent
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
+from infergraph.runtime.v2_service import component_service
 from infergraph.transport.grpc_common import new_server, register, unary_handler
+from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
+from infergraph.transport.v2_grpc import v2_handlers
 
 __all__ = ["SERVICES", "SERVICE_NAMES", "build_grpc_server", "model_metadata_proto"]
 
@@ -158,5 +162,10 @@ def build_grpc_server(
         f"{PACKAGE}.{service}": {method: servicer.handler(service, method) for method in methods}
         for service, methods in SERVICES.items()
     }
-    register(server, services, SERVICE_NAMES if reflection else None)
+    services.update(
+        v2_handlers(
+            component_service(dataplane), dataplane.metrics.request, dataplane.ensure_loaded
+        )
+    )
+    register(server, services, (*SERVICE_NAMES, V2_SERVICE) if reflection else None)
     return server

@@ -11,6 +11,7 @@ from infergraph.errors import DeadlineExceeded
 from infergraph.observability.metrics import render
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import Message
+from infergraph.runtime.v2_service import component_service
 from infergraph.transport.asgi import (
     JSON,
     PROMETHEUS,
@@ -23,6 +24,7 @@ from infergraph.transport.asgi import (
     seldon_reply,
 )
 from infergraph.transport.openapi import component_openapi
+from infergraph.transport.v2_rest import V2Routes
 
 __all__ = ["RestApp"]
 
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class RestApp(SeldonApp):
-    """Seldon's microservice REST API plus ``/live``, ``/ready`` and ``/metrics``."""
+    """Seldon's microservice REST API plus ``/live``, ``/ready``, ``/metrics`` and ``/v2``."""
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class RestApp(SeldonApp):
         self.metrics_text = metrics_text or self._local_metrics
         timeout_ms = dataplane.settings.rest_timeout_ms
         self.timeout = timeout_ms / 1000.0 if timeout_ms else None
+        self.v2 = V2Routes(component_service(dataplane))
         predict = self._predict
         feedback = self._feedback
         both = ("GET", "POST")

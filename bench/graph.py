@@ -50,6 +50,10 @@ DEFAULT_TARGETS = (
     "graph-3-proc",
     "graph-1-proc-grpc",
     "graph-3-proc-grpc",
+    "graph-1-proc-seldon",
+    "graph-3-proc-seldon",
+    "graph-1-proc-grpc-seldon",
+    "graph-3-proc-grpc-seldon",
 )
 THROUGHPUT, LATENCY = "throughput", "latency"
 
@@ -65,8 +69,22 @@ class Mode:
 
 MODES = (
     Mode("in process", "graph-1", "graph-3", 20.0, None),
-    Mode("--processes", "graph-1-proc", "graph-3-proc", 150.0, 0.3),
-    Mode("--processes, gRPC", "graph-1-proc-grpc", "graph-3-proc-grpc", 150.0, 0.3),
+    Mode("--processes (binary V2, REST)", "graph-1-proc", "graph-3-proc", 150.0, 0.3),
+    Mode("--processes (binary V2, gRPC)", "graph-1-proc-grpc", "graph-3-proc-grpc", 150.0, 0.3),
+    Mode(
+        "--processes --node-protocol seldon (REST)",
+        "graph-1-proc-seldon",
+        "graph-3-proc-seldon",
+        150.0,
+        0.3,
+    ),
+    Mode(
+        "--processes --node-protocol seldon (gRPC)",
+        "graph-1-proc-grpc-seldon",
+        "graph-3-proc-grpc-seldon",
+        150.0,
+        0.3,
+    ),
 )
 
 
@@ -134,8 +152,20 @@ def build_targets() -> dict[str, Target]:
 
     variants = (
         ("", "", [], "in one process"),
-        ("-proc", "", ["--processes"], "each node its own process, REST between them"),
-        ("-proc-grpc", "-grpc", ["--processes"], "each node its own process, gRPC between them"),
+        ("-proc", "", ["--processes"], "each node its own process, binary V2 over REST"),
+        ("-proc-grpc", "-grpc", ["--processes"], "each node its own process, binary V2 over gRPC"),
+        (
+            "-proc-seldon",
+            "",
+            ["--processes", "--node-protocol", "seldon"],
+            "each node its own process, Seldon JSON over REST",
+        ),
+        (
+            "-proc-grpc-seldon",
+            "-grpc",
+            ["--processes", "--node-protocol", "seldon"],
+            "each node its own process, Seldon protobuf over gRPC",
+        ),
     )
     targets = []
     for nodes in (1, 3):

@@ -204,6 +204,10 @@ class GraphSettings:
     request_logger_default_endpoint: str = "http://default-broker"
     seed: int | None = None
     """Seed for traffic splitting (tests, reproducible demos)."""
+    node_protocol: str = "v2"
+    """How the orchestrator calls node processes (``--processes``): ``v2``, binary Open
+    Inference Protocol tensors, or ``seldon``, Seldon's JSON/protobuf messages (env
+    INFERGRAPH_NODE_PROTOCOL). The transport is ``spec.transport``, REST by default."""
 
     def replace(self, **changes: Any) -> GraphSettings:
         return dataclasses.replace(self, **changes)
@@ -227,4 +231,5 @@ class GraphSettings:
                 "REQUEST_LOGGER_DEFAULT_ENDPOINT", "http://default-broker"
             )
             or "http://default-broker",
+            node_protocol=env.get("INFERGRAPH_NODE_PROTOCOL", "v2") or "v2",
         )

@@ -35,6 +35,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run each componentSpec container as its own processes (replicas honoured), "
         "called over REST (or gRPC with spec.transport: grpc)",
     )
+    p.add_argument(
+        "--node-protocol",
+        choices=["v2", "seldon"],
+        default=None,
+        help="with --processes: call nodes with binary V2 tensors (default) or Seldon messages",
+    )
     p.add_argument("--redis-url", default=None, help="share bandit state through this Redis")
     p.add_argument(
         "--sticky-header", default=None, help="pin clients to a predictor by this header's value"
@@ -53,6 +59,7 @@ FLAG_FIELDS = (
     "host",
     "path",
     "processes",
+    "node_protocol",
     "redis_url",
     "sticky_header",
     "seed",

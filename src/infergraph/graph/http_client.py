@@ -20,6 +20,10 @@ from typing import cast
 
 import httptools
 
+Answer = tuple[int, bytes, int | None]
+"""An answer's status, body and ``Inference-Header-Content-Length``."""
+HEADER_LENGTH = b"inference-header-content-length"
+
 __all__ = [
     "BadResponse",
     "ConnectFailed",
@@ -64,13 +68,14 @@ class _Connection(asyncio.Protocol):
         self.limit = pool.max_response_size
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.waiter: asyncio.Future[Answer] | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.chunks: list[bytes] = []
         self.size = 0
         self.answered = False
         self.keep_alive = False
         self.closed = False
+        self.header_length: int | None = None
 
     # ---------------------------------------------------------------- asyncio
 
@@ -108,12 +113,16 @@ class _Connection(asyncio.Protocol):
             raise BadResponse("an answer nobody asked for")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-length" and value.strip().isdigit():
+        lower = name.lower()
+        if lower == b"content-length" and value.strip().isdigit():
             size = int(value)
             if size > self.limit:
                 raise ResponseTooLarge(
                     f"an answer of {size} bytes exceeds the limit of {self.limit} bytes"
                 )
+        elif lower == HEADER_LENGTH:
+            text = value.strip()
+            self.header_length = int(text) if text.isdigit() else -1
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -126,14 +135,15 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         if waiter is not None and not waiter.done():
-            waiter.set_result((self.parser.get_status_code(), body))
+            waiter.set_result((self.parser.get_status_code(), body, self.header_length))
 
     # ---------------------------------------------------------------- use
 
-    def send(self, data: bytes) -> asyncio.Future[tuple[int, bytes]]:
+    def send(self, data: bytes) -> asyncio.Future[Answer]:
         assert self.transport is not None
         self.waiter = waiter = asyncio.get_running_loop().create_future()
         self.chunks, self.size, self.answered = [], 0, False
+        self.header_length = None
         self.transport.write(data)
         return waiter
 
@@ -205,12 +215,29 @@ class HttpPool:
     ) -> tuple[int, bytes]:
         """Send one request and return the answer's status and whole body.
 
+        :meth:`exchange` does the same and also returns the answer's
+        ``Inference-Header-Content-Length`` (V2's binary tensor extension).
+
         A pooled connection that the server closed while it sat idle is skipped before
         anything is written. If it closes just as the request is written (no byte of answer
         came), the request is sent once more on a new connection, but only when
         ``idempotent``: whether the server acted on it cannot be known, and a request that
         must not run twice (feedback) gets :class:`ConnectionLost` instead.
         """
+        status, answer, _ = await self.exchange(method, path, body, headers, timeout, idempotent)
+        return status, answer
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        idempotent: bool = True,
+    ) -> Answer:
+        """:meth:`request`, plus the answer's ``Inference-Header-Content-Length`` (None when
+        absent, -1 when it is not a number)."""
         head = b"%s %s HTTP/1.1\r\n%scontent-length: %d\r\n" % (
             method.encode("ascii"),
             path.encode("ascii"),
@@ -228,7 +255,7 @@ class HttpPool:
         async with asyncio.timeout(timeout):
             return await self._exchange(data, idempotent)
 
-    async def _exchange(self, data: bytes, idempotent: bool) -> tuple[int, bytes]:
+    async def _exchange(self, data: bytes, idempotent: bool) -> Answer:
         connection = self._take()
         reused = connection is not None
         if connection is None:

@@ -48,6 +48,7 @@ from infergraph.protocol.v2_types import (
 
 __all__ = [
     "INFERENCE_HEADER_CONTENT_LENGTH",
+    "decode_error",
     "decode_request",
     "decode_response",
     "encode_request",
@@ -75,6 +76,17 @@ def parse_header_length(value: str | None) -> int | None:
 def error_body(message: str) -> bytes:
     """V2's error JSON, ``{"error": message}``, for any endpoint."""
     return orjson.dumps({"error": message})
+
+
+def decode_error(body: bytes) -> str:
+    """The message of V2's error JSON; BadRequest when the body is not one."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the error answer is not JSON: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("error"), str):
+        raise BadRequest('the error answer is not {"error": "..."}')
+    return str(obj["error"])
 
 
 def _split(body: bytes, header_length: int | None) -> tuple[bytes | memoryview, memoryview | None]:

@@ -17,6 +17,7 @@ from infergraph._version import __version__
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import BadRequest, NotImplementedByComponent, NotReady
 from infergraph.protocol.message import DataKind, Message, Meta
+from infergraph.protocol.v2_hop import read_call, write_answer
 from infergraph.protocol.v2_message import as_v2
 from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse
 from infergraph.runtime.graph_dataplane import GraphDataPlane
@@ -160,7 +161,12 @@ def component_service(dataplane: ComponentDataPlane) -> V2Service:
     name = dataplane.name
 
     async def infer(message: Message, headers: dict[str, str]) -> Message:
-        return await dataplane.predict(message)
+        call = read_call(message.data)
+        if call is None:
+            return await dataplane.predict(message)
+        method, inner = call  # a graph hop: a Seldon message in V2 tensors
+        answer: Message = await getattr(dataplane, method)(inner)
+        return Message(DataKind.V2, write_answer(answer), [], answer.meta)
 
     def ready() -> bool:
         return dataplane.ready

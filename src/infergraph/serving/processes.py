@@ -32,6 +32,7 @@ from infergraph.graph.remote_nodes import HOST, GrpcNodeClient, NodeProcess, pla
 from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.graph.rest_nodes import RestNodeClient
 from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec, Transport
+from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
 from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
 from infergraph.serving.graph_server import build_dataplane, serve_graph
@@ -269,7 +270,11 @@ Clients = dict[tuple[str, str], ReplicatedNodeClient[Any]]
 
 
 def _factory(
-    specs: list[NodeProcess], local: ClientFactory, limit: int, clients: Clients
+    specs: list[NodeProcess],
+    local: ClientFactory,
+    limit: int,
+    clients: Clients,
+    protocol: str = "v2",
 ) -> ClientFactory:
     """Remote clients for the nodes that run as processes; the others in this process.
 
@@ -286,12 +291,15 @@ def _factory(
         if key not in groups:
             return local(deployment, predictor, node)
         client: ReplicatedNodeClient[Any]
+        v2 = protocol == "v2"
         if deployment.spec.transport is Transport.GRPC:
             addresses = [spec.address for spec in groups[key]]
-            client = GrpcNodeClient(node.name, addresses, max_message_size=limit)
+            grpc_class = V2GrpcNodeClient if v2 else GrpcNodeClient
+            client = grpc_class(node.name, addresses, max_message_size=limit)
         else:
             addresses = [spec.http_address for spec in groups[key]]
-            client = RestNodeClient(node.name, addresses, max_message_size=limit)
+            rest_class = V2RestNodeClient if v2 else RestNodeClient
+            client = rest_class(node.name, addresses, max_message_size=limit)
         clients[key] = client
         return client, groups[key][0].image
 
@@ -335,7 +343,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
         store: BanditStore | None = RedisStore(settings.redis_url) if settings.redis_url else None
         local = local_factory(path=settings.path, registry=registry, store=store)
         # compiled first: a graph that cannot be served fails before any process starts
-        factory = _factory(specs, local, limit, clients)
+        factory = _factory(specs, local, limit, clients, settings.node_protocol)
         dataplane = build_dataplane(deployment, settings, registry=registry, factory=factory)
         inherited = {k: v for k, v in os.environ.items() if not _CONTAINER_ENV.match(k)}
         supervisor = Supervisor(

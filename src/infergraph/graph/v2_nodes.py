@@ -1,0 +1,166 @@
+"""Node clients that carry graph hops as binary Open Inference Protocol (V2) requests.
+
+``predict``, ``transform_input``, ``transform_output`` and ``route`` go to the node's V2
+``infer`` (REST with the binary tensor extension, or gRPC ``ModelInfer`` with
+``raw_input_contents``): tensors travel as raw bytes, never as JSON numbers, and the
+Seldon fields V2 has no place for ride in one parameter (:mod:`infergraph.protocol.v2_hop`).
+``aggregate`` (a list of messages) and ``send_feedback`` keep the Seldon protocol of the
+same transport. Everything else (replicas, probes, retries) is the Seldon clients'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from infergraph.errors import (
+    BadRequest,
+    DeadlineExceeded,
+    InferGraphError,
+    NotFound,
+    NotReady,
+    PayloadTooLarge,
+    UserCodeError,
+)
+from infergraph.graph.http_client import (
+    BadResponse,
+    ConnectFailed,
+    ConnectionLost,
+    HttpPool,
+    ResponseTooLarge,
+)
+from infergraph.graph.remote_nodes import GrpcNodeClient, error_from_rpc
+from infergraph.graph.replicas import Replica, Unreachable
+from infergraph.graph.rest_nodes import RestNodeClient
+from infergraph.protocol import v2_pb, v2_rest
+from infergraph.protocol.message import Message
+from infergraph.protocol.proto import inference_pb2 as pb
+from infergraph.protocol.v2_hop import read_answer, write_call
+
+__all__ = ["V2GrpcNodeClient", "V2RestNodeClient"]
+
+HOP = "v2"
+"""The ``_send`` method name of a V2 hop (whatever node method it asks for)."""
+_ERRORS: dict[int, type[InferGraphError]] = {
+    400: BadRequest,
+    404: NotFound,
+    413: PayloadTooLarge,
+    503: NotReady,
+    504: DeadlineExceeded,
+}
+
+
+def v2_error(status: int, body: bytes) -> InferGraphError:
+    """A node's V2 error answer (``{"error": ...}``) as the error it stands for."""
+    try:
+        message = str(v2_rest.decode_error(body))
+    except BadRequest:
+        message = body[:1000].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    kind = _ERRORS.get(status)
+    if kind is not None:
+        return kind(message)
+    return UserCodeError(message, status_code=status if status >= 400 else None)
+
+
+class V2RestNodeClient(RestNodeClient):
+    """A node over REST: hops as binary V2 to ``/v2/models/<node>/infer``."""
+
+    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(name, *args, **kwargs)
+        self._infer_path = f"/v2/models/{name}/infer"
+
+    async def predict(self, request: Message, wire: str = "json") -> Message:
+        return await self._call(HOP, self._hop(request, "predict"))
+
+    async def transform_input(self, request: Message, wire: str = "json") -> Message:
+        return await self._call(HOP, self._hop(request, "transform_input"))
+
+    async def transform_output(self, request: Message, wire: str = "json") -> Message:
+        return await self._call(HOP, self._hop(request, "transform_output"))
+
+    async def route(self, request: Message, wire: str = "json") -> Message:
+        return await self._call(HOP, self._hop(request, "route"))
+
+    def _hop(self, message: Message, method: str) -> tuple[bytes, int | None]:
+        body, header_length = v2_rest.encode_request(
+            write_call(message, method, self.name), binary=True
+        )
+        if len(body) > self.max_message_size:
+            raise PayloadTooLarge(
+                f"a request of {len(body)} bytes exceeds the limit of {self.max_message_size} "
+                "bytes (the message size limit)"
+            )
+        return body, header_length
+
+    async def _send(self, replica: Replica[HttpPool], method: str, request: Any) -> Message:
+        if method != HOP:
+            return await super()._send(replica, method, request)
+        body, header_length = request
+        headers = {"content-type": "application/octet-stream"}
+        if header_length is not None:
+            headers[v2_rest.INFERENCE_HEADER_CONTENT_LENGTH] = str(header_length)
+        try:
+            status, answer, answer_length = await replica.conn.exchange(
+                "POST", self._infer_path, body, headers, self.timeout
+            )
+        except (ConnectFailed, ConnectionLost) as exc:
+            raise Unreachable(NotReady(str(exc))) from None
+        except TimeoutError:
+            raise DeadlineExceeded(f"no answer within {self.timeout} s") from None
+        except ResponseTooLarge as exc:
+            raise PayloadTooLarge(f"{exc} (the message size limit)") from None
+        except BadResponse as exc:
+            raise UserCodeError(f"invalid answer: {exc}") from None
+        if not 200 <= status < 300:
+            raise v2_error(status, answer)
+        try:
+            return read_answer(v2_rest.decode_response(answer, answer_length))
+        except BadRequest as exc:  # the node's fault, not the caller's
+            raise UserCodeError(f"invalid answer: {exc}") from None
+
+
+class V2GrpcNodeClient(GrpcNodeClient):
+    """A node over gRPC: hops as ``inference.GRPCInferenceService/ModelInfer``, raw."""
+
+    def _connect(self, address: str) -> Any:
+        channel, calls = super()._connect(address)
+        calls[HOP] = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=_serialize,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        return channel, calls
+
+    async def predict(self, request: Message, wire: str = "json") -> Message:
+        return await self._call(HOP, self._hop(request, "predict"))
+
+    async def transform_input(self, request: Message, wire: str = "json") -> Message:
+        return await self._call(HOP, self._hop(request, "transform_input"))
+
+    async def transform_output(self, request: Message, wire: str = "json") -> Message:
+        return await self._call(HOP, self._hop(request, "transform_output"))
+
+    async def route(self, request: Message, wire: str = "json") -> Message:
+        return await self._call(HOP, self._hop(request, "route"))
+
+    def _hop(self, message: Message, method: str) -> Any:
+        return v2_pb.encode_request(write_call(message, method, self.name), raw=True)
+
+    async def _send(self, replica: Replica[Any], method: str, request: Any) -> Message:
+        if method != HOP:
+            return await super()._send(replica, method, request)
+        try:
+            answer = await replica.conn[1][HOP](request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.UNAVAILABLE:
+                raise Unreachable(error_from_rpc(exc)) from None
+            raise error_from_rpc(exc) from None
+        try:
+            return read_answer(v2_pb.decode_response(answer))
+        except BadRequest as exc:
+            raise UserCodeError(f"invalid answer: {exc}") from None
+
+
+def _serialize(message: Any) -> bytes:
+    return bytes(message.SerializeToString())

@@ -1,0 +1,165 @@
+"""A graph hop over the Open Inference Protocol: a Seldon message carried as V2 tensors.
+
+Between the orchestrator and a node process the payload travels as binary V2 tensors
+(raw bytes, no JSON numbers), and what V2 has no place for rides in one parameter,
+``infergraph_seldon``: which method to run (``predict``, ``transform_input``,
+``transform_output``, ``route``), the message's Seldon data kind and names, its ``meta``
+(puid, tags, routing, requestPath, metrics) and status. The node answers the same way,
+so a hop keeps every Seldon semantic (tags merge, custom metrics, ``tensor`` stays
+``tensor``) while the data stays binary.
+
+Payloads that are no tensor (strings, bytes, JSON, ndarrays of mixed values) travel as
+one BYTES tensor marked with a content type; V2 messages travel as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from infergraph.errors import BadRequest
+from infergraph.protocol.message import DataKind, Message, Status
+from infergraph.protocol.seldon_json import decode_meta, encode_meta
+from infergraph.protocol.v2_content import tensor_from
+from infergraph.protocol.v2_message import as_seldon, as_v2
+from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse
+
+__all__ = ["HOP_METHODS", "HOP_PARAMETER", "read_answer", "read_call", "write_answer", "write_call"]
+
+HOP_PARAMETER = "infergraph_seldon"
+HOP_METHODS = frozenset({"predict", "transform_input", "transform_output", "route"})
+_KINDS = {kind.value: kind for kind in DataKind}
+
+
+def _tensor_like(data: Any) -> bool:
+    """Numbers, booleans or strings only: what travels as a typed tensor and comes back."""
+    array = data if isinstance(data, np.ndarray) else None
+    if array is None:
+        try:
+            array = np.asarray(data)
+        except ValueError:  # ragged
+            return False
+    if array.dtype.kind in "biuf":
+        return True
+    if array.dtype.kind == "U":
+        return isinstance(data, np.ndarray) or _all_strings(data)
+    return array.dtype.kind == "O" and array.size > 0 and _all_strings(array.ravel().tolist())
+
+
+def _all_strings(data: Any) -> bool:
+    if isinstance(data, str):
+        return True
+    if isinstance(data, list | tuple):
+        return all(_all_strings(item) for item in data)
+    return False
+
+
+def _payload(message: Message) -> InferenceRequest:
+    if message.kind.is_data and not _tensor_like(message.data):
+        raw = orjson.dumps(message.data, option=orjson.OPT_SERIALIZE_NUMPY)
+        tensor = tensor_from("output-0", raw)
+        tensor.parameters["content_type"] = "json"
+        return InferenceRequest([tensor])
+    return as_v2(message)
+
+
+def _envelope(message: Message, extra: dict[str, Any]) -> str:
+    fields: dict[str, Any] = {"kind": message.kind.value, **extra}
+    if message.names:
+        fields["names"] = message.names
+    meta = encode_meta(message.meta)
+    if meta:
+        fields["meta"] = meta
+    if message.status is not None:
+        s = message.status
+        fields["status"] = [s.code, s.info, s.reason, s.flag]
+    return orjson.dumps(fields).decode()
+
+
+def _data(payload: InferenceRequest) -> Any:
+    """The payload of a Seldon data kind: an array, strings as nested lists, or JSON."""
+    if len(payload.inputs) != 1:
+        raise BadRequest(f"a Seldon data hop carries one tensor, got {len(payload.inputs)}")
+    tensor = payload.inputs[0]
+    ctype = tensor.parameters.get("content_type")
+    if ctype == "json" and tensor.data.size == 1:
+        return orjson.loads(tensor.data.ravel()[0])
+    if ctype == "str":
+        items = [item.decode("utf-8") for item in tensor.data.ravel()]
+        return np.array(items, dtype=object).reshape(tensor.data.shape).tolist()
+    return tensor.data
+
+
+def _message(payload: InferenceRequest, fields: dict[str, Any]) -> Message:
+    kind = _KINDS.get(fields.get("kind", "v2"), DataKind.V2)
+    meta = decode_meta(fields.get("meta"))
+    if kind is DataKind.V2:
+        message = Message(DataKind.V2, payload, [t.name for t in payload.inputs], meta)
+    elif kind.is_data:
+        message = Message(kind, _data(payload), list(fields.get("names") or []), meta)
+    else:
+        seldon = as_seldon(Message(DataKind.V2, payload))
+        message = Message(seldon.kind, seldon.data, list(fields.get("names") or []), meta)
+    status = fields.get("status")
+    if isinstance(status, list) and len(status) == 4:
+        message.status = Status(*status)
+    return message
+
+
+def _fields(parameters: dict[str, Any], where: str) -> dict[str, Any] | None:
+    text = parameters.pop(HOP_PARAMETER, None)
+    if text is None:
+        return None
+    try:
+        fields = orjson.loads(text)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise BadRequest(f"{where} parameters.{HOP_PARAMETER} is not valid JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise BadRequest(f"{where} parameters.{HOP_PARAMETER} must be a JSON object")
+    return fields
+
+
+# ---------------------------------------------------------------- the call
+
+
+def write_call(message: Message, method: str, model: str) -> InferenceRequest:
+    """The V2 request that asks node ``model`` to run ``method`` on ``message``."""
+    payload = _payload(message)
+    parameters = dict(payload.parameters)
+    parameters[HOP_PARAMETER] = _envelope(message, {"method": method})
+    return InferenceRequest(payload.inputs, parameters=parameters, model_name=model)
+
+
+def read_call(request: InferenceRequest) -> tuple[str, Message] | None:
+    """The method and message of a hop (None for an ordinary V2 request)."""
+    fields = _fields(request.parameters, "the request's")
+    if fields is None:
+        return None
+    method = fields.get("method")
+    if method not in HOP_METHODS:
+        raise BadRequest(
+            f"parameters.{HOP_PARAMETER}.method {method!r} is not one of "
+            f"{', '.join(sorted(HOP_METHODS))}"
+        )
+    return str(method), _message(request, fields)
+
+
+# ---------------------------------------------------------------- the answer
+
+
+def write_answer(message: Message) -> InferenceRequest:
+    """A node's answer as the tensors and parameters of its V2 response."""
+    payload = _payload(message)
+    parameters = dict(payload.parameters)
+    parameters[HOP_PARAMETER] = _envelope(message, {})
+    return InferenceRequest(payload.inputs, parameters=parameters)
+
+
+def read_answer(response: InferenceResponse) -> Message:
+    """The node's answer as a message (a plain V2 answer stays V2)."""
+    parameters = dict(response.parameters)
+    fields = _fields(parameters, "the node's answer")
+    payload = InferenceRequest(response.outputs, parameters=parameters)
+    return _message(payload, fields or {"kind": "v2"})

@@ -1,0 +1,219 @@
+"""Graph hops as binary V2: the node clients ``--processes`` uses by default, against real
+node servers (REST on the node's own HTTP server, gRPC from ``infergraph.testing``).
+
+A hop must keep every Seldon semantic the Seldon-protocol clients keep (data kinds, names,
+puid, tags, requestPath, errors with their status) while the tensors travel as raw bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from infergraph.app import component_app
+from infergraph.errors import BadRequest, InferGraphError, MicroserviceError, UserCodeError
+from infergraph.graph.replicas import ReplicatedNodeClient
+from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
+from infergraph.protocol.message import DataKind, Feedback, Message, Meta
+from infergraph.protocol.v2_hop import read_answer, read_call, write_answer, write_call
+from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse, Tensor
+from infergraph.serving.server import bind_socket
+from infergraph.testing import serve_grpc
+from infergraph.transport.http_server import HttpServer
+
+MiB = 1024 * 1024
+
+
+class Node:
+    """Echoes what it got, in the kind it got it; numbers are doubled; tags name it."""
+
+    def class_names(self) -> list[str]:
+        return ["p", "q"]
+
+    def tags(self) -> dict[str, Any]:
+        return {"node": "yes"}
+
+    def predict(self, X: Any, names: Any, meta: Any = None) -> Any:
+        if isinstance(X, np.ndarray) and X.dtype.kind in "iuf":
+            if X.size and X.flat[0] < 0:
+                raise MicroserviceError("negative input", status_code=418)
+            return X * 2
+        return X
+
+    def transform_input(self, X: Any, names: Any) -> Any:
+        return np.asarray(X) + 1
+
+    def transform_output(self, X: Any, names: Any) -> Any:
+        return np.asarray(X) - 1
+
+    def route(self, X: Any, names: Any) -> int:
+        return 1
+
+    def aggregate(self, Xs: Any, names: Any) -> Any:
+        return np.sum([np.asarray(x) for x in Xs], axis=0)
+
+    def send_feedback(self, X: Any, names: Any, reward: float, truth: Any) -> Any:
+        return []
+
+
+@contextlib.asynccontextmanager
+async def rest_node() -> AsyncIterator[str]:
+    app = component_app(Node(), unit_id="node", unit_image="ex/node:1")
+    await app.ensure_loaded()
+    sock = bind_socket("127.0.0.1", 0)
+    server = HttpServer(app)
+    await server.start(sock)
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        await server.stop(grace=1.0)
+
+
+@contextlib.contextmanager
+def grpc_node() -> Iterator[str]:
+    with serve_grpc(Node(), unit_id="node", unit_image="ex/node:1") as address:
+        yield address
+
+
+@contextlib.asynccontextmanager
+async def client(transport: str) -> AsyncIterator[ReplicatedNodeClient[Any]]:
+    made: ReplicatedNodeClient[Any]
+    if transport == "rest":
+        async with rest_node() as address:
+            made = V2RestNodeClient("node", [address], max_message_size=64 * MiB)
+            try:
+                await made.load()
+                yield made
+            finally:
+                await made.aclose()
+    else:
+        with grpc_node() as address:
+            made = V2GrpcNodeClient("node", [address], max_message_size=64 * MiB)
+            try:
+                await made.load()
+                yield made
+            finally:
+                await made.aclose()
+
+
+TRANSPORTS = [pytest.param("rest", id="rest"), pytest.param("grpc", id="grpc")]
+
+
+def msg(kind: DataKind, data: Any, names: list[str] | None = None) -> Message:
+    return Message(kind, data, names or [], Meta(puid="p-1", tags={"in": 1}))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_every_method_keeps_seldon_semantics(transport: str) -> None:
+    async with client(transport) as node:
+        answer = await node.predict(msg(DataKind.TENSOR, np.array([[1, 2]]), ["a", "b"]))
+        assert answer.kind is DataKind.TENSOR  # Seldon mirrors the request's data kind
+        assert answer.data.tolist() == [[2, 4]] and answer.data.dtype.kind == "i"
+        assert answer.names == ["p", "q"]
+        assert answer.meta.puid == "p-1"
+        assert answer.meta.tags == {"in": 1, "node": "yes"}
+        assert answer.meta.request_path == {"node": "ex/node:1"}
+        assert (await node.transform_input(msg(DataKind.NDARRAY, [[1.5]]))).data.tolist() == [[2.5]]
+        assert (await node.transform_output(msg(DataKind.NDARRAY, [[1.5]]))).data.tolist() == [
+            [0.5]
+        ]
+        assert np.asarray((await node.route(msg(DataKind.NDARRAY, [[0]]))).data).ravel()[0] == 1
+        summed = await node.aggregate([msg(DataKind.NDARRAY, [[1]]), msg(DataKind.NDARRAY, [[2]])])
+        assert np.asarray(summed.data).tolist() == [[3]]
+        feedback = Feedback(msg(DataKind.NDARRAY, [[1]]), None, 1.0, None)
+        assert (await node.send_feedback(feedback)).meta.puid == "p-1"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        pytest.param(DataKind.STR, "hello, wörld", id="strData"),
+        pytest.param(DataKind.BIN, b"\x00\xff raw", id="binData"),
+        pytest.param(DataKind.JSON, {"a": [1, {"b": None}]}, id="jsonData"),
+        pytest.param(DataKind.NDARRAY, [["a", 1], ["b", 2.5]], id="mixed-ndarray"),
+        pytest.param(DataKind.NDARRAY, [["x", "y"]], id="string-ndarray"),
+    ],
+)
+async def test_payloads_that_are_no_tensor_round_trip(
+    transport: str, kind: DataKind, data: Any
+) -> None:
+    async with client(transport) as node:
+        answer = await node.predict(msg(kind, data))
+        assert answer.kind is kind
+        got = answer.data.tolist() if isinstance(answer.data, np.ndarray) else answer.data
+        expected = np.asarray(data).tolist() if kind is DataKind.NDARRAY else data
+        assert got == expected
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_v2_messages_stay_v2_and_large_tensors_travel_raw(transport: str) -> None:
+    big = np.arange(1000 * 100, dtype=np.float32).reshape(1000, 100)
+    request = InferenceRequest([Tensor("x", "FP32", [1000, 100], big)])
+    async with client(transport) as node:
+        answer = await node.predict(Message(DataKind.V2, request, ["x"], Meta(puid="p")))
+        assert answer.kind is DataKind.V2
+        [out] = answer.data.inputs
+        assert out.datatype == "FP32" and out.shape == [1000, 100]
+        assert np.array_equal(out.data, big * 2)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_node_errors_keep_status_and_words(transport: str) -> None:
+    async with client(transport) as node:
+        with pytest.raises(InferGraphError) as info:
+            await node.predict(msg(DataKind.NDARRAY, [[-1]]))
+        assert "negative input" in info.value.message
+        if transport == "rest":
+            assert info.value.status_code == 418
+
+
+# ---------------------------------------------------------------- the codec itself
+
+
+def test_a_hop_round_trips_meta_names_and_status() -> None:
+    message = Message(DataKind.NDARRAY, np.array([[1.0, 2.0]]), ["a", "b"])
+    message.meta = Meta(
+        "p", {"t": 1}, {"r": 0}, {"n": "img"}, [{"key": "k", "type": "GAUGE", "value": 1}]
+    )
+    call = write_call(message, "transform_input", "node")
+    assert call.model_name == "node" and call.inputs[0].datatype == "FP64"
+    method, back = read_call(call) or ("", None)
+    assert method == "transform_input" and back is not None
+    assert back.kind is DataKind.NDARRAY and back.names == ["a", "b"]
+    assert back.meta == message.meta
+    answer = write_answer(back)
+    response = InferenceResponse("node", answer.inputs, parameters=answer.parameters)
+    assert read_answer(response).meta == message.meta
+
+
+def test_an_ordinary_v2_request_is_no_hop_and_an_unknown_method_is_refused() -> None:
+    plain = InferenceRequest([Tensor("x", "FP32", [1], np.zeros(1, np.float32))])
+    assert read_call(plain) is None
+    bad = write_call(Message(DataKind.NDARRAY, [[1]]), "explain", "node")
+    with pytest.raises(BadRequest, match="not one of"):
+        read_call(bad)
+    garbled = InferenceRequest(plain.inputs, parameters={"infergraph_seldon": "{nope"})
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        read_call(garbled)
+
+
+def test_a_plain_v2_answer_is_read_as_v2() -> None:
+    out = Tensor("y", "INT32", [2], np.array([1, 2], np.int32))
+    message = read_answer(InferenceResponse("m", [out]))
+    assert message.kind is DataKind.V2 and message.data.inputs == [out]
+
+
+def test_a_hop_answer_with_a_foreign_shape_is_the_nodes_fault() -> None:
+    with pytest.raises((BadRequest, UserCodeError)):
+        read_answer(
+            InferenceResponse(
+                "m",
+                [Tensor("a", "FP32", [1], np.zeros(1, np.float32))] * 2,
+                parameters={"infergraph_seldon": '{"kind": "ndarray"}'},
+            )
+        )

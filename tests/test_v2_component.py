@@ -257,7 +257,7 @@ async def test_errors_are_v2_error_json(
         ),
         pytest.param(
             b'{"inputs":[{"name":"x","shape":[1],"datatype":"BF16","data":[1]}]}',
-            "'BF16' is not a V2 datatype",
+            "'BF16' is not supported by infergraph",
             id="datatype",
         ),
         pytest.param(

@@ -300,7 +300,7 @@ BOTH_HEADER = json_request({**int32_input(), "parameters": {"binary_data_size": 
 BAD_INPUT: dict[str, tuple[dict[str, Any], str]] = {
     "count": ({"data": [1, 2, 3]}, r"^inputs\[0\]\.shape: \[2\] needs 2 values, got 3$"),
     "datatype": ({"datatype": "FP8"}, r"^inputs\[0\]\.datatype: 'FP8' is not a V2 datatype"),
-    "datatype-bf16": ({"datatype": "BF16"}, r"'BF16' is not a V2 datatype"),
+    "datatype-bf16": ({"datatype": "BF16"}, r"'BF16' is not supported by infergraph"),
     "datatype-null": ({"datatype": None}, r"^inputs\[0\]\.datatype must be a string"),
     "shape-negative": ({"shape": [-2]}, r"^inputs\[0\]\.shape must be a list of non-negative"),
     "shape-string": ({"shape": "2"}, r"^inputs\[0\]\.shape must be a list"),

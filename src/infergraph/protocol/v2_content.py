@@ -146,9 +146,9 @@ def tensor_from(name: str, value: Any) -> Tensor:
     if array.dtype.kind in "OUS":
         flat = array.ravel()
         shape = list(array.shape)
-        if all(isinstance(item, str | np.str_) for item in flat):
+        if flat.size and all(isinstance(item, str | np.str_) for item in flat):
             return _string_tensor(name, [str(item) for item in flat], shape)
-        if all(isinstance(item, bytes | np.bytes_) for item in flat):
+        if flat.size == 0 or all(isinstance(item, bytes | np.bytes_) for item in flat):
             data = np.empty(flat.size, dtype=object)
             data[:] = [bytes(item) for item in flat]
             return Tensor(name, "BYTES", shape, data.reshape(shape))

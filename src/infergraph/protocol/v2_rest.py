@@ -115,7 +115,10 @@ def _load_object(header: bytes | memoryview, what: str) -> dict[str, Any]:
     try:
         obj = orjson.loads(header)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The inference {what} is not valid JSON: {exc}") from exc
+        hint = ""
+        if any(word in bytes(header) for word in (b"NaN", b"Infinity")):
+            hint = " (JSON has no NaN or Infinity: send the tensor as binary data, or null for NaN)"
+        raise BadRequest(f"The inference {what} is not valid JSON: {exc}{hint}") from exc
     if not isinstance(obj, dict):
         raise BadRequest(f"The inference {what} must be a JSON object, got {json_kind(obj)}")
     return obj
@@ -267,9 +270,8 @@ def _datatype(value: Any, where: str) -> str:
             f'{where}.datatype must be a string such as "FP32", got {json_kind(value)}'
         )
     if value not in DATATYPES:
-        raise BadRequest(
-            f"{where}.datatype: '{value}' is not a V2 datatype (use one of {', '.join(DATATYPES)})"
-        )
+        what = "is not supported by infergraph" if value == "BF16" else "is not a V2 datatype"
+        raise BadRequest(f"{where}.datatype: '{value}' {what} (use one of {', '.join(DATATYPES)})")
     return value
 
 

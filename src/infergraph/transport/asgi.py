@@ -25,6 +25,7 @@ from infergraph.errors import (
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import Message
 from infergraph.status import http_status
+from infergraph.transport.content_encoding import decode_content
 from infergraph.transport.rest_request import parse_seldon_body
 
 if TYPE_CHECKING:
@@ -227,6 +228,9 @@ class SeldonApp:
             elif isinstance(body, InferGraphError):
                 raise body
             else:
+                if body:
+                    encoding = header(scope, b"content-encoding")
+                    body = decode_content(encoding, body, self.max_body_size)
                 await self.before(scope)
                 reply = await self.call(route[0], scope, body)
                 status, out, ctype = reply[0], reply[1], reply[2]

@@ -193,18 +193,23 @@ def one_node(env: dict[str, str] | None, name: str = "sdep") -> dict[str, Any]:
             ["no deployment 'third'", "first, second"], id="unknown-deployment",
         ),
         pytest.param(
+            [deployment(unit("iris", None, implementation="TRITON_SERVER"))], [], 1,
+            ["node 'iris'", "TRITON_SERVER", "not supported by infergraph serve"],
+            id="prepackaged-unsupported",
+        ),
+        pytest.param(
             [deployment(unit("iris", None, implementation="SKLEARN_SERVER"))], [], 1,
-            ["node 'iris'", "SKLEARN_SERVER", "not supported yet"], id="prepackaged",
+            ["node 'iris'", "SKLEARN_SERVER", "no file or folder at"], id="prepackaged-no-model",
         ),
     ],
 )  # fmt: skip
 def test_start_up_failures_are_clear(
     tmp_path: Path, documents: list[dict[str, Any]], args: list[str], code: int, words: list[str]
 ) -> None:
-    for document in documents:  # SKLEARN_SERVER needs a modelUri to pass validation
+    for document in documents:  # a prepackaged server needs a modelUri to pass validation
         graph = document["spec"]["predictors"][0]["graph"]
-        if graph.get("implementation") == "SKLEARN_SERVER":
-            graph["modelUri"] = "gs://seldon-models/sklearn/iris"
+        if graph.get("implementation") in ("SKLEARN_SERVER", "TRITON_SERVER"):
+            graph["modelUri"] = str(tmp_path / "no-model-here")
     (tmp_path / "Loader.py").write_text(
         "class Loader:\n"
         "    def load(self):\n"

@@ -176,7 +176,35 @@ class ComponentSettings:
             http_server=env.get("INFERGRAPH_HTTP_SERVER", "infergraph") or "infergraph",
             max_batch_size=_int(env, "INFERGRAPH_MAX_BATCH_SIZE", 1),
             max_batch_time=_float(env, "INFERGRAPH_MAX_BATCH_TIME", 0.0),
+            **cls._model_storage_from_env(env),
         )
+
+    # ---------------------------------------------------------------- model storage
+    # Read by the prepackaged model servers and ``infergraph fetch-model``
+    # (``infergraph.servers``); nothing else uses these fields.
+
+    model_cache_dir: str = ""
+    """Where remote models (s3://, gs://, https://) are downloaded and kept, one folder per
+    URI (env INFERGRAPH_MODEL_CACHE; default ``$XDG_CACHE_HOME/infergraph/models``, else
+    ``~/.cache/infergraph/models``)."""
+    trust_remote_pickle: bool = False
+    """Unpickle ``model.joblib``/``model.pkl`` downloaded from a remote URI (env
+    INFERGRAPH_TRUST_REMOTE_PICKLE=1). Unpickling runs code, so it is off by default; local
+    files are always trusted."""
+    s3_endpoint_url: str = ""
+    """The S3 API endpoint for s3:// URIs, e.g. MinIO (env AWS_ENDPOINT_URL_S3, else
+    AWS_ENDPOINT_URL); empty: AWS. Credentials come from the usual AWS env and files."""
+
+    @staticmethod
+    def _model_storage_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+        cache = env.get("INFERGRAPH_MODEL_CACHE", "")
+        if not cache and env.get("XDG_CACHE_HOME"):
+            cache = str(Path(env["XDG_CACHE_HOME"]) / "infergraph" / "models")
+        return {
+            "model_cache_dir": cache,
+            "trust_remote_pickle": _bool(env.get("INFERGRAPH_TRUST_REMOTE_PICKLE"), False),
+            "s3_endpoint_url": env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL", ""),
+        }
 
 
 @dataclass(frozen=True)

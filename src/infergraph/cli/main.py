@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from infergraph._version import __version__
-from infergraph.cli import microservice, serve, validate
+from infergraph.cli import fetch_model, microservice, serve, validate
 
 __all__ = ["main"]
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     microservice.add_parser(subparsers)
     serve.add_parser(subparsers)
     validate.add_parser(subparsers)
+    fetch_model.add_parser(subparsers)
     return parser
 
 

@@ -97,7 +97,7 @@ class Component:
         self._tags_fn = plain_method(user, "tags")
         self._load_fn = plain_method(user, "load")
         self._class_names = getattr(user, "class_names", None)
-        self._v2_output = str(getattr(user, "v2_output_name", None) or "output-0")
+        self._v2_output = "output-0"
         self.ready = False
         self._batchers: dict[MethodSpec, Batcher] = {}
         if max_batch_size > 1:
@@ -133,6 +133,8 @@ class Component:
                 raise LoadError(
                     f"{self.class_name}.load() raised {type(exc).__name__}: {exc}"
                 ) from exc
+        # read after load(): a prepackaged server knows its output's name once loaded
+        self._v2_output = str(getattr(self.user, "v2_output_name", None) or "output-0")
         self.ready = True
 
     # ------------------------------------------------------------ helpers

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infergraph.errors import LoadError
+from infergraph.errors import InferGraphError, LoadError
 
 __all__ = ["import_component", "instantiate"]
 
@@ -57,6 +57,8 @@ def instantiate(cls: type[Any], parameters: dict[str, Any]) -> Any:
         pass  # no signature to check (a builtin); the call below tells
     try:
         return cls(**parameters)
+    except InferGraphError:
+        raise  # already says what is wrong (e.g. a prepackaged server's bad parameter)
     except Exception as exc:
         raise LoadError(
             f"{cls.__name__}(**{parameters!r}) raised {type(exc).__name__}: {exc}"

@@ -13,7 +13,13 @@ from infergraph.components.loader import import_component, instantiate
 from infergraph.components.parameters import parse_parameters
 from infergraph.errors import InferGraphError, LoadError
 from infergraph.graph.plan import ClientFactory, NodeClient
-from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec, is_prepackaged
+from infergraph.graph.spec import (
+    Container,
+    Deployment,
+    PredictiveUnit,
+    PredictorSpec,
+    is_prepackaged,
+)
 from infergraph.observability.metrics import Registry
 from infergraph.routers import (
     BUILTIN_CLASSES,
@@ -22,6 +28,7 @@ from infergraph.routers import (
     builtin_class,
     seldon_key,
 )
+from infergraph.servers import PREPACKAGED_CLASSES, prepackaged_class
 from infergraph.settings import ComponentSettings
 
 __all__ = ["SELDON_ROUTER_IMAGES", "local_factory", "user_object"]
@@ -74,12 +81,7 @@ def user_object(
             )
         return instantiate(builtin, params), implementation, {}
     if is_prepackaged(implementation):
-        raise LoadError(
-            f"node {node.name!r}: implementation {implementation} (a prepackaged model server) "
-            "is not supported yet by infergraph serve; it arrives with Open Inference Protocol "
-            "support. Meanwhile give the node a container whose env MODEL_NAME names a class.",
-            node=node.name,
-        )
+        return _prepackaged(node, implementation, container, where)
     if container is None:
         raise LoadError(
             f"node {node.name!r} has no container named {node.name!r} in componentSpecs",
@@ -99,6 +101,31 @@ def user_object(
         return instantiate(cls, _parameters(node, where)), container.image or interface, env
     except InferGraphError as exc:
         raise LoadError(f"node {node.name!r}: {exc}", node=node.name) from exc
+
+
+def _prepackaged(
+    node: PredictiveUnit, implementation: str, container: Container | None, where: str
+) -> tuple[Any, str, dict[str, str]]:
+    """A prepackaged server, built as Seldon's operator builds its image: the node's
+    parameters plus ``model_uri`` (here the modelUri itself, which the server resolves)."""
+    server = prepackaged_class(implementation)
+    if server is None:
+        known = ", ".join(sorted(PREPACKAGED_CLASSES))
+        raise LoadError(
+            f"node {node.name!r}: implementation {implementation} is not supported by "
+            f"infergraph serve, which runs {known}; for another server give the node a "
+            "container whose env MODEL_NAME names a Python class",
+            node=node.name,
+        )
+    params = _parameters(node, where)
+    if node.model_uri:
+        params["model_uri"] = node.model_uri
+    try:
+        user = instantiate(server, params)
+    except InferGraphError as exc:
+        raise LoadError(f"node {node.name!r}: {exc}", node=node.name) from exc
+    image = container.image if container is not None and container.image else implementation
+    return user, image, {}
 
 
 REDIS_THREADS = 16

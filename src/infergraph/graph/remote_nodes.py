@@ -39,6 +39,7 @@ from infergraph.protocol import seldon_pb
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.protocol.seldon_pb import pb
 from infergraph.routers import builtin_class
+from infergraph.servers import interface_name, prepackaged_class
 
 __all__ = [
     "HOST",
@@ -252,17 +253,21 @@ def plan_processes(deployment: Deployment, port: Callable[[], int]) -> list[Node
     for predictor in deployment.spec.predictors:
         for _, node in walk_graph(predictor.graph, "graph"):
             implementation = node.implementation or ""
-            if builtin_class(implementation) or is_prepackaged(implementation):
+            server = prepackaged_class(implementation) if node.model_uri else None
+            if builtin_class(implementation) or (is_prepackaged(implementation) and not server):
                 continue
             found = next(((i, c) for i, c in predictor.containers() if c.name == node.name), None)
             env = {e.name: e.value for e in found[1].env if e.value is not None} if found else {}
-            if found is None or not env.get("MODEL_NAME"):
-                continue
-            index, container = found
-            image = container.image or env["MODEL_NAME"]
             params = [
                 {"name": p.name, "value": p.value, "type": str(p.type)} for p in node.parameters
             ]
+            if server is not None:  # as Seldon's operator runs its image: model_uri appended
+                env["MODEL_NAME"] = interface_name(server)
+                params.append({"name": "model_uri", "value": str(node.model_uri), "type": "STRING"})
+            if found is None or not env.get("MODEL_NAME"):
+                continue
+            index, container = found
+            image = container.image or (implementation if server else env["MODEL_NAME"])
             env |= {
                 "PREDICTIVE_UNIT_ID": node.name,
                 "PREDICTIVE_UNIT_IMAGE": image,

@@ -40,6 +40,7 @@ bench: $(STAMP)
 	bash scripts/peer-venvs.sh all
 	$(BIN)/python bench/component.py
 	$(BIN)/python bench/graph.py
+	$(BIN)/python bench/v2.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -110,6 +110,9 @@ class ComponentSettings:
     """Adaptive batching of predict: the most requests stacked into one call (1 = off)."""
     max_batch_time: float = 0.0
     """Seconds a batch may wait for more requests (0: batch only what is already queued)."""
+    malloc_tuning: bool = True
+    """Keep large request buffers in the heap (``mallopt``; env INFERGRAPH_MALLOC_TUNING=0
+    keeps glibc's defaults, e.g. to set MALLOC_MMAP_THRESHOLD_ yourself)."""
     sync_mode: str = "auto"
     """Where sync user methods run: auto (inline while fast, on the thread pool once a call
     typically takes over 2 ms), inline, or thread."""
@@ -176,6 +179,7 @@ class ComponentSettings:
             http_server=env.get("INFERGRAPH_HTTP_SERVER", "infergraph") or "infergraph",
             max_batch_size=_int(env, "INFERGRAPH_MAX_BATCH_SIZE", 1),
             max_batch_time=_float(env, "INFERGRAPH_MAX_BATCH_TIME", 0.0),
+            malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
             **cls._model_storage_from_env(env),
         )
 
@@ -232,6 +236,8 @@ class GraphSettings:
     request_logger_default_endpoint: str = "http://default-broker"
     seed: int | None = None
     """Seed for traffic splitting (tests, reproducible demos)."""
+    malloc_tuning: bool = True
+    """As :attr:`ComponentSettings.malloc_tuning` (env INFERGRAPH_MALLOC_TUNING)."""
     node_protocol: str = "v2"
     """How the orchestrator calls node processes (``--processes``): ``v2``, binary Open
     Inference Protocol tensors, or ``seldon``, Seldon's JSON/protobuf messages (env
@@ -260,4 +266,5 @@ class GraphSettings:
             )
             or "http://default-broker",
             node_protocol=env.get("INFERGRAPH_NODE_PROTOCOL", "v2") or "v2",
+            malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
         )

@@ -213,6 +213,10 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if settings.malloc_tuning:
+        from infergraph.serving.memory import keep_large_buffers
+
+        keep_large_buffers()
     if args.persistence:
         logging.getLogger(__name__).error("--persistence is deprecated and ignored")
     if args.pidfile:

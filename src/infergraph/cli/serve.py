@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if settings.malloc_tuning:
+        from infergraph.serving.memory import keep_large_buffers
+
+        keep_large_buffers()
     try:
         deployments = load_deployments(args.file)
     except SpecError as exc:

@@ -83,8 +83,10 @@ def tensor_from_bytes(
 ) -> np.ndarray:
     """Decode one tensor's binary data, which must fill ``buffer`` exactly.
 
-    The array is a writable copy in native byte order, so user code may change it in
-    place without holding the request body alive. ``where`` names the tensor in errors.
+    The array is writable and in native byte order, so user code may change it in place: a
+    view of ``buffer`` when that is writable (the HTTP server reads large bodies into a
+    ``bytearray``, so a big tensor is not copied again), else a copy. ``where`` names the
+    tensor in errors.
     """
     count = element_count(shape)
     size = len(buffer)
@@ -104,7 +106,9 @@ def tensor_from_bytes(
                 f"{where}: BOOL byte {index} is {int(raw[index])}; binary BOOL is 0 or 1"
             )
         return shaped(raw.astype(np.bool_), shape, where)
-    array = np.frombuffer(buffer, dtype=dtype.newbyteorder("<")).astype(dtype)
+    array = np.frombuffer(buffer, dtype=dtype.newbyteorder("<"))
+    if not (array.flags.writeable and array.dtype == dtype):
+        array = array.astype(dtype)
     return shaped(array, shape, where)
 
 

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import uvicorn
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.serving.peers import PeerMetrics
 from infergraph.settings import ComponentSettings
 from infergraph.transport.asgi import SeldonApp
+from infergraph.transport.grpc_common import GrpcServer
 from infergraph.transport.grpc_server import build_grpc_server
 from infergraph.transport.http_server import HttpServer
 from infergraph.transport.rest import RestApp
@@ -101,7 +101,7 @@ def _uvicorn(app: Any, settings: Any) -> uvicorn.Server:
     return _Server(config)
 
 
-def bind_grpc(server: grpc.aio.Server, host: str, port: int) -> int:
+def bind_grpc(server: GrpcServer, host: str, port: int) -> int:
     """Bind the gRPC port, or raise BindError naming it."""
     address = f"{host}:{port}"
     try:
@@ -117,7 +117,7 @@ def bind_grpc(server: grpc.aio.Server, host: str, port: int) -> int:
 
 async def run_servers(
     http: list[tuple[Any, socket.socket]],
-    grpc_server: grpc.aio.Server | None,
+    grpc_server: GrpcServer | None,
     settings: ComponentSettings | Any,
     stop: asyncio.Event | None = None,
 ) -> None:

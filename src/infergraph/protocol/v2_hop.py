@@ -23,7 +23,7 @@ from infergraph.errors import BadRequest
 from infergraph.protocol.message import DataKind, Message, Status
 from infergraph.protocol.seldon_json import decode_meta, encode_meta
 from infergraph.protocol.v2_content import tensor_from
-from infergraph.protocol.v2_message import as_seldon, as_v2
+from infergraph.protocol.v2_message import SELDON_OUTPUT, as_seldon, as_v2
 from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse
 
 __all__ = ["HOP_METHODS", "HOP_PARAMETER", "read_answer", "read_call", "write_answer", "write_call"]
@@ -33,19 +33,24 @@ HOP_METHODS = frozenset({"predict", "transform_input", "transform_output", "rout
 _KINDS = {kind.value: kind for kind in DataKind}
 
 
-def _tensor_like(data: Any) -> bool:
-    """Numbers, booleans or strings only: what travels as a typed tensor and comes back."""
-    array = data if isinstance(data, np.ndarray) else None
-    if array is None:
+def _as_tensor(data: Any) -> np.ndarray | None:
+    """The payload as an array when it travels as a typed tensor and comes back the same
+    (numbers, booleans, or strings only); None for anything else (sent as JSON)."""
+    if isinstance(data, np.ndarray):
+        array = data
+    else:
         try:
             array = np.asarray(data)
         except ValueError:  # ragged
-            return False
-    if array.dtype.kind in "biuf":
-        return True
-    if array.dtype.kind == "U":
-        return isinstance(data, np.ndarray) or _all_strings(data)
-    return array.dtype.kind == "O" and array.size > 0 and _all_strings(array.ravel().tolist())
+            return None
+    kind = array.dtype.kind
+    if kind in "biuf":
+        return array
+    if kind == "U":
+        return array if array is data or _all_strings(data) else None
+    if kind == "O" and array.size > 0 and _all_strings(array.ravel().tolist()):
+        return array
+    return None
 
 
 def _all_strings(data: Any) -> bool:
@@ -57,9 +62,12 @@ def _all_strings(data: Any) -> bool:
 
 
 def _payload(message: Message) -> InferenceRequest:
-    if message.kind.is_data and not _tensor_like(message.data):
+    if message.kind.is_data:
+        array = _as_tensor(message.data)
+        if array is not None:
+            return InferenceRequest([tensor_from(SELDON_OUTPUT, array)])
         raw = orjson.dumps(message.data, option=orjson.OPT_SERIALIZE_NUMPY)
-        tensor = tensor_from("output-0", raw)
+        tensor = tensor_from(SELDON_OUTPUT, raw)
         tensor.parameters["content_type"] = "json"
         return InferenceRequest([tensor])
     return as_v2(message)

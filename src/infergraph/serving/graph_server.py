@@ -66,7 +66,9 @@ async def serve_graph(
     freeze_loaded_objects()
     rest = GraphRestApp(dataplane, max_body_size=settings.max_message_size)
     http_sock = bind_socket(settings.host, settings.http_port)
-    grpc_server = build_graph_grpc_server(dataplane, max_message_size=settings.max_message_size)
+    grpc_server = build_graph_grpc_server(
+        dataplane, max_message_size=settings.max_message_size, kind=settings.grpc_server
+    )
     bind_grpc(grpc_server, settings.host, settings.grpc_port)
     await grpc_server.start()
     plan = dataplane.plan

@@ -349,7 +349,8 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
         supervisor = Supervisor(
             [_Child(spec) for spec in specs],
             _command(settings, limit),
-            {**inherited, "PYTHONUNBUFFERED": "1"},
+            # node processes share cores with the orchestrator: grpc.aio costs less there
+            {**inherited, "PYTHONUNBUFFERED": "1", "INFERGRAPH_GRPC_SERVER": "asyncio"},
             str(Path(settings.path).resolve()),
             registry,
             stop,

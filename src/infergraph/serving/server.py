@@ -19,7 +19,7 @@ from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
 from infergraph.settings import ComponentSettings
 from infergraph.transport.asgi import SeldonApp
-from infergraph.transport.grpc_common import GrpcServer
+from infergraph.transport.grpc_common import Server as GrpcServer
 from infergraph.transport.grpc_server import build_grpc_server
 from infergraph.transport.http_server import HttpServer
 from infergraph.transport.rest import RestApp
@@ -181,7 +181,9 @@ async def serve_component(
     metrics_sock = sockets.get("metrics") or bind_socket(settings.host, settings.metrics_port)
     grpc_server = None
     if settings.grpc_workers > 0:
-        grpc_server = build_grpc_server(dataplane, max_message_size=settings.grpc_message_limit)
+        grpc_server = build_grpc_server(
+            dataplane, max_message_size=settings.grpc_message_limit, kind=settings.grpc_server
+        )
         bind_grpc(grpc_server, settings.host, settings.grpc_port)
         await grpc_server.start()
     await peers.start()

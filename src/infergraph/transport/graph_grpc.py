@@ -16,7 +16,7 @@ from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
-from infergraph.transport.grpc_common import GrpcServer, new_server, register, unary_handler
+from infergraph.transport.grpc_common import Server, new_server, register, unary_handler
 from infergraph.transport.grpc_server import model_metadata_proto
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
@@ -79,9 +79,10 @@ def build_graph_grpc_server(
     *,
     max_message_size: int,
     options: Sequence[tuple[str, Any]] = (),
-) -> GrpcServer:
+    kind: str = "threads",
+) -> Server:
     """A gRPC server (not started) serving the graph's Seldon API and V2."""
-    server = new_server(max_message_size, options)
+    server = new_server(max_message_size, options, kind)
     servicer = _GraphServicer(dataplane)
     record = dataplane.server_metrics.server
     handlers = {

@@ -1,12 +1,18 @@
 """What the component and graph gRPC servers share: the server, and the unary handler that
 maps errors to status codes and records metrics.
 
-Why not ``grpc.aio``: measured on one core (``bench/v2.py``), grpcio's asyncio server costs
-about 150 µs of CPU a call before any work, its thread-pool server about 100 µs. So
-:class:`GrpcServer` runs grpcio's thread-pool server, and each handler hands the call to
-the application's event loop (``run_coroutine_threadsafe``) and waits: every data plane
-stays single-threaded on its loop (batching, metrics and locks unchanged), and the loop is
-free while a call is in grpcio's threads. The handlers' threads only wait.
+Two servers, one interface (``--grpc-server``):
+
+- ``threads`` (default), :class:`GrpcServer`: grpcio's thread-pool server; each handler
+  hands its call to the application's event loop (``run_coroutine_threadsafe``) and waits,
+  so every data plane stays single-threaded on its loop (batching, metrics and locks
+  unchanged). Measured on a core of its own (``bench/v2.py``): about 100 µs of CPU a call
+  before any work, against 150 µs for grpcio's asyncio server, and concurrent calls reach the
+  loop together, so adaptive batching groups them.
+- ``asyncio``, :class:`AioGrpcServer`: ``grpc.aio``, every call on the loop. Where many
+  processes share a core (``infergraph serve --processes``: the orchestrator and its nodes)
+  the thread hand-offs cost more than they save (``bench/graph.py``: 570 µs a gRPC hop on
+  threads, 300 on asyncio), so node processes use it.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from grpc_reflection.v1alpha import reflection as grpc_reflection
 from infergraph.errors import InferGraphError
 from infergraph.status import grpc_status
 
-__all__ = ["GrpcServer", "new_server", "register", "unary_handler"]
+__all__ = ["GRPC_SERVERS", "AioGrpcServer", "GrpcServer", "new_server", "register", "unary_handler"]
+
+GRPC_SERVERS = ("threads", "asyncio")
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,8 @@ calls queue in grpcio). They wait on the event loop, so they cost memory, not CP
 
 class GrpcServer:
     """grpcio's thread-pool server, with the ``grpc.aio.Server`` methods infergraph uses."""
+
+    threaded = True
 
     def __init__(self, options: Sequence[tuple[str, Any]], threads: int = HANDLER_THREADS):
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="grpc")
@@ -75,13 +85,49 @@ class GrpcServer:
         await asyncio.get_running_loop().run_in_executor(None, self._server.wait_for_termination)
 
 
+class AioGrpcServer:
+    """``grpc.aio.Server`` behind the same interface as :class:`GrpcServer`."""
+
+    threaded = False
+
+    def __init__(self, options: Sequence[tuple[str, Any]]) -> None:
+        self._server = grpc.aio.server(options=list(options))
+
+    def add_insecure_port(self, address: str) -> int:
+        return self._server.add_insecure_port(address)
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(
+        self, name: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self._server.add_registered_method_handlers(name, handlers)
+
+    @property
+    def grpc_server(self) -> grpc.aio.Server:
+        return self._server
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self, grace: float | None) -> None:
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+
+Server = GrpcServer | AioGrpcServer
+
+
 def unary_handler(
     full_name: str,
     call: Callable[[Any, Any], Awaitable[Any]],
     request_type: Any,
     response_type: Any,
     record: Record,
-    server: GrpcServer,
+    server: Server,
     before: Callable[[], Awaitable[None]] | None = None,
 ) -> grpc.RpcMethodHandler:
     """A unary handler: errors leave as status codes from the one table, never a crash."""
@@ -104,7 +150,14 @@ def unary_handler(
             record(full_name, "unary", code.name, time.perf_counter() - started)
         return None, code, details
 
+    async def serve_async(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        answer, code, details = await run(request, context)
+        if code is not grpc.StatusCode.OK:
+            await context.abort(code, details)
+        return answer
+
     def serve(request: Any, context: grpc.ServicerContext) -> Any:
+        assert isinstance(server, GrpcServer)
         loop = server.loop
         if loop is None or loop.is_closed():
             context.abort(grpc.StatusCode.UNAVAILABLE, "the server is not running")
@@ -117,25 +170,31 @@ def unary_handler(
         return answer
 
     return grpc.unary_unary_rpc_method_handler(
-        serve,
+        serve if server.threaded else serve_async,
         request_deserializer=request_type.FromString,
         response_serializer=response_type.SerializeToString,
     )
 
 
-def new_server(max_message_size: int, options: Sequence[tuple[str, Any]] = ()) -> GrpcServer:
-    """A :class:`GrpcServer` with the message limit; ``options`` override the defaults."""
+def new_server(
+    max_message_size: int, options: Sequence[tuple[str, Any]] = (), kind: str = "threads"
+) -> Server:
+    """A gRPC server of ``kind`` with the message limit; ``options`` override the defaults."""
+    if kind not in GRPC_SERVERS:
+        raise ValueError(f"gRPC server must be one of {', '.join(GRPC_SERVERS)}, not {kind!r}")
     settings: dict[str, Any] = {
         "grpc.max_send_message_length": max_message_size,
         "grpc.max_receive_message_length": max_message_size,
         "grpc.so_reuseport": 1,  # several worker processes share the port
     }
     settings.update(options)  # the caller's options win
+    if kind == "asyncio":
+        return AioGrpcServer(list(settings.items()))
     return GrpcServer(list(settings.items()))
 
 
 def register(
-    server: GrpcServer,
+    server: Server,
     services: dict[str, dict[str, grpc.RpcMethodHandler]],
     reflection: Iterable[str] | None,
 ) -> None:

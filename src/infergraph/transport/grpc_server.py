@@ -22,7 +22,7 @@ from infergraph.errors import NotImplementedByComponent
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.v2_service import component_service
-from infergraph.transport.grpc_common import GrpcServer, new_server, register, unary_handler
+from infergraph.transport.grpc_common import Server, new_server, register, unary_handler
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import v2_handlers
 
@@ -84,7 +84,7 @@ def model_metadata_proto(meta: dict[str, Any]) -> Any:
 class _SeldonServicer:
     """Every Seldon RPC, implemented once over the data plane."""
 
-    def __init__(self, dataplane: ComponentDataPlane, server: GrpcServer) -> None:
+    def __init__(self, dataplane: ComponentDataPlane, server: Server) -> None:
         self.dataplane = dataplane
         self.server = server
 
@@ -153,12 +153,13 @@ def build_grpc_server(
     max_message_size: int,
     reflection: bool = True,
     options: Sequence[tuple[str, Any]] = (),
-) -> GrpcServer:
+    kind: str = "threads",
+) -> Server:
     """A gRPC server (not started, no port bound) serving every Seldon service and V2.
 
     ``options`` are extra gRPC channel arguments; they override the defaults.
     """
-    server = new_server(max_message_size, options)
+    server = new_server(max_message_size, options, kind)
     servicer = _SeldonServicer(dataplane, server)
     services = {
         f"{PACKAGE}.{service}": {method: servicer.handler(service, method) for method in methods}

@@ -16,7 +16,7 @@ import grpc
 from infergraph.protocol import v2_pb
 from infergraph.protocol.proto import inference_pb2 as pb
 from infergraph.runtime.v2_service import V2Service
-from infergraph.transport.grpc_common import GrpcServer, Record, unary_handler
+from infergraph.transport.grpc_common import Record, Server, unary_handler
 
 __all__ = ["SERVICE", "v2_handlers"]
 
@@ -88,7 +88,7 @@ _TYPES = {
 def v2_handlers(
     service: V2Service,
     record: Record,
-    server: GrpcServer,
+    server: Server,
     before: Callable[[], Any] | None = None,
     headers_of: HeadersOf = metadata_headers,
 ) -> dict[str, dict[str, grpc.RpcMethodHandler]]:

@@ -32,8 +32,10 @@ def v2_error(exc: InferGraphError) -> Reply:
     return http_status(exc), v2_rest.error_body(exc.message), JSON
 
 
-def _plain_headers(scope: Scope, hint: str) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+def _puid_header(scope: Scope, hint: str) -> dict[str, str]:
+    """A component needs only the request's puid from its headers."""
+    puid = header(scope, b"seldon-puid")
+    return {"seldon-puid": puid} if puid else {}
 
 
 def _target(path: str) -> tuple[str, str, str]:
@@ -53,7 +55,7 @@ class V2Routes:
 
     def __init__(self, service: V2Service, headers_of: HeadersOf | None = None) -> None:
         self.service = service
-        self.headers_of = headers_of or _plain_headers
+        self.headers_of = headers_of or _puid_header
         get = ("GET",)
         self._fixed: dict[str, Route] = {
             "/v2": (self._server_metadata, get, "v2-server-metadata"),

@@ -3,6 +3,8 @@ node servers (REST on the node's own HTTP server, gRPC from ``infergraph.testing
 
 A hop must keep every Seldon semantic the Seldon-protocol clients keep (data kinds, names,
 puid, tags, requestPath, errors with their status) while the tensors travel as raw bytes.
+Small Seldon messages normally go in the Seldon protocol; the ``every_hop_v2`` fixture sends
+them all as V2 so that the V2 path is what these tests check.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import pytest
 
 from infergraph.app import component_app
 from infergraph.errors import BadRequest, InferGraphError, MicroserviceError, UserCodeError
+from infergraph.graph import v2_nodes
 from infergraph.graph.replicas import ReplicatedNodeClient
-from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
+from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient, binary_worthy
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.protocol.v2_hop import read_answer, read_call, write_answer, write_call
 from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse, Tensor
@@ -103,12 +106,17 @@ async def client(transport: str) -> AsyncIterator[ReplicatedNodeClient[Any]]:
 TRANSPORTS = [pytest.param("rest", id="rest"), pytest.param("grpc", id="grpc")]
 
 
+@pytest.fixture
+def every_hop_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(v2_nodes, "BINARY_FROM", 0)
+
+
 def msg(kind: DataKind, data: Any, names: list[str] | None = None) -> Message:
     return Message(kind, data, names or [], Meta(puid="p-1", tags={"in": 1}))
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_every_method_keeps_seldon_semantics(transport: str) -> None:
+async def test_every_method_keeps_seldon_semantics(every_hop_v2: None, transport: str) -> None:
     async with client(transport) as node:
         answer = await node.predict(msg(DataKind.TENSOR, np.array([[1, 2]]), ["a", "b"]))
         assert answer.kind is DataKind.TENSOR  # Seldon mirrors the request's data kind
@@ -140,7 +148,7 @@ async def test_every_method_keeps_seldon_semantics(transport: str) -> None:
     ],
 )
 async def test_payloads_that_are_no_tensor_round_trip(
-    transport: str, kind: DataKind, data: Any
+    every_hop_v2: None, transport: str, kind: DataKind, data: Any
 ) -> None:
     async with client(transport) as node:
         answer = await node.predict(msg(kind, data))
@@ -163,7 +171,7 @@ async def test_v2_messages_stay_v2_and_large_tensors_travel_raw(transport: str) 
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_node_errors_keep_status_and_words(transport: str) -> None:
+async def test_node_errors_keep_status_and_words(every_hop_v2: None, transport: str) -> None:
     async with client(transport) as node:
         with pytest.raises(InferGraphError) as info:
             await node.predict(msg(DataKind.NDARRAY, [[-1]]))
@@ -217,3 +225,17 @@ def test_a_hop_answer_with_a_foreign_shape_is_the_nodes_fault() -> None:
                 parameters={"infergraph_seldon": '{"kind": "ndarray"}'},
             )
         )
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_large_seldon_tensors_go_binary_and_small_ones_as_seldon(transport: str) -> None:
+    big = np.ones((1000, 100), np.float32)
+    async with client(transport) as node:
+        answer = await node.predict(msg(DataKind.NDARRAY, big))
+        # binary V2 keeps float32; Seldon JSON (or protobuf) would answer float64
+        assert answer.kind is DataKind.NDARRAY and answer.data.dtype == np.float32
+        assert float(answer.data.sum()) == 2 * big.size
+    assert binary_worthy(msg(DataKind.NDARRAY, big))
+    assert not binary_worthy(msg(DataKind.NDARRAY, [[1.0, 2.0]]))
+    assert not binary_worthy(msg(DataKind.STR, "x" * 10_000))
+    assert binary_worthy(msg(DataKind.TENSOR, [[0.0] * 256]))

@@ -112,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         deployment = deployments[0]
     from infergraph.serving.graph_runner import run_graph
+    from infergraph.serving.server import refuse_taken_ports
 
     try:
+        refuse_taken_ports(settings.host, {"REST": settings.http_port, "gRPC": settings.grpc_port})
         return run_graph(deployment, settings)
     except (InferGraphError, OSError) as exc:
         print(f"infergraph serve: error: {exc}", file=sys.stderr)

@@ -24,13 +24,43 @@ from infergraph.transport.grpc_server import build_grpc_server
 from infergraph.transport.http_server import HttpServer
 from infergraph.transport.rest import RestApp
 
-__all__ = ["BindError", "bind_grpc", "bind_socket", "run_servers", "serve_component"]
+__all__ = [
+    "BindError",
+    "bind_grpc",
+    "bind_socket",
+    "refuse_taken_ports",
+    "run_servers",
+    "serve_component",
+]
 
 log = logging.getLogger(__name__)
 
 
 class BindError(OSError):
     """A port cannot be bound (in use, or not available): a start-up error, not a bug."""
+
+
+def refuse_taken_ports(host: str, ports: dict[str, int]) -> None:
+    """Raise BindError when another process already listens on one of ``ports``.
+
+    The ports are bound with SO_REUSEPORT so that a server's own workers share them; the
+    kernel would then let a second server bind them too, and split the traffic between the
+    two without a word. So before binding, a server checks that nobody answers there.
+    """
+    target = "::1" if ":" in host else ("127.0.0.1" if host in ("", "0.0.0.0") else host)
+    for name, port in ports.items():
+        if port <= 0:
+            continue
+        try:
+            with socket.create_connection((target, port), timeout=0.5):
+                pass
+        except OSError:
+            continue  # nobody listens (refused, unreachable): free to bind
+        raise BindError(
+            errno.EADDRINUSE,
+            f"cannot serve {name} on {host}:{port}: the port is in use by another process "
+            "(stop it, or choose another port)",
+        )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

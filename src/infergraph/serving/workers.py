@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from infergraph.errors import LoadError
-from infergraph.serving.server import BindError, serve_component
+from infergraph.serving.server import BindError, refuse_taken_ports, serve_component
 from infergraph.settings import ComponentSettings
 
 __all__ = ["run_component"]
@@ -68,6 +68,10 @@ def _spawn(user: Any, settings: ComponentSettings, run_dir: str) -> int:
 
 def run_component(user: Any, settings: ComponentSettings) -> int:
     """Serve ``user`` until SIGTERM/SIGINT; return the process exit code."""
+    ports = {"REST": settings.http_port, "metrics": settings.metrics_port}
+    if settings.grpc_workers > 0:
+        ports["gRPC"] = settings.grpc_port
+    refuse_taken_ports(settings.host, ports)
     if settings.workers <= 1:
         run_loop(serve_component(user, settings))
         return 0

@@ -55,7 +55,7 @@ _PATHS = {
     "send_feedback": "/send-feedback",
 }
 _JSON = {"content-type": "application/json"}
-_ERRORS: dict[int, type[InferGraphError]] = {
+ERRORS_BY_STATUS: dict[int, type[InferGraphError]] = {
     400: BadRequest,
     404: NotFound,
     413: PayloadTooLarge,
@@ -89,7 +89,7 @@ def error_from_status(status: int, body: bytes) -> InferGraphError:
     payload), so the orchestrator answers with the node's status, as Seldon's executor does.
     """
     info, reason, obj = _seldon_error(status, body)
-    kind = _ERRORS.get(status)
+    kind = ERRORS_BY_STATUS.get(status)
     if kind is not None:
         return kind(info, reason=reason)
     payload = {k: v for k, v in obj.items() if k != "status"} if obj else None

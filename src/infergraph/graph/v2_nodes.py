@@ -16,7 +16,7 @@ Everything else (replicas, probes, retries) is the Seldon clients'.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
@@ -25,7 +25,6 @@ from infergraph.errors import (
     BadRequest,
     DeadlineExceeded,
     InferGraphError,
-    NotFound,
     NotReady,
     PayloadTooLarge,
     UserCodeError,
@@ -39,7 +38,7 @@ from infergraph.graph.http_client import (
 )
 from infergraph.graph.remote_nodes import GrpcNodeClient, error_from_rpc
 from infergraph.graph.replicas import Replica, Unreachable
-from infergraph.graph.rest_nodes import RestNodeClient
+from infergraph.graph.rest_nodes import ERRORS_BY_STATUS, RestNodeClient
 from infergraph.protocol import v2_pb, v2_rest
 from infergraph.protocol.message import DataKind, Message
 from infergraph.protocol.proto import inference_pb2 as pb
@@ -70,53 +69,55 @@ def binary_worthy(message: Message) -> bool:
     return False
 
 
-_ERRORS: dict[int, type[InferGraphError]] = {
-    400: BadRequest,
-    404: NotFound,
-    413: PayloadTooLarge,
-    503: NotReady,
-    504: DeadlineExceeded,
-}
-
-
 def v2_error(status: int, body: bytes) -> InferGraphError:
     """A node's V2 error answer (``{"error": ...}``) as the error it stands for."""
     try:
         message = str(v2_rest.decode_error(body))
     except BadRequest:
         message = body[:1000].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    kind = _ERRORS.get(status)
+    kind = ERRORS_BY_STATUS.get(status)
     if kind is not None:
         return kind(message)
     return UserCodeError(message, status_code=status if status >= 400 else None)
 
 
-class V2RestNodeClient(RestNodeClient):
+class _V2Hops:
+    """predict, transform_input, transform_output and route as V2 hops when worth it; the
+    Seldon client class after this one in the MRO does the rest."""
+
+    async def predict(self, request: Message, wire: str = "json") -> Message:
+        return await self._hop_or_seldon("predict", request, wire)
+
+    async def transform_input(self, request: Message, wire: str = "json") -> Message:
+        return await self._hop_or_seldon("transform_input", request, wire)
+
+    async def transform_output(self, request: Message, wire: str = "json") -> Message:
+        return await self._hop_or_seldon("transform_output", request, wire)
+
+    async def route(self, request: Message, wire: str = "json") -> Message:
+        return await self._hop_or_seldon("route", request, wire)
+
+    async def _hop_or_seldon(self, method: str, request: Message, wire: str) -> Message:
+        if not binary_worthy(request):
+            seldon: Any = getattr(super(), method)
+            answer: Message = await seldon(request, wire)
+            return answer
+        answer = await self._call(HOP, self._hop(request, method))
+        return answer
+
+    if TYPE_CHECKING:  # supplied by the Seldon client and the subclass
+
+        async def _call(self, method: str, request: Any) -> Message: ...
+
+        def _hop(self, message: Message, method: str) -> Any: ...
+
+
+class V2RestNodeClient(_V2Hops, RestNodeClient):
     """A node over REST: hops as binary V2 to ``/v2/models/<node>/infer``."""
 
     def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(name, *args, **kwargs)
         self._infer_path = f"/v2/models/{name}/infer"
-
-    async def predict(self, request: Message, wire: str = "json") -> Message:
-        if not binary_worthy(request):
-            return await super().predict(request, wire)
-        return await self._call(HOP, self._hop(request, "predict"))
-
-    async def transform_input(self, request: Message, wire: str = "json") -> Message:
-        if not binary_worthy(request):
-            return await super().transform_input(request, wire)
-        return await self._call(HOP, self._hop(request, "transform_input"))
-
-    async def transform_output(self, request: Message, wire: str = "json") -> Message:
-        if not binary_worthy(request):
-            return await super().transform_output(request, wire)
-        return await self._call(HOP, self._hop(request, "transform_output"))
-
-    async def route(self, request: Message, wire: str = "json") -> Message:
-        if not binary_worthy(request):
-            return await super().route(request, wire)
-        return await self._call(HOP, self._hop(request, "route"))
 
     def _hop(self, message: Message, method: str) -> tuple[bytes, int | None]:
         body, header_length = v2_rest.encode_request(
@@ -156,7 +157,7 @@ class V2RestNodeClient(RestNodeClient):
             raise UserCodeError(f"invalid answer: {exc}") from None
 
 
-class V2GrpcNodeClient(GrpcNodeClient):
+class V2GrpcNodeClient(_V2Hops, GrpcNodeClient):
     """A node over gRPC: hops as ``inference.GRPCInferenceService/ModelInfer``, raw."""
 
     def _connect(self, address: str) -> Any:
@@ -167,26 +168,6 @@ class V2GrpcNodeClient(GrpcNodeClient):
             response_deserializer=pb.ModelInferResponse.FromString,
         )
         return channel, calls
-
-    async def predict(self, request: Message, wire: str = "json") -> Message:
-        if not binary_worthy(request):
-            return await super().predict(request, wire)
-        return await self._call(HOP, self._hop(request, "predict"))
-
-    async def transform_input(self, request: Message, wire: str = "json") -> Message:
-        if not binary_worthy(request):
-            return await super().transform_input(request, wire)
-        return await self._call(HOP, self._hop(request, "transform_input"))
-
-    async def transform_output(self, request: Message, wire: str = "json") -> Message:
-        if not binary_worthy(request):
-            return await super().transform_output(request, wire)
-        return await self._call(HOP, self._hop(request, "transform_output"))
-
-    async def route(self, request: Message, wire: str = "json") -> Message:
-        if not binary_worthy(request):
-            return await super().route(request, wire)
-        return await self._call(HOP, self._hop(request, "route"))
 
     def _hop(self, message: Message, method: str) -> Any:
         return v2_pb.encode_request(write_call(message, method, self.name), raw=True)

@@ -44,19 +44,13 @@ HANDLER_THREADS = 64
 calls queue in grpcio). They wait on the event loop, so they cost memory, not CPU."""
 
 
-class GrpcServer:
-    """grpcio's thread-pool server, with the ``grpc.aio.Server`` methods infergraph uses."""
+class _Delegating:
+    """What both servers hand straight to grpcio's server."""
 
-    threaded = True
-
-    def __init__(self, options: Sequence[tuple[str, Any]], threads: int = HANDLER_THREADS):
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="grpc")
-        self._server = grpc.server(self._pool, options=list(options))
-        self.loop: asyncio.AbstractEventLoop | None = None
-        """The loop the handlers run calls on: the one :meth:`start` was awaited in."""
+    _server: Any
 
     def add_insecure_port(self, address: str) -> int:
-        return self._server.add_insecure_port(address)
+        return int(self._server.add_insecure_port(address))
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         self._server.add_generic_rpc_handlers(handlers)
@@ -67,9 +61,21 @@ class GrpcServer:
         self._server.add_registered_method_handlers(name, handlers)
 
     @property
-    def grpc_server(self) -> grpc.Server:
+    def grpc_server(self) -> Any:
         """The grpcio server (reflection registers itself on it)."""
         return self._server
+
+
+class GrpcServer(_Delegating):
+    """grpcio's thread-pool server, with the ``grpc.aio.Server`` methods infergraph uses."""
+
+    threaded = True
+
+    def __init__(self, options: Sequence[tuple[str, Any]], threads: int = HANDLER_THREADS):
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="grpc")
+        self._server = grpc.server(self._pool, options=list(options))
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop the handlers run calls on: the one :meth:`start` was awaited in."""
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -85,28 +91,13 @@ class GrpcServer:
         await asyncio.get_running_loop().run_in_executor(None, self._server.wait_for_termination)
 
 
-class AioGrpcServer:
+class AioGrpcServer(_Delegating):
     """``grpc.aio.Server`` behind the same interface as :class:`GrpcServer`."""
 
     threaded = False
 
     def __init__(self, options: Sequence[tuple[str, Any]]) -> None:
         self._server = grpc.aio.server(options=list(options))
-
-    def add_insecure_port(self, address: str) -> int:
-        return self._server.add_insecure_port(address)
-
-    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(handlers)
-
-    def add_registered_method_handlers(
-        self, name: str, handlers: dict[str, grpc.RpcMethodHandler]
-    ) -> None:
-        self._server.add_registered_method_handlers(name, handlers)
-
-    @property
-    def grpc_server(self) -> grpc.aio.Server:
-        return self._server
 
     async def start(self) -> None:
         await self._server.start()

@@ -306,3 +306,20 @@ async def test_bandit_feedback_without_routing_is_refused(
     body = {"request": {"data": {"ndarray": X}}, "response": {"data": {"ndarray": X}}, "reward": 1}
     response = await served.feedback(body)
     seldon_error(response, 400, "MICROSERVICE_BAD_DATA", "node 'bandit'", "routing")
+
+
+@pytest.mark.parametrize(
+    ("shadow_add", "outcome"),
+    [pytest.param(1.0, "agree", id="agree"), pytest.param(5.0, "disagree", id="differ")],
+)
+async def test_shadow_compares_v2_answers_tensor_by_tensor(
+    graph: GraphHarness, shadow_add: float, outcome: str
+) -> None:
+    served = await graph.serve(with_shadow(model("s", shadow_add)))
+    body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]}
+    for _ in range(5):
+        response = await served.client.post("/v2/models/g/infer", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"][0]["data"] == [2.0, 3.0]  # never the shadow's
+    await settle(served.dp)
+    assert await served.metric(SHADOW, predictor_name="shadow", outcome=outcome) == 5

@@ -155,17 +155,7 @@ def main(argv: list[str]) -> int:
     if args.write_results:
         report.update_results(ROOT / "bench" / "RESULTS.md", text)
         log("updated bench/RESULTS.md")
-    broken = [m.target.name for m in measured if m.failure or len(m.valid_runs) < len(m.runs)]
-    if broken:
-        log(f"ERROR: invalid or failed targets: {', '.join(broken)} (see Problems above)")
-        return 1
-    unmeasured = [m.target.name for m in measured if not m.clean_runs]
-    if unmeasured:
-        log(f"ERROR: no uncontended run for: {', '.join(unmeasured)} (machine too busy)")
-        return 1
-    if args.check and not met:
-        return 3
-    return 0
+    return report.exit_status(measured, met, args.check)
 
 
 if __name__ == "__main__":

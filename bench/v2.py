@@ -688,17 +688,7 @@ def main(argv: list[str]) -> int:
         report.update_results(ROOT / "bench" / "RESULTS.md", text, RESULTS_BEGIN, RESULTS_END)
         log("updated bench/RESULTS.md")
     every = [m for measured in measurements.by_load.values() for m in measured.values()]
-    broken = sorted({m.target.name for m in every if m.failure or len(m.valid_runs) < len(m.runs)})
-    if broken:
-        log(f"ERROR: invalid or failed targets: {', '.join(broken)} (see Problems above)")
-        return 1
-    unmeasured = sorted({m.target.name for m in every if not m.clean_runs})
-    if unmeasured:
-        log(f"ERROR: no uncontended run for: {', '.join(unmeasured)} (machine too busy)")
-        return 1
-    if args.check and not met:
-        return 3
-    return 0
+    return report.exit_status(every, met, args.check)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ import platform
 import re
 import statistics
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.measure import Measured, Run
+from harness.measure import Measured, Run, log
 
 RESULTS_BEGIN = "<!-- component-bench:begin -->"
 RESULTS_END = "<!-- component-bench:end -->"
@@ -203,6 +203,23 @@ def update_results(
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text)
+
+
+def exit_status(measured: Iterable[Measured], met: bool, check: bool) -> int:
+    """A benchmark's exit code: 1 (logged) when a target failed, had invalid runs or no
+    uncontended one; 3 when ``check`` and a goal was not met; else 0."""
+    every = list(measured)
+    broken = [m.target.name for m in every if m.failure or len(m.valid_runs) < len(m.runs)]
+    if broken:
+        names = ", ".join(sorted(set(broken)))
+        log(f"ERROR: invalid or failed targets: {names} (see Problems above)")
+        return 1
+    unmeasured = [m.target.name for m in every if not m.clean_runs]
+    if unmeasured:
+        names = ", ".join(sorted(set(unmeasured)))
+        log(f"ERROR: no uncontended run for: {names} (machine too busy)")
+        return 1
+    return 3 if check and not met else 0
 
 
 def measured_json(m: Measured) -> dict[str, Any]:

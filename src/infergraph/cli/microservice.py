@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from infergraph.cli.server_process import start_server_process
 from infergraph.errors import InferGraphError
 from infergraph.settings import ComponentSettings
 
@@ -215,15 +216,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"infergraph microservice: error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if settings.malloc_tuning:
-        from infergraph.serving.memory import keep_large_buffers
-
-        keep_large_buffers()
+    start_server_process(settings.log_level, settings.malloc_tuning)
     if args.persistence:
         logging.getLogger(__name__).error("--persistence is deprecated and ignored")
     if args.pidfile:

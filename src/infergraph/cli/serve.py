@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
+from infergraph.cli.server_process import start_server_process
 from infergraph.errors import InferGraphError
 from infergraph.settings import GraphSettings
 
@@ -77,15 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from infergraph.graph.spec_problems import SpecError
 
     settings = settings_from_args(args)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if settings.malloc_tuning:
-        from infergraph.serving.memory import keep_large_buffers
-
-        keep_large_buffers()
+    start_server_process(settings.log_level, settings.malloc_tuning)
     try:
         deployments = load_deployments(args.file)
     except SpecError as exc:

@@ -139,27 +139,6 @@ def _reshape(flat: np.ndarray, shape: list[int], where: str) -> np.ndarray:
         raise BadRequest(f"{where}: shape {shape} cannot be represented: {exc}") from exc
 
 
-def _split_bytes(raw: bytes, where: str) -> list[bytes]:
-    elements: list[bytes] = []
-    offset, end = 0, len(raw)
-    while offset < end:
-        if end - offset < _LENGTH.size:
-            raise BadRequest(
-                f"{where}: BYTES element {len(elements)} has a truncated 4-byte length prefix "
-                f"at byte {offset} of {end}"
-            )
-        (length,) = _LENGTH.unpack_from(raw, offset)
-        offset += _LENGTH.size
-        if length > end - offset:
-            raise BadRequest(
-                f"{where}: BYTES element {len(elements)} claims {length} bytes "
-                f"but only {end - offset} remain"
-            )
-        elements.append(raw[offset : offset + length])
-        offset += length
-    return elements
-
-
 def decode_raw(datatype: str, shape: list[int], raw: bytes, where: str) -> np.ndarray:
     """Raw tensor bytes -> an array of ``shape``: the REST binary extension's layout
     (row-major, little-endian, BYTES length-prefixed), so one codec reads both."""

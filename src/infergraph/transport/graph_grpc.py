@@ -16,7 +16,7 @@ from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
-from infergraph.transport.grpc_common import Server, new_server, register, unary_handler
+from infergraph.transport.grpc_common import Server, new_server, register, service_handlers
 from infergraph.transport.grpc_server import model_metadata_proto
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
@@ -85,12 +85,7 @@ def build_graph_grpc_server(
     server = new_server(max_message_size, options, kind)
     servicer = _GraphServicer(dataplane)
     record = dataplane.server_metrics.server
-    handlers = {
-        method: unary_handler(
-            f"/{SERVICE}/{method}", getattr(servicer, method), request, response, record, server
-        )
-        for method, (request, response) in _TYPES.items()
-    }
+    handlers = service_handlers(SERVICE, servicer, _TYPES, record, server)
 
     def headers_of(context: grpc.ServicerContext, hint: str) -> dict[str, str]:
         headers = metadata_headers(context, hint)

@@ -30,7 +30,15 @@ from grpc_reflection.v1alpha import reflection as grpc_reflection
 from infergraph.errors import InferGraphError
 from infergraph.status import grpc_status
 
-__all__ = ["GRPC_SERVERS", "AioGrpcServer", "GrpcServer", "new_server", "register", "unary_handler"]
+__all__ = [
+    "GRPC_SERVERS",
+    "AioGrpcServer",
+    "GrpcServer",
+    "new_server",
+    "register",
+    "service_handlers",
+    "unary_handler",
+]
 
 GRPC_SERVERS = ("threads", "asyncio")
 
@@ -165,6 +173,30 @@ def unary_handler(
         request_deserializer=request_type.FromString,
         response_serializer=response_type.SerializeToString,
     )
+
+
+def service_handlers(
+    service: str,
+    servicer: Any,
+    types: dict[str, tuple[Any, Any]],
+    record: Record,
+    server: Server,
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, grpc.RpcMethodHandler]:
+    """One unary handler per method of ``types`` (method -> (request, response) classes),
+    each served by the ``servicer`` method of that name."""
+    return {
+        method: unary_handler(
+            f"/{service}/{method}",
+            getattr(servicer, method),
+            request,
+            response,
+            record,
+            server,
+            before,
+        )
+        for method, (request, response) in types.items()
+    }
 
 
 def new_server(

@@ -16,7 +16,7 @@ import grpc
 from infergraph.protocol import v2_pb
 from infergraph.protocol.proto import inference_pb2 as pb
 from infergraph.runtime.v2_service import V2Service
-from infergraph.transport.grpc_common import Record, Server, unary_handler
+from infergraph.transport.grpc_common import Record, Server, service_handlers
 
 __all__ = ["SERVICE", "v2_handlers"]
 
@@ -94,16 +94,5 @@ def v2_handlers(
 ) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
     """The service's handlers, ready for :func:`~infergraph.transport.grpc_common.register`."""
     servicer = _V2Servicer(service, headers_of)
-    handlers = {
-        method: unary_handler(
-            f"/{SERVICE}/{method}",
-            getattr(servicer, method),
-            request,
-            response,
-            record,
-            server,
-            before,
-        )
-        for method, (request, response) in _TYPES.items()
-    }
+    handlers = service_handlers(SERVICE, servicer, _TYPES, record, server, before)
     return {SERVICE: handlers}

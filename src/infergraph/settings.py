@@ -15,7 +15,10 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ComponentSettings", "GraphSettings", "read_annotations"]
+__all__ = ["GRPC_SERVERS", "ComponentSettings", "GraphSettings", "read_annotations"]
+
+GRPC_SERVERS = ("native", "threads", "asyncio")
+"""The gRPC servers a process can run (``--grpc-server``, INFERGRAPH_GRPC_SERVER)."""
 
 ANNOTATIONS_FILE = "/etc/podinfo/annotations"
 DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024
@@ -113,10 +116,10 @@ class ComponentSettings:
     malloc_tuning: bool = True
     """Keep large request buffers in the heap (``mallopt``; env INFERGRAPH_MALLOC_TUNING=0
     keeps glibc's defaults, e.g. to set MALLOC_MMAP_THRESHOLD_ yourself)."""
-    grpc_server: str = "threads"
-    """grpcio's thread-pool server bridged to the event loop (``threads``, cheapest on a core
-    of its own) or its asyncio server (``asyncio``, cheaper where processes share a core);
-    env INFERGRAPH_GRPC_SERVER."""
+    grpc_server: str = "native"
+    """infergraph's own HTTP/2 server (``native``, a tenth of grpcio's cost a call),
+    grpcio's thread-pool server bridged to the event loop (``threads``) or its asyncio
+    server (``asyncio``); env INFERGRAPH_GRPC_SERVER."""
     sync_mode: str = "auto"
     """Where sync user methods run: auto (inline while fast, on the thread pool once a call
     typically takes over 2 ms), inline, or thread."""
@@ -184,7 +187,7 @@ class ComponentSettings:
             max_batch_size=_int(env, "INFERGRAPH_MAX_BATCH_SIZE", 1),
             max_batch_time=_float(env, "INFERGRAPH_MAX_BATCH_TIME", 0.0),
             malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
-            grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "threads") or "threads",
+            grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
             **cls._model_storage_from_env(env),
         )
 
@@ -243,9 +246,9 @@ class GraphSettings:
     """Seed for traffic splitting (tests, reproducible demos)."""
     malloc_tuning: bool = True
     """As :attr:`ComponentSettings.malloc_tuning` (env INFERGRAPH_MALLOC_TUNING)."""
-    grpc_server: str = "threads"
-    """The orchestrator's gRPC server, as :attr:`ComponentSettings.grpc_server`. Node
-    processes (``--processes``) always use ``asyncio``: they share cores."""
+    grpc_server: str = "native"
+    """The gRPC server, as :attr:`ComponentSettings.grpc_server` (node processes of
+    ``--processes`` inherit it)."""
     node_protocol: str = "v2"
     """How the orchestrator calls node processes (``--processes``): ``v2``, binary Open
     Inference Protocol tensors, or ``seldon``, Seldon's JSON/protobuf messages (env
@@ -275,5 +278,5 @@ class GraphSettings:
             or "http://default-broker",
             node_protocol=env.get("INFERGRAPH_NODE_PROTOCOL", "v2") or "v2",
             malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
-            grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "threads") or "threads",
+            grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
         )

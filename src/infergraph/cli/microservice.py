@@ -10,7 +10,7 @@ from typing import Any
 
 from infergraph.cli.server_process import start_server_process
 from infergraph.errors import InferGraphError
-from infergraph.settings import ComponentSettings
+from infergraph.settings import GRPC_SERVERS, ComponentSettings
 
 __all__ = ["add_parser", "run"]
 
@@ -126,9 +126,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--grpc-server",
-        choices=["threads", "asyncio"],
+        choices=list(GRPC_SERVERS),
         default=None,
-        help="gRPC server: grpcio's thread pool bridged to the event loop (default) or grpc.aio",
+        help="gRPC server: infergraph's own HTTP/2 server (native, default), grpcio's thread "
+        "pool bridged to the event loop (threads) or grpc.aio (asyncio)",
     )
     p.add_argument(
         "--max-batch-size",

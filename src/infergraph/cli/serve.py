@@ -8,7 +8,7 @@ from typing import Any
 
 from infergraph.cli.server_process import start_server_process
 from infergraph.errors import InferGraphError
-from infergraph.settings import GraphSettings
+from infergraph.settings import GRPC_SERVERS, GraphSettings
 
 __all__ = ["add_parser", "run"]
 
@@ -41,6 +41,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="with --processes: call nodes with binary V2 tensors (default) or Seldon messages",
     )
+    p.add_argument(
+        "--grpc-server",
+        choices=list(GRPC_SERVERS),
+        default=None,
+        help="gRPC server of the orchestrator and its node processes: infergraph's own "
+        "HTTP/2 server (native, default), grpcio's thread pool (threads) or grpc.aio (asyncio)",
+    )
     p.add_argument("--redis-url", default=None, help="share bandit state through this Redis")
     p.add_argument(
         "--sticky-header", default=None, help="pin clients to a predictor by this header's value"
@@ -60,6 +67,7 @@ FLAG_FIELDS = (
     "path",
     "processes",
     "node_protocol",
+    "grpc_server",
     "redis_url",
     "sticky_header",
     "seed",

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 import orjson
 from google.protobuf import empty_pb2, json_format
+from google.protobuf.message import DecodeError
 
 from infergraph.errors import (
     BadMetadata,
@@ -33,6 +34,7 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
+from infergraph.graph.grpc_client import GrpcChannel, RpcError
 from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
 from infergraph.graph.spec import Deployment, PredictorSpec, is_prepackaged, walk_graph
 from infergraph.protocol import seldon_pb
@@ -73,7 +75,7 @@ _ERRORS: dict[grpc.StatusCode, type[InferGraphError]] = {
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
-def error_from_rpc(exc: grpc.aio.AioRpcError) -> InferGraphError:
+def error_from_rpc(exc: RpcError) -> InferGraphError:
     """The infergraph error a node's gRPC status stands for, keeping the node's message."""
     kind = _ERRORS.get(exc.code(), UserCodeError)
     return kind(exc.details() or exc.code().name)
@@ -125,50 +127,40 @@ def _answer(response: Any) -> Message:
         raise UserCodeError(f"invalid answer: {exc}") from None
 
 
-_Calls = dict[str, grpc.aio.UnaryUnaryMultiCallable]
-_Channel = tuple[grpc.aio.Channel, _Calls]
-
-
-class GrpcNodeClient(ReplicatedNodeClient[_Channel]):
+class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
     """Calls a node as Seldon's executor does with ``transport: grpc``.
 
-    One long-lived ``grpc.aio`` channel per replica carries every call (HTTP/2 multiplexes
-    them); a restarted replica is found again by the channel's reconnection.
+    One :class:`~infergraph.graph.grpc_client.GrpcChannel` per replica carries every call
+    (HTTP/2 multiplexes them); a restarted replica is found again by its next call.
     """
 
     transport = "grpc"
+    paths: dict[str, tuple[str, Any]] = _PATHS
+    """method -> (gRPC path, answer message class)."""
 
-    def _connect(self, address: str) -> _Channel:
-        """Channels are made on first use: ``grpc.aio`` binds them to the running loop."""
-        limit = self.max_message_size
-        options = [
-            ("grpc.max_send_message_length", limit),
-            ("grpc.max_receive_message_length", limit),
-            # a restarted replica must be found again in well under a second, not after
-            # gRPC's default back-off (up to two minutes)
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1000),
-        ]
-        channel = grpc.aio.insecure_channel(address, options=options)
-        calls = {
-            method: channel.unary_unary(
-                path, request_serializer=_serialize, response_deserializer=answer.FromString
-            )
-            for method, (path, answer) in _PATHS.items()
-        }
-        return channel, calls
+    def _connect(self, address: str) -> GrpcChannel:
+        return GrpcChannel(address, max_message_size=self.max_message_size)
 
-    async def _disconnect(self, conn: _Channel) -> None:
-        await conn[0].close()
+    async def _disconnect(self, conn: GrpcChannel) -> None:
+        await conn.close()
 
-    async def _ping(self, replica: Replica[_Channel], timeout: float) -> bool:
+    async def _rpc(
+        self, channel: GrpcChannel, method: str, request: Any, timeout: float | None, **kw: Any
+    ) -> Any:
+        path, answer_type = self.paths[method]
+        body = await channel.unary(path, request.SerializeToString(), timeout, **kw)
+        try:
+            return answer_type.FromString(body)
+        except DecodeError as exc:
+            raise UserCodeError(f"invalid answer: {exc}") from None
+
+    async def _ping(self, replica: Replica[GrpcChannel], timeout: float) -> bool:
         """Ask for ``Model/Metadata``; any answer but "unreachable" means the replica is up."""
         try:
-            answer = await replica.conn[1]["metadata"](
-                empty_pb2.Empty(), timeout=timeout, wait_for_ready=True
+            answer = await self._rpc(
+                replica.conn, "metadata", empty_pb2.Empty(), timeout, wait_for_ready=True
             )
-        except grpc.aio.AioRpcError as exc:
+        except RpcError as exc:
             if exc.code() in _UNREACHABLE:
                 return False
             if self._metadata is None:  # e.g. BadMetadata: reported by metadata()
@@ -179,13 +171,17 @@ class GrpcNodeClient(ReplicatedNodeClient[_Channel]):
         replica.up = True
         return True
 
-    async def _send(self, replica: Replica[_Channel], method: str, request: Any) -> Message:
+    async def _send(self, replica: Replica[GrpcChannel], method: str, request: Any) -> Message:
         try:
-            return _answer(await replica.conn[1][method](request, timeout=self.timeout))
-        except grpc.aio.AioRpcError as exc:
+            answer = await self._rpc(replica.conn, method, request, self.timeout)
+        except RpcError as exc:
             if exc.code() is grpc.StatusCode.UNAVAILABLE:
                 raise Unreachable(error_from_rpc(exc)) from None
             raise error_from_rpc(exc) from None
+        return self._answer(method, answer)
+
+    def _answer(self, method: str, answer: Any) -> Message:
+        return _answer(answer)
 
     def _message(self, msg: Message) -> Any:
         return _message_proto(msg)
@@ -195,10 +191,6 @@ class GrpcNodeClient(ReplicatedNodeClient[_Channel]):
 
     def _feedback(self, feedback: Feedback) -> Any:
         return _feedback_proto(feedback)
-
-
-def _serialize(message: Any) -> bytes:
-    return bytes(message.SerializeToString())
 
 
 # ---------------------------------------------------------------- which nodes run where

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import grpc
 import numpy as np
 
 from infergraph.errors import (
@@ -36,7 +35,7 @@ from infergraph.graph.http_client import (
     HttpPool,
     ResponseTooLarge,
 )
-from infergraph.graph.remote_nodes import GrpcNodeClient, error_from_rpc
+from infergraph.graph.remote_nodes import GrpcNodeClient
 from infergraph.graph.replicas import Replica, Unreachable
 from infergraph.graph.rest_nodes import ERRORS_BY_STATUS, RestNodeClient
 from infergraph.protocol import v2_pb, v2_rest
@@ -160,32 +159,18 @@ class V2RestNodeClient(_V2Hops, RestNodeClient):
 class V2GrpcNodeClient(_V2Hops, GrpcNodeClient):
     """A node over gRPC: hops as ``inference.GRPCInferenceService/ModelInfer``, raw."""
 
-    def _connect(self, address: str) -> Any:
-        channel, calls = super()._connect(address)
-        calls[HOP] = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=_serialize,
-            response_deserializer=pb.ModelInferResponse.FromString,
-        )
-        return channel, calls
+    paths = {
+        **GrpcNodeClient.paths,
+        HOP: ("/inference.GRPCInferenceService/ModelInfer", pb.ModelInferResponse),
+    }
 
     def _hop(self, message: Message, method: str) -> Any:
         return v2_pb.encode_request(write_call(message, method, self.name), raw=True)
 
-    async def _send(self, replica: Replica[Any], method: str, request: Any) -> Message:
+    def _answer(self, method: str, answer: Any) -> Message:
         if method != HOP:
-            return await super()._send(replica, method, request)
-        try:
-            answer = await replica.conn[1][HOP](request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() is grpc.StatusCode.UNAVAILABLE:
-                raise Unreachable(error_from_rpc(exc)) from None
-            raise error_from_rpc(exc) from None
+            return super()._answer(method, answer)
         try:
             return read_answer(v2_pb.decode_response(answer))
         except BadRequest as exc:
             raise UserCodeError(f"invalid answer: {exc}") from None
-
-
-def _serialize(message: Any) -> bytes:
-    return bytes(message.SerializeToString())

@@ -349,8 +349,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
         supervisor = Supervisor(
             [_Child(spec) for spec in specs],
             _command(settings, limit),
-            # node processes share cores with the orchestrator: grpc.aio costs less there
-            {**inherited, "PYTHONUNBUFFERED": "1", "INFERGRAPH_GRPC_SERVER": "asyncio"},
+            {**inherited, "PYTHONUNBUFFERED": "1", "INFERGRAPH_GRPC_SERVER": settings.grpc_server},
             str(Path(settings.path).resolve()),
             registry,
             stop,

@@ -79,7 +79,7 @@ def build_graph_grpc_server(
     *,
     max_message_size: int,
     options: Sequence[tuple[str, Any]] = (),
-    kind: str = "threads",
+    kind: str = "native",
 ) -> Server:
     """A gRPC server (not started) serving the graph's Seldon API and V2."""
     server = new_server(max_message_size, options, kind)

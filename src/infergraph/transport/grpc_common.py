@@ -26,9 +26,15 @@ from typing import Any
 
 import grpc
 from grpc_reflection.v1alpha import reflection as grpc_reflection
+from grpc_reflection.v1alpha.reflection_pb2_grpc import (
+    add_ServerReflectionServicer_to_server as add_reflection,
+)
 
 from infergraph.errors import InferGraphError
+from infergraph.settings import GRPC_SERVERS
 from infergraph.status import grpc_status
+from infergraph.transport.grpc_call import CallAbort
+from infergraph.transport.grpc_native import NativeGrpcServer
 
 __all__ = [
     "GRPC_SERVERS",
@@ -40,7 +46,6 @@ __all__ = [
     "unary_handler",
 ]
 
-GRPC_SERVERS = ("threads", "asyncio")
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +122,7 @@ class AioGrpcServer(_Delegating):
         await self._server.wait_for_termination()
 
 
-Server = GrpcServer | AioGrpcServer
+Server = GrpcServer | AioGrpcServer | NativeGrpcServer
 
 
 def unary_handler(
@@ -138,6 +143,8 @@ def unary_handler(
             if before is not None:
                 await before()
             return await call(request, context), code, details
+        except CallAbort:  # the native server's own status: it sends it as it is
+            raise
         except InferGraphError as exc:
             code, details = grpc_status(exc), exc.message
         except asyncio.CancelledError:
@@ -200,7 +207,7 @@ def service_handlers(
 
 
 def new_server(
-    max_message_size: int, options: Sequence[tuple[str, Any]] = (), kind: str = "threads"
+    max_message_size: int, options: Sequence[tuple[str, Any]] = (), kind: str = "native"
 ) -> Server:
     """A gRPC server of ``kind`` with the message limit; ``options`` override the defaults."""
     if kind not in GRPC_SERVERS:
@@ -211,6 +218,8 @@ def new_server(
         "grpc.so_reuseport": 1,  # several worker processes share the port
     }
     settings.update(options)  # the caller's options win
+    if kind == "native":
+        return NativeGrpcServer(list(settings.items()))
     if kind == "asyncio":
         return AioGrpcServer(list(settings.items()))
     return GrpcServer(list(settings.items()))
@@ -225,7 +234,10 @@ def register(
     for name, handlers in services.items():
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
         server.add_registered_method_handlers(name, handlers)
-    if reflection is not None:
-        grpc_reflection.enable_server_reflection(
-            (*reflection, grpc_reflection.SERVICE_NAME), server.grpc_server
-        )
+    if reflection is None:
+        return
+    names = (*reflection, grpc_reflection.SERVICE_NAME)
+    if isinstance(server, NativeGrpcServer):  # its handlers run on the loop, as grpc.aio's
+        add_reflection(grpc_reflection.aio.ReflectionServicer(names), server)
+    else:
+        grpc_reflection.enable_server_reflection(names, server.grpc_server)

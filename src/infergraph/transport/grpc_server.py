@@ -153,7 +153,7 @@ def build_grpc_server(
     max_message_size: int,
     reflection: bool = True,
     options: Sequence[tuple[str, Any]] = (),
-    kind: str = "threads",
+    kind: str = "native",
 ) -> Server:
     """A gRPC server (not started, no port bound) serving every Seldon service and V2.
 

@@ -1,0 +1,249 @@
+"""The parts of HTTP/2 (RFC 9113) and HPACK (RFC 7541) that infergraph's gRPC server speaks.
+
+Frames are built and split by hand: a 9-byte header (24-bit length, type, flags, 31-bit
+stream id) and a payload. Header blocks we send use no dynamic table and no Huffman coding
+(``literal without indexing``, with the static table's index for a known name), so the
+encoder keeps no state. Header blocks we receive are decoded by ``hpack`` (the python-hyper
+decoder) behind a per-connection cache: a client sends the same bytes for the same headers
+once its dynamic table holds them, so a block that changed nothing in the table is decoded
+once and then looked up. A block that did change the table empties the cache, since the
+same bytes may then name other headers.
+"""
+
+from __future__ import annotations
+
+import struct
+from urllib.parse import quote, unquote
+
+import hpack
+
+__all__ = [
+    "PREFACE",
+    "HeaderDecoder",
+    "ProtocolError",
+    "encode_headers",
+    "frame",
+    "grpc_message",
+    "read_grpc_message",
+    "settings_payload",
+]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+# frame types
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY = range(8)
+WINDOW_UPDATE, CONTINUATION = 8, 9
+
+# flags
+END_STREAM = 0x1
+ACK = 0x1
+END_HEADERS = 0x4
+PADDED = 0x8
+PRIORITY_FLAG = 0x20
+
+# settings
+HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE = 1, 2, 3, 4
+MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE = 5, 6
+
+# error codes
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0, 1, 2, 3
+STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 5, 6, 7, 8
+COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 9, 11
+
+DEFAULT_WINDOW = 65_535
+DEFAULT_FRAME_SIZE = 16_384
+MAX_WINDOW = 2**31 - 1
+
+_U32 = struct.Struct(">I")
+_SETTING = struct.Struct(">HI")
+_GRPC_PREFIX = struct.Struct(">BI")
+
+
+class ProtocolError(Exception):
+    """The peer broke HTTP/2: the connection ends with GOAWAY carrying ``code``."""
+
+    def __init__(self, message: str, code: int = PROTOCOL_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    """One frame: the 9-byte header and ``payload``."""
+    n = len(payload)
+    return bytes((n >> 16, (n >> 8) & 0xFF, n & 0xFF, kind, flags)) + _U32.pack(stream) + payload
+
+
+def frame_header(kind: int, flags: int, stream: int, length: int) -> bytes:
+    """The 9-byte header of a frame whose payload is written separately."""
+    return bytes((length >> 16, (length >> 8) & 0xFF, length & 0xFF, kind, flags)) + _U32.pack(
+        stream
+    )
+
+
+def settings_payload(settings: dict[int, int]) -> bytes:
+    return b"".join(_SETTING.pack(key, value) for key, value in settings.items())
+
+
+def parse_settings(payload: bytes) -> dict[int, int]:
+    if len(payload) % 6:
+        raise ProtocolError("SETTINGS payload is not a multiple of 6 bytes", FRAME_SIZE_ERROR)
+    return {key: value for key, value in _SETTING.iter_unpack(payload)}
+
+
+def u32(payload: bytes, offset: int = 0) -> int:
+    return int(_U32.unpack_from(payload, offset)[0])
+
+
+def window_update(stream: int, increment: int) -> bytes:
+    return frame(WINDOW_UPDATE, 0, stream, _U32.pack(increment))
+
+
+def headers_frames(stream: int, block: bytes, end_stream: bool, max_frame: int) -> bytes:
+    """HEADERS carrying ``block``, its rest in CONTINUATION frames where it is longer than
+    the peer's frame size (a long ``grpc-message``, much trailing metadata): one frame over
+    that size is an error that ends the whole connection."""
+    flags = END_STREAM if end_stream else 0
+    if len(block) <= max_frame:
+        return frame(HEADERS, flags | END_HEADERS, stream, block)
+    parts = [block[i : i + max_frame] for i in range(0, len(block), max_frame)]
+    out = [frame(HEADERS, flags, stream, parts[0])]
+    out += [frame(CONTINUATION, 0, stream, part) for part in parts[1:-1]]
+    out.append(frame(CONTINUATION, END_HEADERS, stream, parts[-1]))
+    return b"".join(out)
+
+
+def goaway(last_stream: int, code: int, debug: bytes = b"") -> bytes:
+    return frame(GOAWAY, 0, 0, _U32.pack(last_stream) + _U32.pack(code) + debug)
+
+
+def rst_stream(stream: int, code: int) -> bytes:
+    return frame(RST_STREAM, 0, stream, _U32.pack(code))
+
+
+# ---------------------------------------------------------------- HPACK, our side
+
+# names of the static table (RFC 7541 Appendix A) we send, by index
+_STATIC_NAMES = {
+    b":status": 8,
+    b"content-type": 31,
+    b"date": 33,
+    b"user-agent": 58,
+}
+_STATUS = {200: b"\x88", 204: b"\x89", 206: b"\x8a", 304: b"\x8b", 400: b"\x8c", 404: b"\x8d"}
+
+
+def _integer(value: int, prefix_bits: int, first: int) -> bytes:
+    """HPACK's prefixed integer (RFC 7541 §5.1) with ``first``'s high bits set."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _string(value: bytes) -> bytes:
+    return _integer(len(value), 7, 0) + value
+
+
+def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A header block that leaves both dynamic tables alone: ``:status`` from the static
+    table where it is there, everything else a literal without indexing."""
+    out = []
+    for name, value in headers:
+        if name == b":status":
+            code = int(value)
+            if code in _STATUS:
+                out.append(_STATUS[code])
+                continue
+        index = _STATIC_NAMES.get(name, 0)
+        if index:
+            out.append(_integer(index, 4, 0x00) + _string(value))
+        else:
+            out.append(b"\x00" + _string(name) + _string(value))
+    return b"".join(out)
+
+
+# ---------------------------------------------------------------- HPACK, the peer's side
+
+
+class HeaderDecoder:
+    """Decodes a connection's header blocks, each block's bytes at most once while the
+    dynamic table stands still."""
+
+    __slots__ = ("_cache", "_decoder", "max_list_size")
+
+    CACHE_LIMIT = 256
+
+    def __init__(self, max_list_size: int) -> None:
+        self._decoder = hpack.Decoder()
+        self._decoder.max_header_list_size = max_list_size
+        self._cache: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        self.max_list_size = max_list_size
+
+    def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        cached = self._cache.get(block)
+        if cached is not None:
+            return cached
+        before = self._table_state()
+        try:
+            headers = [(bytes(k), bytes(v)) for k, v in self._decoder.decode(block, raw=True)]
+        except hpack.OversizedHeaderListError as exc:
+            raise ProtocolError(f"header list too large: {exc}", ENHANCE_YOUR_CALM) from exc
+        except hpack.HPACKError as exc:
+            raise ProtocolError(f"bad header block: {exc}", COMPRESSION_ERROR) from exc
+        after = self._table_state()
+        if after[0] != before[0] or after[1] is not before[1] or after[2] != before[2]:
+            self._cache.clear()  # the same bytes may now name other headers
+        elif len(self._cache) < self.CACHE_LIMIT:
+            self._cache[block] = headers
+        return headers
+
+    def _table_state(self) -> tuple[int, object, int]:
+        """What a block can change of the dynamic table: its length, its newest entry and
+        its size limit (a size update replayed from the cache would be lost). The entry is
+        held, not its ``id()``: a block whose new entries evict as many old ones leaves the
+        length as it was, and a freed entry's address is soon a new entry's."""
+        table = self._decoder.header_table
+        entries = table.dynamic_entries
+        return len(entries), entries[0] if entries else None, table.maxsize
+
+
+# ---------------------------------------------------------------- gRPC messages
+
+
+def grpc_message(payload: bytes) -> bytes:
+    """A length-prefixed gRPC message, uncompressed."""
+    return _GRPC_PREFIX.pack(0, len(payload)) + payload
+
+
+def read_grpc_message(data: bytes | bytearray | memoryview, offset: int) -> tuple[int, int] | None:
+    """(compressed flag, length) of the message prefixed at ``offset``, or None when fewer
+    than five bytes are there."""
+    if len(data) - offset < 5:
+        return None
+    flag, length = _GRPC_PREFIX.unpack_from(data, offset)
+    return int(flag), int(length)
+
+
+_MESSAGE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if c != 0x25)
+
+
+def encode_grpc_message(text: str) -> bytes:
+    """``grpc-message``'s percent-encoding: printable ASCII but ``%`` stays as it is, but for
+    a space at either end: HTTP/2 forbids a field value to start or end with whitespace
+    (RFC 9113 §8.2.1), and strict clients drop the connection over it."""
+    value = quote(text, safe=_MESSAGE_SAFE, encoding="utf-8")
+    if value[:1] == " ":
+        value = "%20" + value[1:]
+    if value[-1:] == " ":
+        value = value[:-1] + "%20"
+    return value.encode("ascii")
+
+
+def decode_grpc_message(value: bytes) -> str:
+    return unquote(value.decode("ascii", "replace"))

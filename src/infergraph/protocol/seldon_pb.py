@@ -1,8 +1,8 @@
 """Seldon protocol protobuf (``seldon.protos``) <-> :class:`Message`.
 
 Over protobuf, ``ndarray`` travels as a ``ListValue``, so every number becomes a
-float, as in Seldon; ``tensor`` is packed doubles and is decoded without copies
-through Python lists.
+float, as in Seldon (converted by :mod:`infergraph.protocol.listvalue`, fast for numeric
+arrays); ``tensor`` is packed doubles.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 
 from infergraph.errors import BadRequest
+from infergraph.protocol.listvalue import array_from_list_value, fill_list_value, value_to_python
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta, Status
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.tftensor import array_to_tf_proto, tf_proto_to_array
@@ -31,10 +32,6 @@ _METRIC_TYPES = ("COUNTER", "GAUGE", "TIMER")
 _METRIC_NUMBERS = {name: i for i, name in enumerate(_METRIC_TYPES)}
 
 
-def _value_to_py(value: Any) -> Any:
-    return json_format.MessageToDict(value)
-
-
 def decode_meta(meta: Any) -> Meta:
     metrics = [
         {
@@ -47,7 +44,7 @@ def decode_meta(meta: Any) -> Meta:
     ]
     return Meta(
         meta.puid,
-        {k: _value_to_py(v) for k, v in meta.tags.items()},
+        {k: value_to_python(v) for k, v in meta.tags.items()},
         dict(meta.routing),
         dict(meta.requestPath),
         metrics,
@@ -77,9 +74,8 @@ def decode_message(msg: Any, where: str = "request") -> Message:
                 ) from exc
             return Message(DataKind.TENSOR, array, names, meta, status)
         if inner == "ndarray":
-            listed = json_format.MessageToDict(data.ndarray)
             try:
-                array = np.array(listed)
+                array = array_from_list_value(data.ndarray)
             except ValueError as exc:
                 raise BadRequest(
                     "data.ndarray is ragged: every row must have the same length"
@@ -93,7 +89,7 @@ def decode_message(msg: Any, where: str = "request") -> Message:
     if which == "strData":
         return Message(DataKind.STR, msg.strData, [], meta, status)
     if which == "jsonData":
-        return Message(DataKind.JSON, _value_to_py(msg.jsonData), [], meta, status)
+        return Message(DataKind.JSON, value_to_python(msg.jsonData), [], meta, status)
     if which == "customData":
         return Message(DataKind.CUSTOM, msg.customData, [], meta, status)
     if status is not None:
@@ -133,11 +129,6 @@ def encode_meta(meta: Meta, out: Any) -> None:
         )
 
 
-def _fill_ndarray(out: struct_pb2.ListValue, data: Any) -> None:
-    values = data.tolist() if isinstance(data, np.ndarray) else data
-    out.extend(values if isinstance(values, list) else [values])
-
-
 def encode_message(msg: Message) -> Any:
     """Encode a Message as a ``seldon.protos.SeldonMessage``."""
     if isinstance(msg.raw, pb.SeldonMessage):
@@ -158,7 +149,7 @@ def encode_message(msg: Message) -> Any:
         out.data.tensor.values.extend(array.ravel().tolist())
     elif kind is DataKind.NDARRAY:
         out.data.names.extend(msg.names)
-        _fill_ndarray(out.data.ndarray, msg.data)
+        fill_list_value(out.data.ndarray, msg.data)
     elif kind is DataKind.TFTENSOR:
         out.data.names.extend(msg.names)
         array_to_tf_proto(np.asarray(msg.data), out.data.tftensor)

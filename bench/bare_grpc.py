@@ -1,12 +1,14 @@
-"""The floor of a Python gRPC server: ``grpc.aio`` on uvloop answering ModelInfer with a
-fixed, pre-serialised response, for ``bench/v2.py``'s ``bare-grpc-aio`` reference target.
+"""The floor of a Python gRPC server: a server on uvloop answering ModelInfer with a fixed,
+pre-serialised response, for ``bench/v2.py``'s ``bare-grpc-aio`` and ``bare-grpc-native``
+reference targets.
 
 No request is parsed and no model runs: the answer (the iris model's probabilities for the
 benchmark's row, computed once at start-up) is returned as bytes. Its CPU per request is
-what grpcio's asyncio server costs by itself, as ``bare_asgi.py`` is for REST. infergraph,
-MLServer and KServe all serve gRPC with ``grpc.aio``.
+what the server costs by itself, as ``bare_asgi.py`` is for REST: ``aio`` is grpcio's
+asyncio server (what MLServer and KServe serve gRPC with), ``native`` infergraph's own
+HTTP/2 server (``infergraph.transport.grpc_native``).
 
-Usage: ``.venv/bin/python bench/bare_grpc.py PORT`` (binds 127.0.0.1).
+Usage: ``.venv/bin/python bench/bare_grpc.py PORT [aio|native]`` (binds 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -32,13 +34,19 @@ def answer() -> bytes:
     return response.SerializeToString()
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, kind: str) -> None:
     body = answer()
 
     async def model_infer(request: bytes, context: Any) -> bytes:
         return body
 
-    server = grpc.aio.server()
+    server: Any
+    if kind == "native":
+        from infergraph.transport.grpc_native import NativeGrpcServer
+
+        server = NativeGrpcServer()
+    else:
+        server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
         "inference.GRPCInferenceService",
         {"ModelInfer": grpc.unary_unary_rpc_method_handler(model_infer)},
@@ -52,7 +60,7 @@ async def serve(port: int) -> None:
 def main() -> None:
     import uvloop
 
-    uvloop.run(serve(int(sys.argv[1])))
+    uvloop.run(serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "aio"))
 
 
 if __name__ == "__main__":

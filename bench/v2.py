@@ -95,7 +95,7 @@ BIG_TARGETS = (
     "rowsums-grpc-raw-1000x100",
 )
 BATCH_TARGETS = ("infergraph-rest-batch", "infergraph-grpc-batch")
-REFERENCE_TARGETS = ("bare-grpc-aio", "infergraph-rest-binary")
+REFERENCE_TARGETS = ("bare-grpc-aio", "bare-grpc-native", "infergraph-rest-binary")
 # Not run by default: MLServer with debug off (no per-request access log), a side check.
 OPTIONAL_TARGETS = ("mlserver-rest-nodebug", "mlserver-grpc-nodebug")
 DEFAULT_TARGETS = (*PEER_TARGETS, *BATCH_TARGETS, *REFERENCE_TARGETS, *BIG_TARGETS)
@@ -287,19 +287,25 @@ def build_targets(work: Path) -> dict[str, V2Target]:
                 **request,
             ),
         ]
-    targets.append(
-        V2Target(
-            name="bare-grpc-aio",
-            description="grpc.aio on uvloop returning a fixed ModelInferResponse (the floor)",
-            executable=venv / "bin" / "python",
-            install_hint="make venv",
-            cwd=ROOT / "bench",
-            validate=iris_ok,
-            command=lambda p: [str(venv / "bin" / "python"), "bare_grpc.py", str(p.grpc)],
-            transport="grpc",
-            **grpc_typed,
+    for kind, what in (("aio", "grpc.aio"), ("native", "infergraph's HTTP/2 server")):
+        targets.append(
+            V2Target(
+                name=f"bare-grpc-{kind}",
+                description=f"{what} on uvloop returning a fixed ModelInferResponse (a floor)",
+                executable=venv / "bin" / "python",
+                install_hint="make venv",
+                cwd=ROOT / "bench",
+                validate=iris_ok,
+                command=lambda p, k=kind: [
+                    str(venv / "bin" / "python"),
+                    "bare_grpc.py",
+                    str(p.grpc),
+                    k,
+                ],
+                transport="grpc",
+                **grpc_typed,
+            )
         )
-    )
     body, length = binary_body(row, "FP64")
     targets.append(
         V2Target(
@@ -596,9 +602,10 @@ def render(
         "",
         *peer_lines,
         "",
-        "`bare-grpc-aio` (`bench/bare_grpc.py`): `grpc.aio` on uvloop answering every "
-        "ModelInfer with the same pre-serialised response, parsing nothing and running no "
-        "model: the floor of the gRPC server all three use. `infergraph-rest-binary`: the "
+        "`bare-grpc-aio` / `bare-grpc-native` (`bench/bare_grpc.py`): `grpc.aio` (the gRPC "
+        "server of MLServer and KServe) or infergraph's own HTTP/2 server (its default) on "
+        "uvloop answering every ModelInfer with the same pre-serialised response, parsing "
+        "nothing and running no model: each server's floor. `infergraph-rest-binary`: the "
         f"iris request with the binary tensor extension (`{HEADER_LENGTH}`, binary output "
         "asked for); MLServer does not implement that extension, so the cross-server REST "
         "comparison uses JSON on all three.",

@@ -278,7 +278,7 @@ def test_graph_metadata_comes_from_the_node_processes(chain: Graph) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("transport", [None, "grpc"])
+@pytest.mark.parametrize("transport", [None, "grpc", "rest"])
 def test_nodes_are_called_over_the_deployment_transport(
     tmp_path: Path, transport: str | None
 ) -> None:
@@ -294,7 +294,7 @@ def test_nodes_are_called_over_the_deployment_transport(
             if s.name == "seldon_api_executor_client_requests_seconds_count"
         ]
         assert {s.labels["model_name"] for s in calls} == {"double", "model"}
-        assert {s.labels["method"] for s in calls} == {transport or "rest"}  # Seldon's default
+        assert {s.labels["method"] for s in calls} == {transport or "grpc"}  # gRPC by default
 
 
 @pytest.mark.slow

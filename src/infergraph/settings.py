@@ -252,7 +252,7 @@ class GraphSettings:
     node_protocol: str = "v2"
     """How the orchestrator calls node processes (``--processes``): ``v2``, binary Open
     Inference Protocol tensors, or ``seldon``, Seldon's JSON/protobuf messages (env
-    INFERGRAPH_NODE_PROTOCOL). The transport is ``spec.transport``, REST by default."""
+    INFERGRAPH_NODE_PROTOCOL). The transport is ``spec.transport``, gRPC unless ``rest``."""
 
     def replace(self, **changes: Any) -> GraphSettings:
         return dataclasses.replace(self, **changes)

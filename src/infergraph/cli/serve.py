@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="run each componentSpec container as its own processes (replicas honoured), "
-        "called over REST (or gRPC with spec.transport: grpc)",
+        "called over gRPC (or REST with spec.transport: rest)",
     )
     p.add_argument(
         "--node-protocol",

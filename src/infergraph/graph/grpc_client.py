@@ -8,12 +8,17 @@ one future. It speaks to any gRPC server (grpcio's, ours): it honours the server
 SETTINGS, windows and frame size, answers PING, and reads header blocks with the same
 cached HPACK decoder as the server. It does what a node call needs: unary calls, a
 deadline, metadata out, status and details back. No TLS, no name resolution beyond
-``host:port``, no retries (the replicas above it decide), no compression (it accepts only
-``identity``, so a server must not compress).
+``host:port``, no retries of a call the server processed (the replicas above it decide),
+no compression (it accepts only ``identity``, so a server must not compress).
 
-A lost connection fails its calls with UNAVAILABLE and the next call opens a new one; a
-GOAWAY lets calls the server took finish, fails the others with UNAVAILABLE, and sends new
-calls to a new connection.
+A connection takes calls once the server's SETTINGS came (its limits are known then, as
+gRPC's own clients wait for them; one round trip, once a connection). A lost connection
+fails its calls with UNAVAILABLE and the next call opens a new one; a GOAWAY lets calls the
+server took finish and sends new calls to a new connection. A call the server did not
+process (refused with REFUSED_STREAM, above a GOAWAY's last stream, queued on a connection
+that began to drain) is sent again, as gRPC's transparent retries do, within its deadline.
+The deadline bounds the whole call: connecting, waiting for a stream, sending under flow
+control, the answer.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import grpc
 
@@ -36,6 +41,10 @@ MAX_HEADER_LIST_SIZE = 64 << 10
 LAST_STREAM_ID = 2**31 - 1
 RETRY_S = 0.05
 """Pause between connection attempts of a call that waits for the server."""
+TRANSPARENT_RETRIES = 10
+"""Times a call the server did not process is sent again (within its deadline): grpcio's
+server refuses a stream a moment after the call before it ended (it counts calls until
+its application let go of them), so a client at its MAX_CONCURRENT_STREAMS meets a few."""
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 _HTTP_CODES = {
@@ -49,7 +58,6 @@ _HTTP_CODES = {
     504: grpc.StatusCode.UNAVAILABLE,
 }
 _RST_CODES = {
-    h2.REFUSED_STREAM: grpc.StatusCode.UNAVAILABLE,  # not processed: safe to send again
     h2.CANCEL: grpc.StatusCode.CANCELLED,
     h2.ENHANCE_YOUR_CALM: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
@@ -70,8 +78,27 @@ class RpcError(Exception):
         return self._details
 
 
+class _Unprocessed(RpcError):
+    """UNAVAILABLE for a call the server did not process: the channel sends it again."""
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """A done callback: the future's exception counts as seen (nobody may await it)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _Call:
-    __slots__ = ("answer", "data", "headers", "id", "send_window", "size", "window_open")
+    __slots__ = (
+        "answer",
+        "credit",
+        "data",
+        "headers",
+        "id",
+        "send_window",
+        "size",
+        "window_open",
+    )
 
     def __init__(self, stream_id: int, window: int) -> None:
         self.id = stream_id
@@ -79,12 +106,15 @@ class _Call:
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.data: list[bytes] = []
         self.size = 0
+        self.credit = 0
+        """DATA bytes received and not yet given back to the server's stream window."""
         self.send_window = window
         self.window_open: asyncio.Event | None = None
 
-    def fail(self, code: grpc.StatusCode, details: str) -> None:
+    def fail(self, code: grpc.StatusCode, details: str, unprocessed: bool = False) -> None:
         if not self.answer.done():
-            self.answer.set_exception(RpcError(code, details))
+            kind = _Unprocessed if unprocessed else RpcError
+            self.answer.set_exception(kind(code, details))
         if self.window_open is not None:
             self.window_open.set()
 
@@ -104,6 +134,19 @@ def _status(headers: list[tuple[bytes, bytes]]) -> tuple[grpc.StatusCode, str] |
     if status is None:
         return grpc.StatusCode.UNKNOWN, f"grpc-status {code!r}: {details}"
     return status, details
+
+
+def _grpc_timeout(seconds: float) -> bytes:
+    """``grpc-timeout``: at most eight digits (gRPC's spec; grpc-go rejects more), so a
+    timeout of a day or more goes in seconds, minutes or hours."""
+    value = max(1, int(seconds * 1000))
+    if value < 10**8:
+        return b"%dm" % value
+    for unit, size in ((b"S", 1), (b"M", 60), (b"H", 3600)):
+        value = int(seconds / size)
+        if value < 10**8:
+            return b"%d%s" % (value, unit)
+    return b"99999999H"
 
 
 def _http_status(headers: list[tuple[bytes, bytes]]) -> int:
@@ -132,6 +175,12 @@ class _Connection(asyncio.Protocol):
         self.draining = False
         """GOAWAY came (or the ids ran out): no new calls on this connection."""
         self.closed = False
+        self.reason = ""
+        """Why the connection closed: the details of the calls it fails."""
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done when the server's first SETTINGS came: its limits are known, calls may go.
+        Fails (ConnectionError) when the connection ends before."""
+        self.ready.add_done_callback(_retrieve)
         self.room = asyncio.Event()
         self.room.set()
         self.writable = asyncio.Event()
@@ -215,15 +264,22 @@ class _Connection(asyncio.Protocol):
                 if not flags & h2.ACK:
                     self._write(h2.frame(h2.PING, h2.ACK, 0, payload))
             elif kind == h2.RST_STREAM:
-                call = self.calls.pop(stream_id, None)
-                if call is not None:
-                    code = h2.u32(payload) if len(payload) == 4 else h2.INTERNAL_ERROR
-                    status = _RST_CODES.get(code, grpc.StatusCode.INTERNAL)
-                    call.fail(status, f"the server reset the call (HTTP/2 error {code})")
-                    self._freed()
+                self._reset(stream_id, payload)
             elif kind == h2.GOAWAY:
                 self._goaway(payload)
         return pos
+
+    def _reset(self, stream_id: int, payload: bytes) -> None:
+        call = self.calls.pop(stream_id, None)
+        if call is None:
+            return
+        code = h2.u32(payload) if len(payload) == 4 else h2.INTERNAL_ERROR
+        if code == h2.REFUSED_STREAM:  # RFC 9113 §8.7: not processed, safe to send again
+            call.fail(grpc.StatusCode.UNAVAILABLE, "the server refused the call", True)
+        else:
+            status = _RST_CODES.get(code, grpc.StatusCode.INTERNAL)
+            call.fail(status, f"the server reset the call (HTTP/2 error {code})")
+        self._freed()
 
     def _settings(self, flags: int, payload: bytes) -> None:
         if flags & h2.ACK:
@@ -241,6 +297,8 @@ class _Connection(asyncio.Protocol):
                 self.max_streams = value
                 self._freed()
         self._write(h2.frame(h2.SETTINGS, h2.ACK, 0))
+        if not self.ready.done():
+            self.ready.set_result(None)
 
     def _window_update(self, stream_id: int, payload: bytes) -> None:
         increment = h2.u32(payload) & 0x7FFFFFFF if len(payload) == 4 else 0
@@ -325,8 +383,14 @@ class _Connection(asyncio.Protocol):
         call.data.append(payload)
         if flags & h2.END_STREAM:  # no trailers: not a gRPC answer
             self._end(call, grpc.StatusCode.INTERNAL, "the answer ended without trailers")
-        elif len(payload) >= STREAM_WINDOW // 4:
-            self._write(h2.window_update(stream_id, len(payload)))
+            return
+        # the stream's window back once a quarter of it was used, whatever the frames'
+        # sizes: grpcio sends an answer in frames of some KiB, and counting only large
+        # frames left its answers over STREAM_WINDOW stalled for good
+        call.credit += length
+        if call.credit >= STREAM_WINDOW // 4:
+            self._write(h2.window_update(stream_id, call.credit))
+            call.credit = 0
 
     def _deliver(self, call: _Call) -> None:
         data = call.data[0] if len(call.data) == 1 else b"".join(call.data)
@@ -352,33 +416,40 @@ class _Connection(asyncio.Protocol):
         self.channel.forget(self)
         for stream_id in [i for i in self.calls if i > last]:
             self.calls.pop(stream_id).fail(
-                grpc.StatusCode.UNAVAILABLE, "the server is going away and did not take the call"
+                grpc.StatusCode.UNAVAILABLE,
+                "the server is going away and did not take the call",
+                unprocessed=True,
             )
         self._freed()
 
     # ---------------------------------------------------------------- calls
 
     def _freed(self) -> None:
-        if len(self.calls) < self.max_streams:
-            self.room.set()
+        if len(self.calls) < self.max_streams or self.draining:
+            self.room.set()  # a draining connection sends its queued calls elsewhere
         if self.draining and not self.calls and self.transport is not None:
             self.transport.close()
 
     async def call(
-        self, path: str, body: bytes, timeout: float | None, metadata: Sequence[tuple[str, str]]
+        self,
+        path: str,
+        body: bytes,
+        deadline: float | None,
+        metadata: Sequence[tuple[str, str]],
     ) -> bytes:
-        while len(self.calls) >= self.max_streams and not self.closed:
-            self.room.clear()
-            await self.room.wait()
-        if self.closed or self.draining:
-            raise RpcError(grpc.StatusCode.UNAVAILABLE, "the connection is closing")
-        stream_id = self.next_id
-        self.next_id += 2
-        if self.next_id > LAST_STREAM_ID:
-            self.draining = True
-            self.channel.forget(self)
-        call = _Call(stream_id, self.peer_window)
-        self.calls[stream_id] = call
+        """One call; ``deadline`` (the loop's clock) bounds all of it, the wait for a
+        stream and the sending under flow control as well as the answer."""
+        if deadline is None:
+            return await self._call(path, body, None, metadata)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._call(path, body, deadline, metadata)
+        except TimeoutError:
+            raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+
+    def _request_headers(
+        self, path: str, deadline: float | None, metadata: Sequence[tuple[str, str]]
+    ) -> bytes:
         headers = [
             (b":method", b"POST"),
             (b":scheme", b"http"),
@@ -388,10 +459,37 @@ class _Connection(asyncio.Protocol):
             (b"te", b"trailers"),
             (b"grpc-accept-encoding", b"identity"),
         ]
-        if timeout is not None:
-            headers.append((b"grpc-timeout", b"%dm" % max(1, int(timeout * 1000))))
+        if deadline is not None:
+            remaining = deadline - asyncio.get_running_loop().time()
+            headers.append((b"grpc-timeout", _grpc_timeout(remaining)))
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in metadata)
-        block = h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, h2.encode_headers(headers))
+        return h2.encode_headers(headers)
+
+    async def _call(
+        self,
+        path: str,
+        body: bytes,
+        deadline: float | None,
+        metadata: Sequence[tuple[str, str]],
+    ) -> bytes:
+        while len(self.calls) >= self.max_streams and not self.draining:
+            self.room.clear()
+            await self.room.wait()
+        if self.closed:
+            raise RpcError(grpc.StatusCode.UNAVAILABLE, self.reason)
+        if self.draining:
+            raise _Unprocessed(grpc.StatusCode.UNAVAILABLE, "the connection is closing")
+        # encoded before the call is registered: a header that cannot be encoded must not
+        # leave a call behind, holding a stream and failing unseen when the connection ends
+        block = self._request_headers(path, deadline, metadata)
+        stream_id = self.next_id
+        self.next_id += 2
+        if self.next_id > LAST_STREAM_ID:
+            self.draining = True
+            self.channel.forget(self)
+        call = _Call(stream_id, self.peer_window)
+        self.calls[stream_id] = call
+        head = h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, block)
         message = h2.grpc_message(body)
         try:
             size = len(message)
@@ -399,20 +497,16 @@ class _Connection(asyncio.Protocol):
                 call.send_window -= size
                 self.send_window -= size
                 self._write(
-                    block + h2.frame_header(h2.DATA, h2.END_STREAM, stream_id, size) + message
+                    head + h2.frame_header(h2.DATA, h2.END_STREAM, stream_id, size) + message
                 )
             else:
-                self._write(block)
+                self._write(head)
                 await self._send(call, message)
-            if timeout is None:
-                return await call.answer
-            return await asyncio.wait_for(asyncio.shield(call.answer), timeout)
-        except (TimeoutError, asyncio.CancelledError) as exc:
+            return await call.answer
+        except asyncio.CancelledError:  # the caller's, or the deadline's
             if self.calls.pop(stream_id, None) is not None:
                 self._write(h2.rst_stream(stream_id, h2.CANCEL))
                 self._freed()
-            if isinstance(exc, TimeoutError):
-                raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
             raise
 
     async def _send(self, call: _Call, message: bytes) -> None:
@@ -447,8 +541,12 @@ class _Connection(asyncio.Protocol):
         self._close(reason)
 
     def _close(self, reason: str) -> None:
+        if not self.closed:
+            self.reason = reason
         self.closed = self.draining = True
         self.channel.forget(self)
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(reason))
         calls, self.calls = self.calls, {}
         for call in calls.values():
             call.fail(grpc.StatusCode.UNAVAILABLE, reason)
@@ -459,11 +557,6 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
         self._close("the channel was closed")
-
-
-def _retrieve(task: asyncio.Task[_Connection]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 class GrpcChannel:
@@ -484,15 +577,16 @@ class GrpcChannel:
         self._connecting: asyncio.Task[_Connection] | None = None
         self._all: set[_Connection] = set()
 
-    async def _connection(self, timeout: float | None, wait: bool) -> _Connection:
-        """The open connection, or a new one; with ``wait``, tries again until ``timeout``
-        (a node process still starting refuses connections)."""
+    async def _connection(self, deadline: float | None, wait: bool) -> _Connection:
+        """The open connection, or a new one by ``deadline`` (else ``connect_timeout``);
+        with ``wait``, tries again until then (a node process still starting refuses
+        connections)."""
         conn = self._conn
         if conn is not None and not conn.draining:
             return conn
         loop = asyncio.get_running_loop()
-        limit = self.connect_timeout if timeout is None else min(timeout, self.connect_timeout)
-        deadline = loop.time() + limit
+        if deadline is None:
+            deadline = loop.time() + self.connect_timeout
         while True:
             if self._connecting is None or self._connecting.done():
                 self._connecting = loop.create_task(self._open())
@@ -504,8 +598,14 @@ class GrpcChannel:
                 )
             except TimeoutError:
                 raise RpcError(
-                    grpc.StatusCode.UNAVAILABLE, f"no connection to {self.address} in {limit:g}s"
+                    grpc.StatusCode.UNAVAILABLE, f"no connection to {self.address} in time"
                 ) from None
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the caller's own
+                # close() cancelled the attempt: the call fails as calls in flight do
+                raise RpcError(grpc.StatusCode.UNAVAILABLE, "the channel was closed") from None
             except OSError as exc:
                 if not wait or loop.time() + RETRY_S >= deadline:
                     raise RpcError(
@@ -514,8 +614,25 @@ class GrpcChannel:
             await asyncio.sleep(RETRY_S)
 
     async def _open(self) -> _Connection:
+        """A connection whose server sent its SETTINGS, within ``connect_timeout``: one
+        that hangs (a server that accepts and says nothing) must not stay the channel's
+        attempt for good, which every later call would wait on."""
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
+        conn: _Connection | None = None
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self), self.host, self.port
+                )
+                await conn.ready
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, TimeoutError):
+                raise ConnectionError(
+                    f"no HTTP/2 SETTINGS from the server in {self.connect_timeout:g}s"
+                ) from None
+            raise
         self._conn = conn
         self._all.add(conn)
         return conn
@@ -536,16 +653,26 @@ class GrpcChannel:
         wait_for_ready: bool = False,
     ) -> bytes:
         """Call ``path`` (``/package.Service/Method``) with a serialised request; the
-        serialised answer, or :class:`RpcError`. ``wait_for_ready`` keeps trying to connect
-        until the timeout instead of failing at the first refusal."""
+        serialised answer, or :class:`RpcError`. ``timeout`` bounds the whole call,
+        connecting included. ``wait_for_ready`` keeps trying to connect until the timeout
+        instead of failing at the first refusal."""
         if len(body) > self.max_message_size:
             raise RpcError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the request of {len(body)} bytes is larger than the limit of "
                 f"{self.max_message_size} bytes",
             )
-        conn = await self._connection(timeout, wait_for_ready)
-        return await conn.call(path, body, timeout, metadata)
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        retries = 0
+        while True:
+            conn = await self._connection(deadline, wait_for_ready)
+            try:
+                return await conn.call(path, body, deadline, metadata)
+            except _Unprocessed:
+                retries += 1
+                if retries > TRANSPARENT_RETRIES:
+                    raise
+            await asyncio.sleep(min(RETRY_S, 0.001 * 2**retries))
 
     async def close(self) -> None:
         if self._connecting is not None and not self._connecting.done():

@@ -3,10 +3,11 @@
 Each componentSpec container that implements a graph node becomes one ``infergraph
 microservice`` process per replica, configured by the environment Seldon's operator gives a
 container. Built-in routers and combiners stay in the orchestrator: they have no container.
-The orchestrator calls the nodes as Seldon's executor calls pods: over REST
-(:class:`RestNodeClient`), or over gRPC (:class:`GrpcNodeClient`) when ``spec.transport`` is
-``grpc``. A supervisor task restarts a process that dies on the same ports, so the clients
-simply reconnect.
+The orchestrator calls the nodes over gRPC (binary V2 tensors, :class:`V2GrpcNodeClient`),
+or over REST (:class:`V2RestNodeClient`) when ``spec.transport`` is ``rest``; with
+``--node-protocol seldon``, as Seldon's executor calls pods (:class:`GrpcNodeClient`,
+:class:`RestNodeClient`). A supervisor task restarts a process that dies on the same ports,
+so the clients simply reconnect.
 """
 
 from __future__ import annotations
@@ -278,8 +279,9 @@ def _factory(
 ) -> ClientFactory:
     """Remote clients for the nodes that run as processes; the others in this process.
 
-    The transport is the deployment's ``spec.transport``: REST unless it says ``grpc``, as
-    in Seldon, whose executor calls the pods the same way."""
+    The transport is gRPC unless the deployment's ``spec.transport`` says ``rest``: binary
+    V2 over gRPC is the cheapest hop for tensors, and the node processes' gRPC server is
+    infergraph's own (about 10 µs a call)."""
     groups: dict[tuple[str, str], list[NodeProcess]] = {}
     for spec in specs:
         groups.setdefault((spec.predictor, spec.node), []).append(spec)
@@ -292,7 +294,7 @@ def _factory(
             return local(deployment, predictor, node)
         client: ReplicatedNodeClient[Any]
         v2 = protocol == "v2"
-        if deployment.spec.transport is Transport.GRPC:
+        if deployment.spec.transport is not Transport.REST:
             addresses = [spec.address for spec in groups[key]]
             grpc_class = V2GrpcNodeClient if v2 else GrpcNodeClient
             client = grpc_class(node.name, addresses, max_message_size=limit)

@@ -699,6 +699,16 @@ async def test_settings_are_advertised_and_acknowledged() -> None:
         await peer.until(lambda e: isinstance(e, h2.events.SettingsAcknowledged), since=since)
 
 
+async def test_the_stream_limit_is_an_option_and_enforced() -> None:
+    options = [("grpc.max_concurrent_streams", 2)]
+    async with serving(options=options) as (_, address), peer_to(address) as peer:
+        assert peer.conn.remote_settings.max_concurrent_streams == 2
+        async with channel(address) as chan:  # grpcio queues behind the limit: all answered
+            echo = chan.unary_unary(f"/{SERVICE}/Echo")
+            answers = await asyncio.gather(*(echo(b"%d" % i) for i in range(20)))
+    assert answers == [b"%d" % i for i in range(20)]
+
+
 async def test_ping_is_acknowledged_with_its_payload() -> None:
     async with serving() as (_, address), peer_to(address) as peer:
         peer.conn.ping(b"8 bytes!")

@@ -24,6 +24,7 @@ __all__ = ["Connection"]
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_STREAMS = 1000
+"""Calls in flight a connection takes by default (option ``grpc.max_concurrent_streams``)."""
 MAX_FRAME_SIZE = 1 << 20
 """The largest frame we accept (advertised; 16 KiB is HTTP/2's default)."""
 MAX_HEADER_LIST_SIZE = 64 << 10
@@ -60,6 +61,7 @@ class _Stream:
         "send_window",
         "size",
         "task",
+        "timeout",
         "unacked",
         "window_open",
     )
@@ -82,6 +84,8 @@ class _Stream:
         self.messages: asyncio.Queue[bytes | None] | None = None
         """A streaming request's messages as they arrive (None ends them)."""
         self.context: CallContext | None = None
+        self.timeout: float | None = None
+        """Seconds the client gives the call (``grpc-timeout``), if it says."""
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -126,7 +130,7 @@ class Connection(asyncio.Protocol):
         self.peer = f"ipv4:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.server.connections.add(self)
         settings = {
-            h2.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+            h2.MAX_CONCURRENT_STREAMS: self.server.max_streams,
             h2.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
             h2.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
             h2.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
@@ -320,7 +324,7 @@ class Connection(asyncio.Protocol):
         if stream_id % 2 == 0 or stream_id <= self.last_stream:
             raise h2.ProtocolError(f"stream {stream_id} cannot be opened by a client")
         self.last_stream = stream_id
-        if self.goaway_sent or len(self.streams) >= MAX_CONCURRENT_STREAMS:
+        if self.goaway_sent or len(self.streams) >= self.server.max_streams:
             self._write(h2.rst_stream(stream_id, h2.REFUSED_STREAM))
             return
         stream = _Stream(stream_id, headers, self.peer_window)
@@ -339,6 +343,8 @@ class Connection(asyncio.Protocol):
                 method = value
             elif name == b"content-type":
                 content_type = value
+            elif name == b"grpc-timeout":
+                stream.timeout = parse_timeout(value)
         if method != b"POST":
             self._http_error(stream, 405)
             return
@@ -441,9 +447,8 @@ class Connection(asyncio.Protocol):
         stream.task = task = loop.create_task(call)
         self.server.calls.add(task)
         task.add_done_callback(self.server.calls.discard)
-        seconds = parse_timeout(stream.header(b"grpc-timeout"))
-        if seconds is not None:
-            timer = loop.call_later(seconds, self._expire, stream)
+        if stream.timeout is not None:
+            timer = loop.call_later(stream.timeout, self._expire, stream)
             task.add_done_callback(lambda _: timer.cancel())
 
     def _expire(self, stream: _Stream) -> None:
@@ -453,9 +458,7 @@ class Connection(asyncio.Protocol):
             stream.task.cancel()
 
     def _context(self, stream: _Stream) -> CallContext:
-        stream.context = CallContext(
-            stream, self.peer, parse_timeout(stream.header(b"grpc-timeout"))
-        )
+        stream.context = CallContext(stream, self.peer, stream.timeout)
         return stream.context
 
     def _message(self, stream: _Stream, data: bytes) -> bytes:

@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from infergraph.transport.grpc_call import CallDetails, metadata
-from infergraph.transport.grpc_h2_connection import Connection
+from infergraph.transport.grpc_h2_connection import MAX_CONCURRENT_STREAMS, Connection
 
 __all__ = ["NativeGrpcServer"]
 
@@ -71,6 +71,7 @@ class NativeGrpcServer:
         self.max_receive = int(settings.get("grpc.max_receive_message_length", 4 << 20))
         self.max_send = int(settings.get("grpc.max_send_message_length", 1 << 31))
         self.reuse_port = bool(settings.get("grpc.so_reuseport", 0))
+        self.max_streams = int(settings.get("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS))
         self.handlers: dict[str, grpc.RpcMethodHandler] = {}
         self.generic: list[grpc.GenericRpcHandler] = []
         self.sockets: list[socket.socket] = []

@@ -35,6 +35,8 @@ CONNECTION_WINDOW = 64 << 20
 LINGER = 5.0
 """Seconds a connection we ended waits for the peer to close its side."""
 
+_VIEW_FROM = 4096
+"""DATA frames this large are kept as views of what the socket delivered, not copied."""
 _CONTENT_TYPE = b"application/grpc"
 _ENCODINGS = b"identity,deflate,gzip"
 _RESPONSE_HEADERS = h2.encode_headers(
@@ -70,7 +72,7 @@ class _Stream:
         self.id = stream_id
         self.headers = headers
         self.handler: grpc.RpcMethodHandler | None = None
-        self.data: list[bytes] = []
+        self.data: list[bytes | memoryview] = []
         self.size = 0
         self.unacked = 0
         self.received = False
@@ -212,13 +214,17 @@ class Connection(asyncio.Protocol):
                 break
             kind, flags = buf[pos + 3], buf[pos + 4]
             stream_id = h2.u32(buf, pos + 5) & 0x7FFFFFFF
-            payload = buf[pos + 9 : pos + 9 + length]
-            pos += 9 + length
+            start, pos = pos + 9, pos + 9 + length
             if self.continuation is not None and kind != h2.CONTINUATION:
                 raise h2.ProtocolError("expected CONTINUATION")
-            if kind == h2.DATA:
-                self._data(stream_id, flags, payload)
-            elif kind == h2.HEADERS:
+            if kind == h2.DATA:  # a large one (a tensor's bytes) as a view, not a copy
+                large = length >= _VIEW_FROM
+                self._data(
+                    stream_id, flags, memoryview(buf)[start:pos] if large else buf[start:pos]
+                )
+                continue
+            payload = buf[start:pos]
+            if kind == h2.HEADERS:
                 self._headers(stream_id, flags, payload)
             elif kind == h2.CONTINUATION:
                 self._continuation(stream_id, flags, payload)
@@ -365,7 +371,7 @@ class Connection(asyncio.Protocol):
             stream.messages = asyncio.Queue()
             self._start(stream, self._streaming(stream, handler))
 
-    def _data(self, stream_id: int, flags: int, payload: bytes) -> None:
+    def _data(self, stream_id: int, flags: int, payload: bytes | memoryview) -> None:
         if not stream_id:
             raise h2.ProtocolError("DATA on stream 0")
         length = len(payload)
@@ -461,13 +467,13 @@ class Connection(asyncio.Protocol):
         stream.context = CallContext(stream, self.peer, stream.timeout)
         return stream.context
 
-    def _message(self, stream: _Stream, data: bytes) -> bytes:
+    def _message(self, stream: _Stream, data: bytes | memoryview) -> bytes | memoryview:
         """The one message of a request (its prefix checked, decompressed if it says so)."""
         prefix = h2.read_grpc_message(data, 0)
         if prefix is None or len(data) != 5 + prefix[1]:
             count = "no message" if prefix is None else "a message cut short or more than one"
             raise CallAbort(grpc.StatusCode.INTERNAL, f"the request stream held {count}")
-        body = data[5:] if len(data) > 5 else b""
+        body: bytes | memoryview = memoryview(data)[5:]  # no copy of a tensor's bytes
         if prefix[0]:
             encoding = (stream.header(b"grpc-encoding") or b"identity").decode("latin-1")
             if encoding not in ("gzip", "deflate"):
@@ -477,14 +483,14 @@ class Connection(asyncio.Protocol):
                     "gzip or deflate",
                 )
             try:
-                body = decode_content(encoding, body, self.server.max_receive)
+                body = decode_content(encoding, bytes(body), self.server.max_receive)
             except InferGraphError as exc:
                 raise CallAbort(grpc_status(exc), exc.message) from None
         return body
 
-    def _decode(self, handler: grpc.RpcMethodHandler, body: bytes) -> Any:
+    def _decode(self, handler: grpc.RpcMethodHandler, body: bytes | memoryview) -> Any:
         if handler.request_deserializer is None:
-            return body
+            return bytes(body)
         try:
             return handler.request_deserializer(body)
         except Exception as exc:  # protobuf's DecodeError and kin
@@ -505,7 +511,9 @@ class Connection(asyncio.Protocol):
             )
         return cast(bytes, body)
 
-    async def _unary(self, stream: _Stream, handler: grpc.RpcMethodHandler, data: bytes) -> None:
+    async def _unary(
+        self, stream: _Stream, handler: grpc.RpcMethodHandler, data: bytes | memoryview
+    ) -> None:
         context = self._context(stream)
         try:
             request = self._decode(handler, self._message(stream, data))

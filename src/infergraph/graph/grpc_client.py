@@ -36,8 +36,6 @@ __all__ = ["GrpcChannel", "RpcError"]
 
 STREAM_WINDOW = 4 << 20
 CONNECTION_WINDOW = 64 << 20
-MAX_FRAME_SIZE = 1 << 20
-MAX_HEADER_LIST_SIZE = 64 << 10
 LAST_STREAM_ID = 2**31 - 1
 RETRY_S = 0.05
 """Pause between connection attempts of a call that waits for the server."""
@@ -104,7 +102,7 @@ class _Call:
         self.id = stream_id
         self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.headers: list[tuple[bytes, bytes]] | None = None
-        self.data: list[bytes] = []
+        self.data: list[bytes | memoryview] = []
         self.size = 0
         self.credit = 0
         """DATA bytes received and not yet given back to the server's stream window."""
@@ -156,22 +154,19 @@ def _http_status(headers: list[tuple[bytes, bytes]]) -> int:
     return 0
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(h2.FrameReader, asyncio.Protocol):
     def __init__(self, channel: GrpcChannel) -> None:
         self.channel = channel
         self.transport: asyncio.Transport | None = None
-        self.decoder = h2.HeaderDecoder(MAX_HEADER_LIST_SIZE)
+        self.decoder = h2.HeaderDecoder(self.header_limit)
         self.calls: dict[int, _Call] = {}
         self.next_id = 1
-        self.pending: list[bytes] = []
-        self.pending_size = 0
-        self.needed = 0
+        self._start_reading(preface=False)
         self.peer_window = h2.DEFAULT_WINDOW
         self.peer_frame_size = h2.DEFAULT_FRAME_SIZE
         self.max_streams = 2**31
         self.send_window = h2.DEFAULT_WINDOW
         self.unacked = 0
-        self.continuation: tuple[int, int, list[bytes]] | None = None
         self.draining = False
         """GOAWAY came (or the ids ran out): no new calls on this connection."""
         self.closed = False
@@ -193,8 +188,8 @@ class _Connection(asyncio.Protocol):
         settings = {
             h2.ENABLE_PUSH: 0,
             h2.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-            h2.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
-            h2.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+            h2.MAX_FRAME_SIZE: self.frame_limit,
+            h2.MAX_HEADER_LIST_SIZE: self.header_limit,
         }
         self.transport.write(
             h2.PREFACE
@@ -212,68 +207,20 @@ class _Connection(asyncio.Protocol):
         self.writable.set()
 
     def data_received(self, data: bytes) -> None:
-        if self.pending:
-            self.pending.append(data)
-            self.pending_size += len(data)
-            if self.pending_size < self.needed:
-                return
-            buf = b"".join(self.pending)
-            self.pending = []
-        else:
-            buf = data
         try:
-            pos = self._frames(buf)
+            self.read(data)
         except h2.ProtocolError as exc:
             self._fail(exc.code, f"the server at {self.channel.address} broke HTTP/2: {exc}")
-            return
-        except (ValueError, IndexError) as exc:  # a malformed frame we did not foresee
-            self._fail(h2.PROTOCOL_ERROR, f"the server at {self.channel.address} sent {exc}")
-            return
-        if pos < len(buf):
-            rest = buf[pos:]
-            self.pending, self.pending_size = [rest], len(rest)
-            self.needed = 9 if len(rest) < 9 else 9 + ((rest[0] << 16) | (rest[1] << 8) | rest[2])
 
     # ---------------------------------------------------------------- frames in
 
-    def _frames(self, buf: bytes) -> int:
-        pos, end = 0, len(buf)
-        while end - pos >= 9 and not self.closed:
-            length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
-            if length > MAX_FRAME_SIZE:
-                raise h2.ProtocolError(f"frame of {length} bytes", h2.FRAME_SIZE_ERROR)
-            if end - pos - 9 < length:
-                break
-            kind, flags = buf[pos + 3], buf[pos + 4]
-            stream_id = h2.u32(buf, pos + 5) & 0x7FFFFFFF
-            payload = buf[pos + 9 : pos + 9 + length]
-            pos += 9 + length
-            if self.continuation is not None and kind != h2.CONTINUATION:
-                raise h2.ProtocolError("expected CONTINUATION")
-            if kind == h2.DATA:
-                self._data(stream_id, flags, payload)
-            elif kind == h2.HEADERS:
-                self._headers(stream_id, flags, payload)
-            elif kind == h2.CONTINUATION:
-                self._continuation(stream_id, flags, payload)
-            elif kind == h2.SETTINGS:
-                self._settings(flags, payload)
-            elif kind == h2.WINDOW_UPDATE:
-                self._window_update(stream_id, payload)
-            elif kind == h2.PING:
-                if not flags & h2.ACK:
-                    self._write(h2.frame(h2.PING, h2.ACK, 0, payload))
-            elif kind == h2.RST_STREAM:
-                self._reset(stream_id, payload)
-            elif kind == h2.GOAWAY:
-                self._goaway(payload)
-        return pos
+    def _reading(self) -> bool:
+        return not self.closed
 
-    def _reset(self, stream_id: int, payload: bytes) -> None:
+    def _on_reset(self, stream_id: int, code: int) -> None:
         call = self.calls.pop(stream_id, None)
         if call is None:
             return
-        code = h2.u32(payload) if len(payload) == 4 else h2.INTERNAL_ERROR
         if code == h2.REFUSED_STREAM:  # RFC 9113 §8.7: not processed, safe to send again
             call.fail(grpc.StatusCode.UNAVAILABLE, "the server refused the call", True)
         else:
@@ -281,7 +228,7 @@ class _Connection(asyncio.Protocol):
             call.fail(status, f"the server reset the call (HTTP/2 error {code})")
         self._freed()
 
-    def _settings(self, flags: int, payload: bytes) -> None:
+    def _on_settings(self, flags: int, payload: bytes) -> None:
         if flags & h2.ACK:
             return
         for key, value in h2.parse_settings(payload).items():
@@ -300,8 +247,7 @@ class _Connection(asyncio.Protocol):
         if not self.ready.done():
             self.ready.set_result(None)
 
-    def _window_update(self, stream_id: int, payload: bytes) -> None:
-        increment = h2.u32(payload) & 0x7FFFFFFF if len(payload) == 4 else 0
+    def _on_window_update(self, stream_id: int, increment: int) -> None:
         if not stream_id:
             self.send_window += increment
             waiting = list(self.calls.values())
@@ -314,28 +260,7 @@ class _Connection(asyncio.Protocol):
             if each.window_open is not None:
                 each.window_open.set()
 
-    def _headers(self, stream_id: int, flags: int, payload: bytes) -> None:
-        start, end = 0, len(payload)
-        if flags & h2.PADDED:
-            start, end = 1, end - (payload[0] if payload else 0)
-        if flags & h2.PRIORITY_FLAG:
-            start += 5
-        fragment = payload[start:end]
-        if flags & h2.END_HEADERS:
-            self._header_block(stream_id, flags, fragment)
-        else:
-            self.continuation = (stream_id, flags, [fragment])
-
-    def _continuation(self, stream_id: int, flags: int, payload: bytes) -> None:
-        if self.continuation is None or self.continuation[0] != stream_id:
-            raise h2.ProtocolError("unexpected CONTINUATION")
-        self.continuation[2].append(payload)
-        if flags & h2.END_HEADERS:
-            _, first, fragments = self.continuation
-            self.continuation = None
-            self._header_block(stream_id, first, b"".join(fragments))
-
-    def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+    def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
         headers = self.decoder.decode(block)  # always: the dynamic table must keep in step
         call = self.calls.get(stream_id)
         if call is None:
@@ -359,8 +284,8 @@ class _Connection(asyncio.Protocol):
         else:
             self._deliver(call)
 
-    def _data(self, stream_id: int, flags: int, payload: bytes) -> None:
-        length = len(payload)
+    def _on_data(self, stream_id: int, flags: int, payload: bytes | memoryview, size: int) -> None:
+        length = size
         self.unacked += length
         if self.unacked >= CONNECTION_WINDOW // 2:
             self._write(h2.window_update(0, self.unacked))
@@ -368,8 +293,6 @@ class _Connection(asyncio.Protocol):
         call = self.calls.get(stream_id)
         if call is None:
             return
-        if flags & h2.PADDED and payload:
-            payload = payload[1 : length - payload[0]]
         call.size += len(payload)
         if call.size > self.channel.max_message_size + 5:
             limit = self.channel.max_message_size
@@ -402,7 +325,7 @@ class _Connection(asyncio.Protocol):
         else:
             self.calls.pop(call.id, None)
             if not call.answer.done():
-                call.answer.set_result(data[5:])
+                call.answer.set_result(bytes(data[5:]))
             self._freed()
 
     def _end(self, call: _Call, code: grpc.StatusCode, details: str) -> None:
@@ -410,8 +333,7 @@ class _Connection(asyncio.Protocol):
         call.fail(code, details)
         self._freed()
 
-    def _goaway(self, payload: bytes) -> None:
-        last = h2.u32(payload) & 0x7FFFFFFF if len(payload) >= 8 else 0
+    def _on_goaway(self, last: int, code: int) -> None:
         self.draining = True
         self.channel.forget(self)
         for stream_id in [i for i in self.calls if i > last]:

@@ -25,9 +25,6 @@ log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_STREAMS = 1000
 """Calls in flight a connection takes by default (option ``grpc.max_concurrent_streams``)."""
-MAX_FRAME_SIZE = 1 << 20
-"""The largest frame we accept (advertised; 16 KiB is HTTP/2's default)."""
-MAX_HEADER_LIST_SIZE = 64 << 10
 STREAM_WINDOW = 4 << 20
 """Each stream's receive window; refilled as a streaming request's data arrives."""
 CONNECTION_WINDOW = 64 << 20
@@ -35,8 +32,6 @@ CONNECTION_WINDOW = 64 << 20
 LINGER = 5.0
 """Seconds a connection we ended waits for the peer to close its side."""
 
-_VIEW_FROM = 4096
-"""DATA frames this large are kept as views of what the socket delivered, not copied."""
 _CONTENT_TYPE = b"application/grpc"
 _ENCODINGS = b"identity,deflate,gzip"
 _RESPONSE_HEADERS = h2.encode_headers(
@@ -96,23 +91,18 @@ class _Stream:
         return None
 
 
-class Connection(asyncio.Protocol):
+class Connection(h2.FrameReader, asyncio.Protocol):
     def __init__(self, server: NativeGrpcServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.pending: list[bytes] = []
-        self.pending_size = 0
-        self.needed = 0
-        """The bytes ``pending`` must hold before a frame can be read from them."""
-        self.preface = False
-        self.decoder = h2.HeaderDecoder(MAX_HEADER_LIST_SIZE)
+        self._start_reading(preface=True)
+        self.decoder = h2.HeaderDecoder(self.header_limit)
         self.streams: dict[int, _Stream] = {}
         self.last_stream = 0
         self.peer_window = h2.DEFAULT_WINDOW
         self.peer_frame_size = h2.DEFAULT_FRAME_SIZE
         self.send_window = h2.DEFAULT_WINDOW
         self.unacked = 0
-        self.continuation: tuple[int, int, list[bytes]] | None = None
         self.goaway_sent = False
         self.closing = False
         self.peer = ""
@@ -134,8 +124,8 @@ class Connection(asyncio.Protocol):
         settings = {
             h2.MAX_CONCURRENT_STREAMS: self.server.max_streams,
             h2.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-            h2.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
-            h2.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+            h2.MAX_FRAME_SIZE: self.frame_limit,
+            h2.MAX_HEADER_LIST_SIZE: self.header_limit,
             h2.ENABLE_PUSH: 0,
         }
         self.transport.write(
@@ -164,95 +154,28 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        if self.pending:  # a frame arriving in pieces: join them once it is whole
-            self.pending.append(data)
-            self.pending_size += len(data)
-            if self.pending_size < self.needed:
-                return
-            buf = b"".join(self.pending)
-            self.pending = []
-        else:
-            buf = data
         try:
-            pos = self._frames(buf)
+            self.read(data)
         except h2.ProtocolError as exc:
             log.debug("gRPC connection from %s: %s", self.peer, exc)
             self._fail(exc.code, str(exc))
-            return
-        if pos < len(buf):
-            rest = buf[pos:]
-            self.pending, self.pending_size = [rest], len(rest)
-            self.needed = self._frame_size(rest)
 
-    # ---------------------------------------------------------------- reading frames
+    # ---------------------------------------------------------------- frames in
 
-    def _frame_size(self, rest: bytes) -> int:
-        if not self.preface or len(rest) < 9:
-            return len(h2.PREFACE) if not self.preface else 9
-        return 9 + ((rest[0] << 16) | (rest[1] << 8) | rest[2])
+    def _reading(self) -> bool:
+        return not self.closing
 
-    def _frames(self, buf: bytes) -> int:
-        pos = 0
-        if not self.preface:
-            if len(buf) < len(h2.PREFACE):
-                if not h2.PREFACE.startswith(buf):
-                    raise h2.ProtocolError("not an HTTP/2 connection preface")
-                return 0
-            if not buf.startswith(h2.PREFACE):
-                raise h2.ProtocolError(
-                    "not an HTTP/2 connection preface (this port speaks gRPC; "
-                    "is a REST client pointed at it?)"
-                )
-            self.preface = True
-            pos = len(h2.PREFACE)
-        end = len(buf)
-        while end - pos >= 9 and not self.closing:
-            length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
-            if length > MAX_FRAME_SIZE:
-                raise h2.ProtocolError(f"frame of {length} bytes", h2.FRAME_SIZE_ERROR)
-            if end - pos - 9 < length:
-                break
-            kind, flags = buf[pos + 3], buf[pos + 4]
-            stream_id = h2.u32(buf, pos + 5) & 0x7FFFFFFF
-            start, pos = pos + 9, pos + 9 + length
-            if self.continuation is not None and kind != h2.CONTINUATION:
-                raise h2.ProtocolError("expected CONTINUATION")
-            if kind == h2.DATA:  # a large one (a tensor's bytes) as a view, not a copy
-                large = length >= _VIEW_FROM
-                self._data(
-                    stream_id, flags, memoryview(buf)[start:pos] if large else buf[start:pos]
-                )
-                continue
-            payload = buf[start:pos]
-            if kind == h2.HEADERS:
-                self._headers(stream_id, flags, payload)
-            elif kind == h2.CONTINUATION:
-                self._continuation(stream_id, flags, payload)
-            elif kind == h2.SETTINGS:
-                self._settings(stream_id, flags, payload)
-            elif kind == h2.WINDOW_UPDATE:
-                self._window_update(stream_id, payload)
-            elif kind == h2.PING:
-                if len(payload) != 8 or stream_id:
-                    raise h2.ProtocolError("bad PING", h2.FRAME_SIZE_ERROR)
-                if not flags & h2.ACK:
-                    self._write(h2.frame(h2.PING, h2.ACK, 0, payload))
-            elif kind == h2.RST_STREAM:
-                stream = self.streams.pop(stream_id, None)
-                if stream is not None:
-                    self._drop(stream)
-                self._maybe_close()
-            elif kind == h2.GOAWAY:
-                self.goaway_sent = True  # the peer opens no more streams; finish ours
-                self._maybe_close()
-            elif kind == h2.PUSH_PROMISE:
-                raise h2.ProtocolError("a client may not push")
-            # PRIORITY and unknown frame types are ignored, as RFC 9113 asks
-        return pos
+    def _on_reset(self, stream_id: int, code: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            self._drop(stream)
+        self._maybe_close()
 
-    def _settings(self, stream_id: int, flags: int, payload: bytes) -> None:
-        if stream_id:
-            raise h2.ProtocolError("SETTINGS on a stream")
+    def _on_goaway(self, last_stream: int, code: int) -> None:
+        self.goaway_sent = True  # the peer opens no more streams; finish ours
+        self._maybe_close()
+
+    def _on_settings(self, flags: int, payload: bytes) -> None:
         if flags & h2.ACK:
             return
         for key, value in h2.parse_settings(payload).items():
@@ -269,10 +192,7 @@ class Connection(asyncio.Protocol):
                 self.peer_frame_size = value
         self._write(h2.frame(h2.SETTINGS, h2.ACK, 0))
 
-    def _window_update(self, stream_id: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise h2.ProtocolError("bad WINDOW_UPDATE", h2.FRAME_SIZE_ERROR)
-        increment = h2.u32(payload) & 0x7FFFFFFF
+    def _on_window_update(self, stream_id: int, increment: int) -> None:
         if not stream_id:
             if not increment:
                 raise h2.ProtocolError("WINDOW_UPDATE of 0")
@@ -291,36 +211,7 @@ class Connection(asyncio.Protocol):
             if stream.window_open is not None:
                 stream.window_open.set()
 
-    def _headers(self, stream_id: int, flags: int, payload: bytes) -> None:
-        if not stream_id:
-            raise h2.ProtocolError("HEADERS on stream 0")
-        start, end = 0, len(payload)
-        if flags & h2.PADDED:
-            if not payload:
-                raise h2.ProtocolError("bad padding")
-            start, end = 1, end - payload[0]
-        if flags & h2.PRIORITY_FLAG:
-            start += 5
-        if start > end:
-            raise h2.ProtocolError("bad padding")
-        fragment = payload[start:end]
-        if flags & h2.END_HEADERS:
-            self._header_block(stream_id, flags, fragment)
-        else:
-            self.continuation = (stream_id, flags, [fragment])
-
-    def _continuation(self, stream_id: int, flags: int, payload: bytes) -> None:
-        if self.continuation is None or self.continuation[0] != stream_id:
-            raise h2.ProtocolError("unexpected CONTINUATION")
-        _, first_flags, fragments = self.continuation
-        fragments.append(payload)
-        if sum(map(len, fragments)) > MAX_HEADER_LIST_SIZE:
-            raise h2.ProtocolError("header block too large", h2.ENHANCE_YOUR_CALM)
-        if flags & h2.END_HEADERS:
-            self.continuation = None
-            self._header_block(stream_id, first_flags, b"".join(fragments))
-
-    def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+    def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
         headers = self.decoder.decode(block)  # always, to keep the dynamic table in step
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers from the client end its side
@@ -371,10 +262,8 @@ class Connection(asyncio.Protocol):
             stream.messages = asyncio.Queue()
             self._start(stream, self._streaming(stream, handler))
 
-    def _data(self, stream_id: int, flags: int, payload: bytes | memoryview) -> None:
-        if not stream_id:
-            raise h2.ProtocolError("DATA on stream 0")
-        length = len(payload)
+    def _on_data(self, stream_id: int, flags: int, payload: bytes | memoryview, size: int) -> None:
+        length = size
         self.unacked += length
         if self.unacked >= CONNECTION_WINDOW // 2:
             self._write(h2.window_update(0, self.unacked))
@@ -384,8 +273,6 @@ class Connection(asyncio.Protocol):
             if stream_id > self.last_stream:
                 raise h2.ProtocolError(f"DATA on idle stream {stream_id}")
             return  # a stream we closed or reset: its data is dropped
-        if flags & h2.PADDED and payload:
-            payload = payload[1 : length - payload[0]]
         if stream.closed:
             if flags & h2.END_STREAM:
                 self._forget(stream)

@@ -1,13 +1,15 @@
-"""The parts of HTTP/2 (RFC 9113) and HPACK (RFC 7541) that infergraph's gRPC server speaks.
+"""The parts of HTTP/2 (RFC 9113) and HPACK (RFC 7541) that infergraph's gRPC server
+(``transport.grpc_native``) and client (``graph.grpc_client``) speak; pure, no I/O.
 
-Frames are built and split by hand: a 9-byte header (24-bit length, type, flags, 31-bit
-stream id) and a payload. Header blocks we send use no dynamic table and no Huffman coding
-(``literal without indexing``, with the static table's index for a known name), so the
-encoder keeps no state. Header blocks we receive are decoded by ``hpack`` (the python-hyper
-decoder) behind a per-connection cache: a client sends the same bytes for the same headers
-once its dynamic table holds them, so a block that changed nothing in the table is decoded
-once and then looked up. A block that did change the table empties the cache, since the
-same bytes may then name other headers.
+Frames are built and split by hand (:class:`FrameReader` reads a peer's): a 9-byte header
+(24-bit length, type, flags, 31-bit stream id) and a payload. Header blocks we send use no
+dynamic table and no Huffman coding (``literal without indexing``, with the static table's
+index for a known name), so the encoder keeps no state. Header blocks we receive are
+decoded by ``hpack`` (the python-hyper decoder) behind a per-connection cache: a peer sends
+the same bytes for the same headers once its dynamic table holds them (ours send stateless
+literals), so a block that changed nothing in the table is decoded once and then looked
+up. A block that did change the table empties the cache, since the same bytes may then
+name other headers.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 """What the component and graph gRPC servers share: the server, and the unary handler that
 maps errors to status codes and records metrics.
 
-Two servers, one interface (``--grpc-server``):
+Three servers, one interface (``--grpc-server``):
 
-- ``threads`` (default), :class:`GrpcServer`: grpcio's thread-pool server; each handler
-  hands its call to the application's event loop (``run_coroutine_threadsafe``) and waits,
-  so every data plane stays single-threaded on its loop (batching, metrics and locks
-  unchanged). Measured on a core of its own (``bench/v2.py``): about 100 µs of CPU a call
-  before any work, against 150 µs for grpcio's asyncio server, and concurrent calls reach the
-  loop together, so adaptive batching groups them.
-- ``asyncio``, :class:`AioGrpcServer`: ``grpc.aio``, every call on the loop. Where many
-  processes share a core (``infergraph serve --processes``: the orchestrator and its nodes)
-  the thread hand-offs cost more than they save (``bench/graph.py``: 570 µs a gRPC hop on
-  threads, 300 on asyncio), so node processes use it.
+- ``native`` (default), :class:`~infergraph.transport.grpc_native.NativeGrpcServer`:
+  infergraph's own HTTP/2 server, every call on the event loop; about 16 µs of CPU a call
+  before any work (``bench/v2.py``'s ``bare-grpc-native``).
+- ``threads``, :class:`GrpcServer`: grpcio's thread-pool server; each handler hands its call
+  to the application's event loop (``run_coroutine_threadsafe``) and waits, so the data
+  plane stays single-threaded on its loop; about 100 µs a call.
+- ``asyncio``, :class:`AioGrpcServer`: ``grpc.aio``, every call on the loop; about 145 µs a
+  call (``bare-grpc-aio``), what MLServer and KServe serve gRPC with.
+
+grpcio's two remain for comparison and as a fallback.
 """
 
 from __future__ import annotations

@@ -26,459 +26,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any, cast
 
 import grpc
 
-from infergraph.protocol import h2
+from infergraph.graph.grpc_connection import Connection, RpcError, Unprocessed, retrieve
 
 __all__ = ["GrpcChannel", "RpcError"]
 
-STREAM_WINDOW = 4 << 20
-CONNECTION_WINDOW = 64 << 20
-LAST_STREAM_ID = 2**31 - 1
 RETRY_S = 0.05
 """Pause between connection attempts of a call that waits for the server."""
 TRANSPARENT_RETRIES = 10
 """Times a call the server did not process is sent again (within its deadline): grpcio's
 server refuses a stream a moment after the call before it ended (it counts calls until
 its application let go of them), so a client at its MAX_CONCURRENT_STREAMS meets a few."""
-
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
-_HTTP_CODES = {
-    400: grpc.StatusCode.INTERNAL,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.UNIMPLEMENTED,
-    429: grpc.StatusCode.UNAVAILABLE,
-    502: grpc.StatusCode.UNAVAILABLE,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.UNAVAILABLE,
-}
-_RST_CODES = {
-    h2.CANCEL: grpc.StatusCode.CANCELLED,
-    h2.ENHANCE_YOUR_CALM: grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
-
-
-class RpcError(Exception):
-    """A call that did not end OK, with grpc's ``code()`` and ``details()``."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self._code = code
-        self._details = details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-
-class _Unprocessed(RpcError):
-    """UNAVAILABLE for a call the server did not process: the channel sends it again."""
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """A done callback: the future's exception counts as seen (nobody may await it)."""
-    if not future.cancelled():
-        future.exception()
-
-
-class _Call:
-    __slots__ = (
-        "answer",
-        "credit",
-        "data",
-        "headers",
-        "id",
-        "send_window",
-        "size",
-        "window_open",
-    )
-
-    def __init__(self, stream_id: int, window: int) -> None:
-        self.id = stream_id
-        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.headers: list[tuple[bytes, bytes]] | None = None
-        self.data: list[bytes | memoryview] = []
-        self.size = 0
-        self.credit = 0
-        """DATA bytes received and not yet given back to the server's stream window."""
-        self.send_window = window
-        self.window_open: asyncio.Event | None = None
-
-    def fail(self, code: grpc.StatusCode, details: str, unprocessed: bool = False) -> None:
-        if not self.answer.done():
-            kind = _Unprocessed if unprocessed else RpcError
-            self.answer.set_exception(kind(code, details))
-        if self.window_open is not None:
-            self.window_open.set()
-
-
-def _status(headers: list[tuple[bytes, bytes]]) -> tuple[grpc.StatusCode, str] | None:
-    """The call's status from trailers (or trailers-only headers), None if it has none."""
-    code = message = None
-    for name, value in headers:
-        if name == b"grpc-status":
-            code = value
-        elif name == b"grpc-message":
-            message = value
-    if code is None:
-        return None
-    status = _CODES.get(int(code)) if code.isdigit() else None
-    details = h2.decode_grpc_message(message) if message else ""
-    if status is None:
-        return grpc.StatusCode.UNKNOWN, f"grpc-status {code!r}: {details}"
-    return status, details
-
-
-def _grpc_timeout(seconds: float) -> bytes:
-    """``grpc-timeout``: at most eight digits (gRPC's spec; grpc-go rejects more), so a
-    timeout of a day or more goes in seconds, minutes or hours."""
-    value = max(1, int(seconds * 1000))
-    if value < 10**8:
-        return b"%dm" % value
-    for unit, size in ((b"S", 1), (b"M", 60), (b"H", 3600)):
-        value = int(seconds / size)
-        if value < 10**8:
-            return b"%d%s" % (value, unit)
-    return b"99999999H"
-
-
-def _http_status(headers: list[tuple[bytes, bytes]]) -> int:
-    for name, value in headers:
-        if name == b":status":
-            return int(value) if value.isdigit() else 0
-    return 0
-
-
-class _Connection(h2.FrameReader, asyncio.Protocol):
-    def __init__(self, channel: GrpcChannel) -> None:
-        self.channel = channel
-        self.transport: asyncio.Transport | None = None
-        self.decoder = h2.HeaderDecoder(self.header_limit)
-        self.calls: dict[int, _Call] = {}
-        self.next_id = 1
-        self._start_reading(preface=False)
-        self.peer_window = h2.DEFAULT_WINDOW
-        self.peer_frame_size = h2.DEFAULT_FRAME_SIZE
-        self.max_streams = 2**31
-        self.send_window = h2.DEFAULT_WINDOW
-        self.unacked = 0
-        self.draining = False
-        """GOAWAY came (or the ids ran out): no new calls on this connection."""
-        self.closed = False
-        self.reason = ""
-        """Why the connection closed: the details of the calls it fails."""
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        """Done when the server's first SETTINGS came: its limits are known, calls may go.
-        Fails (ConnectionError) when the connection ends before."""
-        self.ready.add_done_callback(_retrieve)
-        self.room = asyncio.Event()
-        self.room.set()
-        self.writable = asyncio.Event()
-        self.writable.set()
-
-    # ---------------------------------------------------------------- asyncio
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        settings = {
-            h2.ENABLE_PUSH: 0,
-            h2.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-            h2.MAX_FRAME_SIZE: self.frame_limit,
-            h2.MAX_HEADER_LIST_SIZE: self.header_limit,
-        }
-        self.transport.write(
-            h2.PREFACE
-            + h2.frame(h2.SETTINGS, 0, 0, h2.settings_payload(settings))
-            + h2.window_update(0, CONNECTION_WINDOW - h2.DEFAULT_WINDOW)
-        )
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._close(f"the connection to {self.channel.address} was lost")
-
-    def pause_writing(self) -> None:
-        self.writable.clear()
-
-    def resume_writing(self) -> None:
-        self.writable.set()
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.read(data)
-        except h2.ProtocolError as exc:
-            self._fail(exc.code, f"the server at {self.channel.address} broke HTTP/2: {exc}")
-
-    # ---------------------------------------------------------------- frames in
-
-    def _reading(self) -> bool:
-        return not self.closed
-
-    def _on_reset(self, stream_id: int, code: int) -> None:
-        call = self.calls.pop(stream_id, None)
-        if call is None:
-            return
-        if code == h2.REFUSED_STREAM:  # RFC 9113 §8.7: not processed, safe to send again
-            call.fail(grpc.StatusCode.UNAVAILABLE, "the server refused the call", True)
-        else:
-            status = _RST_CODES.get(code, grpc.StatusCode.INTERNAL)
-            call.fail(status, f"the server reset the call (HTTP/2 error {code})")
-        self._freed()
-
-    def _on_settings(self, flags: int, payload: bytes) -> None:
-        if flags & h2.ACK:
-            return
-        for key, value in h2.parse_settings(payload).items():
-            if key == h2.INITIAL_WINDOW_SIZE:
-                delta, self.peer_window = value - self.peer_window, value
-                for call in self.calls.values():
-                    call.send_window += delta
-                    if call.window_open is not None:
-                        call.window_open.set()
-            elif key == h2.MAX_FRAME_SIZE:
-                self.peer_frame_size = value
-            elif key == h2.MAX_CONCURRENT_STREAMS:
-                self.max_streams = value
-                self._freed()
-        self._write(h2.frame(h2.SETTINGS, h2.ACK, 0))
-        if not self.ready.done():
-            self.ready.set_result(None)
-
-    def _on_window_update(self, stream_id: int, increment: int) -> None:
-        if not stream_id:
-            self.send_window += increment
-            waiting = list(self.calls.values())
-        elif (call := self.calls.get(stream_id)) is not None:
-            call.send_window += increment
-            waiting = [call]
-        else:
-            return
-        for each in waiting:
-            if each.window_open is not None:
-                each.window_open.set()
-
-    def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        headers = self.decoder.decode(block)  # always: the dynamic table must keep in step
-        call = self.calls.get(stream_id)
-        if call is None:
-            return
-        if call.headers is None:
-            call.headers = headers
-            status = _http_status(headers)
-            if status != 200 and (_status(headers) is None or not flags & h2.END_STREAM):
-                code = _HTTP_CODES.get(status, grpc.StatusCode.UNKNOWN)
-                self._end(call, code, f"the server answered HTTP {status}, not gRPC")
-                return
-        if flags & h2.END_STREAM:
-            self._trailers(call, headers)
-
-    def _trailers(self, call: _Call, headers: list[tuple[bytes, bytes]]) -> None:
-        status = _status(headers)
-        if status is None:
-            self._end(call, grpc.StatusCode.INTERNAL, "the answer ended without a grpc-status")
-        elif status[0] is not grpc.StatusCode.OK:
-            self._end(call, *status)
-        else:
-            self._deliver(call)
-
-    def _on_data(self, stream_id: int, flags: int, payload: bytes | memoryview, size: int) -> None:
-        length = size
-        self.unacked += length
-        if self.unacked >= CONNECTION_WINDOW // 2:
-            self._write(h2.window_update(0, self.unacked))
-            self.unacked = 0
-        call = self.calls.get(stream_id)
-        if call is None:
-            return
-        call.size += len(payload)
-        if call.size > self.channel.max_message_size + 5:
-            limit = self.channel.max_message_size
-            self._write(h2.rst_stream(stream_id, h2.CANCEL))
-            self._end(
-                call,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the answer is larger than the limit of {limit} bytes",
-            )
-            return
-        call.data.append(payload)
-        if flags & h2.END_STREAM:  # no trailers: not a gRPC answer
-            self._end(call, grpc.StatusCode.INTERNAL, "the answer ended without trailers")
-            return
-        # the stream's window back once a quarter of it was used, whatever the frames'
-        # sizes: grpcio sends an answer in frames of some KiB, and counting only large
-        # frames left its answers over STREAM_WINDOW stalled for good
-        call.credit += length
-        if call.credit >= STREAM_WINDOW // 4:
-            self._write(h2.window_update(stream_id, call.credit))
-            call.credit = 0
-
-    def _deliver(self, call: _Call) -> None:
-        data = call.data[0] if len(call.data) == 1 else b"".join(call.data)
-        prefix = h2.read_grpc_message(data, 0)
-        if prefix is None or len(data) != 5 + prefix[1]:
-            self._end(call, grpc.StatusCode.INTERNAL, "the answer is not one gRPC message")
-        elif prefix[0]:
-            self._end(call, grpc.StatusCode.INTERNAL, "the answer is compressed")
-        else:
-            self.calls.pop(call.id, None)
-            if not call.answer.done():
-                call.answer.set_result(bytes(data[5:]))
-            self._freed()
-
-    def _end(self, call: _Call, code: grpc.StatusCode, details: str) -> None:
-        self.calls.pop(call.id, None)
-        call.fail(code, details)
-        self._freed()
-
-    def _on_goaway(self, last: int, code: int) -> None:
-        self.draining = True
-        self.channel.forget(self)
-        for stream_id in [i for i in self.calls if i > last]:
-            self.calls.pop(stream_id).fail(
-                grpc.StatusCode.UNAVAILABLE,
-                "the server is going away and did not take the call",
-                unprocessed=True,
-            )
-        self._freed()
-
-    # ---------------------------------------------------------------- calls
-
-    def _freed(self) -> None:
-        if len(self.calls) < self.max_streams or self.draining:
-            self.room.set()  # a draining connection sends its queued calls elsewhere
-        if self.draining and not self.calls and self.transport is not None:
-            self.transport.close()
-
-    async def call(
-        self,
-        path: str,
-        body: bytes,
-        deadline: float | None,
-        metadata: Sequence[tuple[str, str]],
-    ) -> bytes:
-        """One call; ``deadline`` (the loop's clock) bounds all of it, the wait for a
-        stream and the sending under flow control as well as the answer."""
-        if deadline is None:
-            return await self._call(path, body, None, metadata)
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await self._call(path, body, deadline, metadata)
-        except TimeoutError:
-            raise RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
-
-    def _request_headers(
-        self, path: str, deadline: float | None, metadata: Sequence[tuple[str, str]]
-    ) -> bytes:
-        headers = [
-            (b":method", b"POST"),
-            (b":scheme", b"http"),
-            (b":path", path.encode()),
-            (b":authority", self.channel.authority),
-            (b"content-type", b"application/grpc"),
-            (b"te", b"trailers"),
-            (b"grpc-accept-encoding", b"identity"),
-        ]
-        if deadline is not None:
-            remaining = deadline - asyncio.get_running_loop().time()
-            headers.append((b"grpc-timeout", _grpc_timeout(remaining)))
-        headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in metadata)
-        return h2.encode_headers(headers)
-
-    async def _call(
-        self,
-        path: str,
-        body: bytes,
-        deadline: float | None,
-        metadata: Sequence[tuple[str, str]],
-    ) -> bytes:
-        while len(self.calls) >= self.max_streams and not self.draining:
-            self.room.clear()
-            await self.room.wait()
-        if self.closed:
-            raise RpcError(grpc.StatusCode.UNAVAILABLE, self.reason)
-        if self.draining:
-            raise _Unprocessed(grpc.StatusCode.UNAVAILABLE, "the connection is closing")
-        # encoded before the call is registered: a header that cannot be encoded must not
-        # leave a call behind, holding a stream and failing unseen when the connection ends
-        block = self._request_headers(path, deadline, metadata)
-        stream_id = self.next_id
-        self.next_id += 2
-        if self.next_id > LAST_STREAM_ID:
-            self.draining = True
-            self.channel.forget(self)
-        call = _Call(stream_id, self.peer_window)
-        self.calls[stream_id] = call
-        head = h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, block)
-        message = h2.grpc_message(body)
-        try:
-            size = len(message)
-            if size <= min(self.peer_frame_size, call.send_window, self.send_window):
-                call.send_window -= size
-                self.send_window -= size
-                self._write(
-                    head + h2.frame_header(h2.DATA, h2.END_STREAM, stream_id, size) + message
-                )
-            else:
-                self._write(head)
-                await self._send(call, message)
-            return await call.answer
-        except asyncio.CancelledError:  # the caller's, or the deadline's
-            if self.calls.pop(stream_id, None) is not None:
-                self._write(h2.rst_stream(stream_id, h2.CANCEL))
-                self._freed()
-            raise
-
-    async def _send(self, call: _Call, message: bytes) -> None:
-        view = memoryview(message)
-        while view:
-            if call.answer.done() or self.closed:
-                return
-            room = min(call.send_window, self.send_window, self.peer_frame_size, len(view))
-            if room <= 0:
-                call.window_open = call.window_open or asyncio.Event()
-                call.window_open.clear()
-                await call.window_open.wait()
-                continue
-            chunk, view = view[:room], view[room:]
-            call.send_window -= room
-            self.send_window -= room
-            flags = 0 if view else h2.END_STREAM
-            self._write(h2.frame_header(h2.DATA, flags, call.id, room) + bytes(chunk))
-            if not self.writable.is_set():
-                await self.writable.wait()
-
-    # ---------------------------------------------------------------- ending
-
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
-    def _fail(self, code: int, reason: str) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(h2.goaway(0, code))
-            self.transport.close()
-        self._close(reason)
-
-    def _close(self, reason: str) -> None:
-        if not self.closed:
-            self.reason = reason
-        self.closed = self.draining = True
-        self.channel.forget(self)
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(reason))
-        calls, self.calls = self.calls, {}
-        for call in calls.values():
-            call.fail(grpc.StatusCode.UNAVAILABLE, reason)
-        self.room.set()
-        self.writable.set()
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        self._close("the channel was closed")
 
 
 class GrpcChannel:
@@ -495,11 +55,11 @@ class GrpcChannel:
         self.authority = address.encode()
         self.max_message_size = max_message_size
         self.connect_timeout = connect_timeout
-        self._conn: _Connection | None = None
-        self._connecting: asyncio.Task[_Connection] | None = None
-        self._all: set[_Connection] = set()
+        self._conn: Connection | None = None
+        self._connecting: asyncio.Task[Connection] | None = None
+        self._all: set[Connection] = set()
 
-    async def _connection(self, deadline: float | None, wait: bool) -> _Connection:
+    async def _connection(self, deadline: float | None, wait: bool) -> Connection:
         """The open connection, or a new one by ``deadline`` (else ``connect_timeout``);
         with ``wait``, tries again until then (a node process still starting refuses
         connections)."""
@@ -513,7 +73,7 @@ class GrpcChannel:
             if self._connecting is None or self._connecting.done():
                 self._connecting = loop.create_task(self._open())
                 # a refusal nobody waits for any more must not be logged as unretrieved
-                self._connecting.add_done_callback(_retrieve)
+                self._connecting.add_done_callback(retrieve)
             try:
                 return await asyncio.wait_for(
                     asyncio.shield(self._connecting), max(0.0, deadline - loop.time())
@@ -535,16 +95,16 @@ class GrpcChannel:
                     ) from None
             await asyncio.sleep(RETRY_S)
 
-    async def _open(self) -> _Connection:
+    async def _open(self) -> Connection:
         """A connection whose server sent its SETTINGS, within ``connect_timeout``: one
         that hangs (a server that accepts and says nothing) must not stay the channel's
         attempt for good, which every later call would wait on."""
         loop = asyncio.get_running_loop()
-        conn: _Connection | None = None
+        conn: Connection | None = None
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port
+                    lambda: Connection(self), self.host, self.port
                 )
                 await conn.ready
         except BaseException as exc:
@@ -559,7 +119,7 @@ class GrpcChannel:
         self._all.add(conn)
         return conn
 
-    def forget(self, conn: _Connection) -> None:
+    def forget(self, conn: Connection) -> None:
         """``conn`` takes no new calls: the next call opens another connection."""
         if self._conn is conn:
             self._conn = None
@@ -590,7 +150,7 @@ class GrpcChannel:
             conn = await self._connection(deadline, wait_for_ready)
             try:
                 return await conn.call(path, body, deadline, metadata)
-            except _Unprocessed:
+            except Unprocessed:
                 retries += 1
                 if retries > TRANSPARENT_RETRIES:
                     raise

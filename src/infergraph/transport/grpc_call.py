@@ -8,13 +8,26 @@ import base64
 import binascii
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import grpc
 
+from infergraph.errors import InferGraphError
 from infergraph.protocol import h2
+from infergraph.status import grpc_status
+from infergraph.transport.content_encoding import decode_content
 
-__all__ = ["CallAbort", "CallContext", "CallDetails", "metadata", "parse_timeout", "trailers"]
+__all__ = [
+    "CallAbort",
+    "CallContext",
+    "CallDetails",
+    "decode_request",
+    "encode_response",
+    "metadata",
+    "parse_timeout",
+    "request_message",
+    "trailers",
+]
 
 _UNIT_SECONDS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
 _SKIPPED_METADATA = frozenset(
@@ -141,3 +154,55 @@ class CallContext:
 
     def done(self) -> bool:
         return self._call.closed
+
+
+# ---------------------------------------------------------------- messages
+
+
+def request_message(
+    data: bytes | memoryview, encoding: bytes | None, limit: int
+) -> bytes | memoryview:
+    """The one message of a request's bytes: its prefix checked, decompressed under
+    ``limit`` if it says so (``encoding`` is the ``grpc-encoding`` header)."""
+    prefix = h2.read_grpc_message(data, 0)
+    if prefix is None or len(data) != 5 + prefix[1]:
+        count = "no message" if prefix is None else "a message cut short or more than one"
+        raise CallAbort(grpc.StatusCode.INTERNAL, f"the request stream held {count}")
+    body: bytes | memoryview = memoryview(data)[5:]  # no copy of a tensor's bytes
+    if prefix[0]:
+        name = (encoding or b"identity").decode("latin-1")
+        if name not in ("gzip", "deflate"):
+            raise CallAbort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"the message is compressed with {name!r}: this server accepts gzip or deflate",
+            )
+        try:
+            body = decode_content(name, bytes(body), limit)
+        except InferGraphError as exc:
+            raise CallAbort(grpc_status(exc), exc.message) from None
+    return body
+
+
+def decode_request(handler: grpc.RpcMethodHandler, body: bytes | memoryview) -> Any:
+    """The request message as the handler takes it."""
+    if handler.request_deserializer is None:
+        return bytes(body)
+    try:
+        return handler.request_deserializer(body)
+    except Exception as exc:  # protobuf's DecodeError and kin
+        raise CallAbort(
+            grpc.StatusCode.INVALID_ARGUMENT, f"the request message cannot be parsed: {exc}"
+        ) from None
+
+
+def encode_response(handler: grpc.RpcMethodHandler, response: Any, limit: int) -> bytes:
+    """The handler's answer serialised, refused past ``limit`` bytes."""
+    body = (
+        response if handler.response_serializer is None else handler.response_serializer(response)
+    )
+    if len(body) > limit:
+        raise CallAbort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"Sent message larger than max ({len(body)} vs. {limit})",
+        )
+    return cast(bytes, body)

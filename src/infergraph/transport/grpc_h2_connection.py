@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
-from infergraph.errors import InferGraphError
 from infergraph.protocol import h2
-from infergraph.status import grpc_status
-from infergraph.transport.content_encoding import decode_content
-from infergraph.transport.grpc_call import CallAbort, CallContext, Metadata, parse_timeout, trailers
+from infergraph.transport.grpc_call import (
+    CallAbort,
+    CallContext,
+    Metadata,
+    decode_request,
+    encode_response,
+    parse_timeout,
+    request_message,
+    trailers,
+)
+from infergraph.transport.grpc_h2_stream import Stream
 
 if TYPE_CHECKING:
     from infergraph.transport.grpc_native import NativeGrpcServer
@@ -44,60 +51,13 @@ _SKIPPED_METADATA = frozenset(
 )
 
 
-class _Stream:
-    __slots__ = (
-        "closed",
-        "context",
-        "data",
-        "handler",
-        "headers",
-        "id",
-        "messages",
-        "received",
-        "reset",
-        "send_window",
-        "size",
-        "task",
-        "timeout",
-        "unacked",
-        "window_open",
-    )
-
-    def __init__(self, stream_id: int, headers: list[tuple[bytes, bytes]], window: int) -> None:
-        self.id = stream_id
-        self.headers = headers
-        self.handler: grpc.RpcMethodHandler | None = None
-        self.data: list[bytes | memoryview] = []
-        self.size = 0
-        self.unacked = 0
-        self.received = False
-        """The peer ended its side (END_STREAM)."""
-        self.closed = False
-        """Our side ended (trailers sent) or the stream was reset."""
-        self.reset = False
-        self.send_window = window
-        self.window_open: asyncio.Event | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.messages: asyncio.Queue[bytes | None] | None = None
-        """A streaming request's messages as they arrive (None ends them)."""
-        self.context: CallContext | None = None
-        self.timeout: float | None = None
-        """Seconds the client gives the call (``grpc-timeout``), if it says."""
-
-    def header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-
 class Connection(h2.FrameReader, asyncio.Protocol):
     def __init__(self, server: NativeGrpcServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self._start_reading(preface=True)
         self.decoder = h2.HeaderDecoder(self.header_limit)
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, Stream] = {}
         self.last_stream = 0
         self.peer_window = h2.DEFAULT_WINDOW
         self.peer_frame_size = h2.DEFAULT_FRAME_SIZE
@@ -106,7 +66,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         self.goaway_sent = False
         self.closing = False
         self.peer = ""
-        self.blocked: set[_Stream] = set()
+        self.blocked: set[Stream] = set()
         self.writable = asyncio.Event()
         self.writable.set()
         self.lost: asyncio.Future[None] | None = None
@@ -206,7 +166,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             stream.send_window += increment
             self._unblock([stream])
 
-    def _unblock(self, streams: Iterable[_Stream]) -> None:
+    def _unblock(self, streams: Iterable[Stream]) -> None:
         for stream in streams:
             if stream.window_open is not None:
                 stream.window_open.set()
@@ -224,14 +184,14 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         if self.goaway_sent or len(self.streams) >= self.server.max_streams:
             self._write(h2.rst_stream(stream_id, h2.REFUSED_STREAM))
             return
-        stream = _Stream(stream_id, headers, self.peer_window)
+        stream = Stream(stream_id, headers, self.peer_window)
         stream.received = bool(flags & h2.END_STREAM)
         self.streams[stream_id] = stream
         self._open(stream)
         if stream.received and not stream.closed:
             self._dispatch(stream)
 
-    def _open(self, stream: _Stream) -> None:
+    def _open(self, stream: Stream) -> None:
         method = path = content_type = None
         for name, value in stream.headers:
             if name == b":path":
@@ -297,14 +257,14 @@ class Connection(h2.FrameReader, asyncio.Protocol):
                 self._write(h2.window_update(stream_id, stream.unacked))
                 stream.unacked = 0
 
-    def _end_of_request(self, stream: _Stream) -> None:
+    def _end_of_request(self, stream: Stream) -> None:
         stream.received = True
         if stream.closed:
             self._forget(stream)
         else:
             self._dispatch(stream)
 
-    def _dispatch(self, stream: _Stream) -> None:
+    def _dispatch(self, stream: Stream) -> None:
         """The request is whole: start a unary call, or end a streaming call's requests."""
         if stream.messages is not None:
             stream.messages.put_nowait(None)
@@ -313,7 +273,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             stream.data = []
             self._start(stream, self._unary(stream, stream.handler, data))
 
-    def _queue_messages(self, stream: _Stream) -> None:
+    def _queue_messages(self, stream: Stream) -> None:
         data = b"".join(stream.data)
         pos = 0
         while (prefix := h2.read_grpc_message(data, pos)) is not None:
@@ -335,7 +295,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
 
     # ---------------------------------------------------------------- calls
 
-    def _start(self, stream: _Stream, call: Any) -> None:
+    def _start(self, stream: Stream, call: Any) -> None:
         loop = asyncio.get_running_loop()
         stream.task = task = loop.create_task(call)
         self.server.calls.add(task)
@@ -344,66 +304,26 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             timer = loop.call_later(stream.timeout, self._expire, stream)
             task.add_done_callback(lambda _: timer.cancel())
 
-    def _expire(self, stream: _Stream) -> None:
+    def _expire(self, stream: Stream) -> None:
         """The call's deadline passed: answer DEADLINE_EXCEEDED and cancel it."""
         self._finish(stream, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         if stream.task is not None:
             stream.task.cancel()
 
-    def _context(self, stream: _Stream) -> CallContext:
+    def _context(self, stream: Stream) -> CallContext:
         stream.context = CallContext(stream, self.peer, stream.timeout)
         return stream.context
 
-    def _message(self, stream: _Stream, data: bytes | memoryview) -> bytes | memoryview:
-        """The one message of a request (its prefix checked, decompressed if it says so)."""
-        prefix = h2.read_grpc_message(data, 0)
-        if prefix is None or len(data) != 5 + prefix[1]:
-            count = "no message" if prefix is None else "a message cut short or more than one"
-            raise CallAbort(grpc.StatusCode.INTERNAL, f"the request stream held {count}")
-        body: bytes | memoryview = memoryview(data)[5:]  # no copy of a tensor's bytes
-        if prefix[0]:
-            encoding = (stream.header(b"grpc-encoding") or b"identity").decode("latin-1")
-            if encoding not in ("gzip", "deflate"):
-                raise CallAbort(
-                    grpc.StatusCode.UNIMPLEMENTED,
-                    f"the message is compressed with {encoding!r}: this server accepts "
-                    "gzip or deflate",
-                )
-            try:
-                body = decode_content(encoding, bytes(body), self.server.max_receive)
-            except InferGraphError as exc:
-                raise CallAbort(grpc_status(exc), exc.message) from None
-        return body
-
-    def _decode(self, handler: grpc.RpcMethodHandler, body: bytes | memoryview) -> Any:
-        if handler.request_deserializer is None:
-            return bytes(body)
-        try:
-            return handler.request_deserializer(body)
-        except Exception as exc:  # protobuf's DecodeError and kin
-            raise CallAbort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"the request message cannot be parsed: {exc}"
-            ) from None
-
-    def _encode(self, handler: grpc.RpcMethodHandler, response: Any) -> bytes:
-        body = (
-            response
-            if handler.response_serializer is None
-            else handler.response_serializer(response)
-        )
-        if len(body) > self.server.max_send:
-            raise CallAbort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"Sent message larger than max ({len(body)} vs. {self.server.max_send})",
-            )
-        return cast(bytes, body)
+    def _request(self, stream: Stream, data: bytes | memoryview) -> bytes | memoryview:
+        encoding = stream.header(b"grpc-encoding")
+        return request_message(data, encoding, self.server.max_receive)
 
     async def _unary(
-        self, stream: _Stream, handler: grpc.RpcMethodHandler, data: bytes | memoryview
+        self, stream: Stream, handler: grpc.RpcMethodHandler, data: bytes | memoryview
     ) -> None:
         context = self._context(stream)
         try:
-            request = self._decode(handler, self._message(stream, data))
+            request = decode_request(handler, self._request(stream, data))
             call = handler.unary_unary if not handler.response_streaming else handler.unary_stream
             if handler.response_streaming:
                 await self._respond_stream(stream, context, call(request, context))
@@ -411,7 +331,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             response = await call(request, context)
             if (failed := context.failed()) is not None:
                 raise failed
-            body = self._encode(handler, response)
+            body = encode_response(handler, response, self.server.max_send)
         except CallAbort as exc:
             self._finish(stream, exc.code, exc.details, context.trailing)
             return
@@ -443,7 +363,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             + self._last_headers(stream, end)
         )
 
-    async def _respond_large(self, stream: _Stream, message: bytes, end: bytes) -> None:
+    async def _respond_large(self, stream: Stream, message: bytes, end: bytes) -> None:
         if stream.closed:
             return
         self._write(h2.frame(h2.HEADERS, h2.END_HEADERS, stream.id, _RESPONSE_HEADERS))
@@ -451,7 +371,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             self._close(stream)
             self._write(self._last_headers(stream, end))
 
-    async def _send(self, stream: _Stream, data: bytes) -> bool:
+    async def _send(self, stream: Stream, data: bytes) -> bool:
         """Write ``data`` as DATA frames as the peer's windows allow; False if the stream
         ended meanwhile."""
         view = memoryview(data)
@@ -477,7 +397,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
                 await self.writable.wait()
         return True
 
-    async def _respond_stream(self, stream: _Stream, context: CallContext, responses: Any) -> None:
+    async def _respond_stream(self, stream: Stream, context: CallContext, responses: Any) -> None:
         handler = stream.handler
         assert handler is not None
         code, details = grpc.StatusCode.OK, ""
@@ -488,7 +408,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             else:
                 iterator = _aiter(await responses if asyncio.iscoroutine(responses) else responses)
             async for response in iterator:
-                body = self._encode(handler, response)
+                body = encode_response(handler, response, self.server.max_send)
                 if not started:
                     self._write(h2.frame(h2.HEADERS, h2.END_HEADERS, stream.id, _RESPONSE_HEADERS))
                     started = True
@@ -510,13 +430,13 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         block = h2.encode_headers(trailers(code, details, context.trailing))
         self._write(self._last_headers(stream, block))
 
-    async def _streaming(self, stream: _Stream, handler: grpc.RpcMethodHandler) -> None:
+    async def _streaming(self, stream: Stream, handler: grpc.RpcMethodHandler) -> None:
         context = self._context(stream)
 
         async def requests() -> AsyncIterator[Any]:
             assert stream.messages is not None
             while (message := await stream.messages.get()) is not None:
-                yield self._decode(handler, self._message(stream, message))
+                yield decode_request(handler, self._request(stream, message))
 
         try:
             if handler.response_streaming:
@@ -525,7 +445,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
                 )
                 return
             response = await handler.stream_unary(requests(), context)
-            body = self._encode(handler, response)
+            body = encode_response(handler, response, self.server.max_send)
         except CallAbort as exc:
             self._finish(stream, exc.code, exc.details, context.trailing)
             return
@@ -539,7 +459,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
 
     def _finish(
         self,
-        stream: _Stream,
+        stream: Stream,
         code: grpc.StatusCode,
         details: str,
         metadata: Metadata = (),
@@ -555,11 +475,11 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             self._write(h2.rst_stream(stream.id, h2.NO_ERROR))
             self._forget(stream)
 
-    def _crashed(self, stream: _Stream, exc: BaseException) -> None:
+    def _crashed(self, stream: Stream, exc: BaseException) -> None:
         log.error("unhandled error on %s", stream.header(b":path"), exc_info=exc)
         self._finish(stream, grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 
-    def _http_error(self, stream: _Stream, status: int) -> None:
+    def _http_error(self, stream: Stream, status: int) -> None:
         block = h2.encode_headers([(b":status", str(status).encode())])
         self._close(stream)
         self._write(self._last_headers(stream, block))
@@ -567,22 +487,22 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             self._write(h2.rst_stream(stream.id, h2.NO_ERROR))
             self._forget(stream)
 
-    def _last_headers(self, stream: _Stream, block: bytes) -> bytes:
+    def _last_headers(self, stream: Stream, block: bytes) -> bytes:
         """The frames of the header block that ends our side of ``stream``."""
         return h2.headers_frames(stream.id, block, True, self.peer_frame_size)
 
-    def _close(self, stream: _Stream) -> None:
+    def _close(self, stream: Stream) -> None:
         stream.closed = True
         if stream.received:
             self._forget(stream)
 
-    def _forget(self, stream: _Stream) -> None:
+    def _forget(self, stream: Stream) -> None:
         stream.received = True
         self.streams.pop(stream.id, None)
         stream.data = []
         self._maybe_close()
 
-    def _drop(self, stream: _Stream) -> None:
+    def _drop(self, stream: Stream) -> None:
         """The stream was reset or the connection lost: stop its call."""
         stream.reset = stream.closed = stream.received = True
         if stream.task is not None and not stream.task.done():

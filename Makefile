@@ -3,32 +3,60 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 
-.PHONY: demo test check venv services proto proto-check bench clean
+.PHONY: demo test test-suite test-lowest envs check venv services proto proto-check bench clean
 
-$(STAMP): pyproject.toml
+define new_venv
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 2; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,sklearn,redis]'
-	touch $(STAMP)
+	@[ -x $(BIN)/python ] || { echo "[make] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/pip install -q --upgrade pip
+endef
+
+# everything: the package with all its extras, and the dev groups (tests, linters, protoc)
+$(STAMP): pyproject.toml
+	$(new_venv)
+	@echo "[make] installing infergraph[all] and the dev dependency groups into $(VENV)"
+	$(BIN)/pip install --progress-bar off -e '.[all]' --group dev
+	touch $(STAMP) $(DEMO_STAMP)
+
+# only what the demo needs
+$(DEMO_STAMP): pyproject.toml
+	$(new_venv)
+	@echo "[make] installing infergraph[sklearn] into $(VENV)"
+	$(BIN)/pip install --progress-bar off -e '.[sklearn]'
+	touch $(DEMO_STAMP)
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m infergraph.demo
 
 services:
 	bash scripts/install-services.sh
 
-test: $(STAMP) services
+# the other environments the tests use, built (once, then cached) before pytest starts
+envs: $(STAMP)
+	bash scripts/peer-venvs.sh seldon
+	bash scripts/peer-venvs.sh kserve
+	bash scripts/ecosystem-venvs.sh
+
+test-suite: $(STAMP) services envs
 	$(BIN)/python -m pytest -q
 
+# the whole suite again on the lowest versions pyproject.toml allows (the newest are .venv's)
+test-lowest: $(STAMP) services envs
+	bash scripts/lowest-venv.sh
+	.venv-lowest/bin/python -m pytest -q -p no:cacheprovider
+
+test: test-suite test-lowest
+
 check: $(STAMP)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python tools/gen_proto.py --check
 
 proto: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
@@ -43,4 +71,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/v2.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lowest .venv-eco-* .pytest_cache .mypy_cache .ruff_cache

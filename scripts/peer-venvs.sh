@@ -15,8 +15,9 @@ PYTHON="${PYTHON:-python3.11}"
 PIP_FLAGS=(-q --disable-pip-version-check)
 
 # Pins are kept here so a re-run reproduces the same peers. Bump deliberately.
-# tritonclient[grpc] is here, not in .venv, because it needs protobuf<7 and infergraph
-# needs protobuf>=7; kserve 0.21 pins protobuf 6, so both resolve together.
+# tritonclient[grpc] is here, not in .venv, because it pins protobuf<7 and .venv holds the
+# newest protobuf (infergraph takes any from 4.21.6 on); kserve 0.21 pins protobuf 6, so
+# both resolve together.
 # tests/interop/test_v2_clients.py and tests/test_v2_datatypes.py run V2 clients from it.
 KSERVE_REQS=("kserve==0.21.0" "scikit-learn" "tritonclient[grpc]")
 # seldon-core 1.18.2 is the newest release on PyPI (there is no 1.19 there); it

@@ -251,6 +251,19 @@ def _any(text: str) -> any_pb2.Any:
     return packed
 
 
+def _json_message(data: Any) -> pb.SeldonMessage:
+    # well-known types inside infergraph's messages are of its own descriptor pool: fill in place
+    msg = pb.SeldonMessage()
+    json_format.ParseDict(data, msg.jsonData)
+    return msg
+
+
+def _custom_message(packed: any_pb2.Any) -> pb.SeldonMessage:
+    msg = pb.SeldonMessage()
+    msg.customData.ParseFromString(packed.SerializeToString())
+    return msg
+
+
 def _check_tensor(seen: Any, response: pb.SeldonMessage) -> None:
     assert seen.dtype == np.float64 and seen.shape == (2, 3)
     assert list(response.data.tensor.shape) == [2, 3]
@@ -332,17 +345,11 @@ def _check_custom(seen: Any, response: pb.SeldonMessage) -> None:
         pytest.param(pb.SeldonMessage(binData=b"\x00\x01binary"), _check_bin, id="binData"),
         pytest.param(pb.SeldonMessage(strData="some text"), _check_str, id="strData"),
         pytest.param(
-            pb.SeldonMessage(
-                jsonData=json_format.ParseDict(
-                    {"a": [1, "x"], "b": {"c": True}}, struct_pb2.Value()
-                )
-            ),
+            _json_message({"a": [1, "x"], "b": {"c": True}}),
             _check_json,
             id="jsonData",
         ),
-        pytest.param(
-            pb.SeldonMessage(customData=_any("custom payload")), _check_custom, id="customData"
-        ),
+        pytest.param(_custom_message(_any("custom payload")), _check_custom, id="customData"),
     ],
 )
 def test_data_kind_round_trip(

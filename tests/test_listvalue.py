@@ -97,7 +97,7 @@ def test_ragged_rows_are_a_value_error_and_a_bad_request() -> None:
     with pytest.raises(ValueError):
         array_from_list_value(ragged)
     message = seldon_pb.pb.SeldonMessage()
-    message.data.ndarray.CopyFrom(ragged)
+    message.data.ndarray.ParseFromString(ragged.SerializeToString())  # another pool: by wire
     with pytest.raises(BadRequest, match="ragged"):
         seldon_pb.decode_message(message)
 

@@ -1,7 +1,7 @@
 """Call a running Open Inference Protocol (V2) server with clients that cannot live in .venv.
 
 Run it with the kserve virtualenv (``.venv-kserve/bin/python``), never with the project's:
-``tritonclient.grpc`` needs protobuf < 7 and infergraph needs protobuf >= 7. ``--lib``
+``tritonclient.grpc`` pins protobuf < 7 and .venv holds the newest protobuf. ``--lib``
 picks one client library per process, because ``tritonclient.grpc`` and ``kserve`` cannot
 be imported together: both register the protobuf package ``inference`` in the default
 descriptor pool, and the second import fails with ``duplicate symbol

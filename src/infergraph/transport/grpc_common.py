@@ -26,11 +26,13 @@ from typing import Any
 
 import grpc
 from grpc_reflection.v1alpha import reflection as grpc_reflection
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.reflection_pb2_grpc import (
     add_ServerReflectionServicer_to_server as add_reflection,
 )
 
 from infergraph.errors import InferGraphError
+from infergraph.protocol.proto._pool import POOL, include
 from infergraph.settings import GRPC_SERVERS
 from infergraph.status import grpc_status
 from infergraph.transport.grpc_call import CallAbort
@@ -71,7 +73,8 @@ class _Delegating:
     def add_registered_method_handlers(
         self, name: str, handlers: dict[str, grpc.RpcMethodHandler]
     ) -> None:
-        self._server.add_registered_method_handlers(name, handlers)
+        if hasattr(self._server, "add_registered_method_handlers"):  # grpcio 1.63 and later
+            self._server.add_registered_method_handlers(name, handlers)
 
     @property
     def grpc_server(self) -> Any:
@@ -236,8 +239,10 @@ def register(
         server.add_registered_method_handlers(name, handlers)
     if reflection is None:
         return
+    # our descriptors are in infergraph's private pool, not protobuf's default one
     names = (*reflection, grpc_reflection.SERVICE_NAME)
+    include(reflection_pb2.DESCRIPTOR)
     if isinstance(server, NativeGrpcServer):  # its handlers run on the loop, as grpc.aio's
-        add_reflection(grpc_reflection.aio.ReflectionServicer(names), server)
+        add_reflection(grpc_reflection.aio.ReflectionServicer(names, pool=POOL), server)
     else:
-        grpc_reflection.enable_server_reflection(names, server.grpc_server)
+        grpc_reflection.enable_server_reflection(names, server.grpc_server, pool=POOL)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infergraph.components import seldon_alias
 from infergraph.errors import InferGraphError, LoadError
 
 __all__ = ["import_component", "instantiate"]
@@ -18,7 +19,9 @@ def import_component(interface_name: str, path: str | Path | None = None) -> typ
 
     ``MyModel`` imports module ``MyModel`` and takes its class ``MyModel``;
     ``pkg.mod.Class`` is split at the last dot. ``path`` (default: the working
-    directory) is put first on ``sys.path``.
+    directory) is put first on ``sys.path``. Model files written for Seldon may
+    ``import seldon_core`` without seldon-core installed: the alias to infergraph's
+    stand-in is put in place here, just before the first user import.
     """
     folder = str(Path(path or ".").resolve())
     if folder not in sys.path:
@@ -26,6 +29,7 @@ def import_component(interface_name: str, path: str | Path | None = None) -> typ
     module_name, _, class_name = interface_name.rpartition(".")
     if not module_name:
         module_name = class_name = interface_name
+    seldon_alias.install()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -34,7 +38,8 @@ def import_component(interface_name: str, path: str | Path | None = None) -> typ
                 f"Cannot import {interface_name!r}: no module named {module_name!r} in {folder} "
                 "or on the Python path"
             ) from exc
-        raise LoadError(f"Cannot import {module_name!r}: {exc}") from exc
+        hint = seldon_alias.missing_hint(exc.name)
+        raise LoadError(f"Cannot import {module_name!r}: {exc}{hint}") from exc
     except Exception as exc:
         raise LoadError(f"Importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
     cls = getattr(module, class_name, None)

@@ -60,7 +60,6 @@ ENV_PARAMETERS = [
 # modules for the start-up failures
 FAILING_MODULES = {
     "WrongName": "class SomethingElse:\n    def predict(self, X, names):\n        return X\n",
-    "NoMethod": "class NoMethod:\n    def hello(self):\n        return 1\n",
     "BadSignature": "class BadSignature:\n    def predict(self):\n        return 1\n",
     "Typed": (
         "class Typed:\n    def __init__(self, threshold=0.5):\n        self.t = threshold\n"
@@ -308,7 +307,6 @@ def _bad_param(value: str, kind: str) -> str:
 STARTUP_FAILURES = [
     pytest.param(["Missing"], {}, ["Missing"], id="missing-module"),
     pytest.param(["WrongName"], {}, ["WrongName", "no class"], id="module-without-class"),
-    pytest.param(["NoMethod"], {}, ["NoMethod", "predict"], id="no-servable-method"),
     pytest.param(["BadSignature"], {}, ["BadSignature.predict"], id="predict-wrong-signature"),
     pytest.param(["Broken"], {}, ["Broken", "not_a_module_anywhere_xyz"], id="module-import-fails"),
     pytest.param(["Exploding"], {}, ["Exploding", "no GPU here"], id="constructor-raises"),

@@ -402,7 +402,7 @@ async def test_send_feedback_routing(asgi_client, unit_id, body, expected_routin
     response = await client.post("/api/v1.0/feedback", json=body)
     assert response.status_code == 200
     assert router.calls == [([[1.0]], ["x"], 0.75, [[1]], expected_routing)]
-    assert response.json()["data"] == {"names": [], "ndarray": []}
+    assert response.json()["data"] == {"ndarray": []}  # proto-JSON: no empty names
 
 
 async def test_send_feedback_without_routing_parameter(asgi_client):
@@ -414,7 +414,7 @@ async def test_send_feedback_without_routing_parameter(asgi_client):
     model = NoRouting()
     response = await asgi_client(model, unit_id="my-router").post("/send-feedback", json=FEEDBACK)
     assert model.calls == [0.75]
-    assert response.json()["data"] == {"names": [], "ndarray": [0.75]}
+    assert response.json()["data"] == {"ndarray": [0.75]}
 
 
 async def test_send_feedback_empty_feedback(asgi_client):

@@ -265,7 +265,7 @@ class OnlyPredict(Model):
             "/send-feedback",
             {"reward": 1},
             200,
-            {"meta": {}, "data": {"names": [], "ndarray": []}},
+            {"meta": {}, "data": {"tensor": {"shape": [0]}}},  # no request data: a tensor
             id="feedback-empty",
         ),
         pytest.param(

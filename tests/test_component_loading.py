@@ -29,9 +29,15 @@ class StubsOnly(Model):
 
 
 @pytest.mark.parametrize("user_cls", [Nothing, StubsOnly])
-def test_class_without_servable_method(user_cls):
-    with pytest.raises(LoadError, match=f"{user_cls.__name__} has no servable method"):
-        ComponentDataPlane(user_cls())
+def test_class_without_servable_method_still_loads(user_cls, caplog):
+    """As in Seldon, a class with none of the methods is served: each endpoint answers
+    its default (tests/test_component_defaults.py); a warning says so at load."""
+    dataplane = ComponentDataPlane(user_cls())
+    try:
+        assert dataplane.component.servable() == []
+    finally:
+        dataplane.close()
+    assert f"{user_cls.__name__} defines none of Seldon's methods" in caplog.text
 
 
 @pytest.mark.parametrize(

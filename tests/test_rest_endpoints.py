@@ -164,7 +164,26 @@ async def test_feedback_endpoints(asgi_client, path):
     body = {"request": NDARRAY, "response": {"data": {"ndarray": [[0.9]]}}, "reward": 1.0}
     response = await client.post(path, json=body)
     assert response.status_code == 200
-    assert response.json() == {"meta": {}, "data": {"names": [], "ndarray": []}}
+    # Seldon answers feedback in protobuf's JSON form: the empty names are left out
+    assert response.json() == {"meta": {}, "data": {"ndarray": []}}
+
+
+async def test_feedback_answer_is_the_proto_json_of_a_seldon_message(asgi_client):
+    """Seldon's feedback goes through protobuf: ints come back as floats, tags too."""
+
+    class Scores:
+        def tags(self):
+            return {"count": 2}
+
+        def send_feedback(self, X, names, reward, truth, routing=None):
+            return [[1, 2]]
+
+    body = {"request": {"data": {"ndarray": [[5, 6]]}}, "reward": 1}
+    response = await asgi_client(Scores()).post("/send-feedback", json=body)
+    assert response.status_code == 200
+    assert b'"ndarray":[[1.0,2.0]]' in response.content
+    assert b'"count":2.0' in response.content
+    assert response.json()["data"]["names"] == ["t:0", "t:1"]
 
 
 async def test_send_feedback_accepts_get(asgi_client):
@@ -664,3 +683,35 @@ async def test_status_code_from_predict_raw(asgi_client, code, expected_status):
     response = await client.post("/predict", json=NDARRAY)
     assert response.status_code == expected_status
     assert response.json() == reply
+
+
+class Passthrough:
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+        self.received: list[Any] = []
+
+    def predict_raw(self, msg):
+        self.received.append(msg)
+        return self.reply
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(b'{"strData": "as bytes"}', id="bytes"),
+        pytest.param('{"strData": "as text"}', id="str"),
+    ],
+)
+async def test_payload_passthrough_is_bytes_in_and_out(asgi_client, reply):
+    """PAYLOAD_PASSTHROUGH: /predict hands predict_raw the body undecoded and sends back what
+    it returns, labelled JSON as Seldon labels it; other endpoints still decode."""
+    model = Passthrough(reply)
+    client = asgi_client(model, payload_passthrough=True)
+    body = b"not even json \xff"
+    response = await client.post("/predict", content=body)
+    assert response.status_code == 200
+    assert model.received == [body]
+    assert response.content == (reply if isinstance(reply, bytes) else reply.encode())
+    assert response.headers["content-type"] == "application/json"
+    echoed = await client.post("/transform-input", json=NDARRAY)
+    assert echoed.json()["data"]["ndarray"] == [[1, 2]]

@@ -15,6 +15,7 @@ status in one table (``infergraph.status``); nothing else chooses a status.
     ├── NotReady                  (503)
     ├── DeadlineExceeded          (504)
     ├── MicroserviceError         (any status; Seldon's SeldonMicroserviceException)
+    ├── UserDefinedError          (any status and body; Seldon's model_error_handler)
     ├── UserCodeError             (500, MICROSERVICE_INTERNAL_ERROR; a user method raised)
     ├── BadMetric                 (500, MICROSERVICE_BAD_METRIC)
     ├── BadMetadata               (500, MICROSERVICE_BAD_METADATA)
@@ -43,6 +44,7 @@ __all__ = [
     "NotReady",
     "PayloadTooLarge",
     "UserCodeError",
+    "UserDefinedError",
 ]
 
 
@@ -156,6 +158,29 @@ class MicroserviceError(InferGraphError):
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": {"status": 1, "info": self.message, "code": -1, "reason": self.reason}}
+
+
+class UserDefinedError(InferGraphError):
+    """A user exception that chose its own HTTP status and error body.
+
+    Seldon users give their exception a ``status_code`` and a ``to_dict()``, and a
+    ``model_error_handler`` answers ``to_dict()`` with that status. ``body`` is that
+    answer: a JSON value, or bytes of ``content_type``; REST sends it as it is, and
+    ``message`` (the body as text) is what gRPC reports beside the mapped status.
+    """
+
+    code = ErrorCode.INTERNAL
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int,
+        body: Any,
+        content_type: str = "application/json",
+    ) -> None:
+        super().__init__(message, reason="MICROSERVICE_INTERNAL_ERROR", status_code=status_code)
+        self.body = body
+        self.content_type = content_type
 
 
 class UserCodeError(InferGraphError):

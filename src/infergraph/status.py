@@ -41,13 +41,14 @@ def http_status(error: InferGraphError) -> int:
 
 
 def grpc_status(error: InferGraphError) -> grpc.StatusCode:
-    if error.status_code:
-        return _BY_HTTP.get(
-            error.status_code,
-            grpc.StatusCode.INVALID_ARGUMENT
-            if error.status_code < 500
-            else grpc.StatusCode.INTERNAL,
-        )
+    """The gRPC code of an error; an HTTP status it chose maps through ``_BY_HTTP``."""
+    status = error.status_code
+    if status:
+        if status in _BY_HTTP:
+            return _BY_HTTP[status]
+        if status < 400:  # an error a user's handler answered with 1xx-3xx
+            return grpc.StatusCode.UNKNOWN
+        return grpc.StatusCode.INVALID_ARGUMENT if status < 500 else grpc.StatusCode.INTERNAL
     return _TABLE[error.code][1]
 
 

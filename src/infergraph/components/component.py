@@ -13,16 +13,16 @@ from infergraph.components.batching import Batcher
 from infergraph.components.invoke import Invoker
 from infergraph.components.methods import MethodSpec, find_method, plain_method
 from infergraph.components.results import to_message, unwrap, validate_metrics
+from infergraph.components.user_errors import UserErrors, is_not_implemented
 from infergraph.errors import (
     BadRequest,
     InferGraphError,
     LoadError,
-    MicroserviceError,
     NotImplementedByComponent,
-    UserCodeError,
 )
 from infergraph.protocol import seldon_json, seldon_pb
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
+from infergraph.protocol.proto._pool import coerce, same_type
 
 __all__ = ["Component", "MetricsSink"]
 
@@ -48,24 +48,6 @@ def _no_sink(metrics: list[dict[str, Any]], method: str) -> None:
     return None
 
 
-def _is_not_implemented(exc: BaseException) -> bool:
-    return isinstance(exc, NotImplementedByComponent) or (
-        type(exc).__name__ == "SeldonNotImplementedError"
-    )
-
-
-def _wrap_user_error(exc: Exception, where: str) -> InferGraphError:
-    """Wrap a user exception once, keeping a Seldon-style status when it carries one."""
-    if isinstance(exc, InferGraphError):
-        return exc
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and hasattr(exc, "message"):  # seldon_core's exception
-        reason = getattr(exc, "reason", "MICROSERVICE_BAD_DATA")
-        return MicroserviceError(str(exc.message), status, getattr(exc, "payload", None), reason)
-    log.error("%s raised %s", where, type(exc).__name__, exc_info=exc)
-    return UserCodeError(str(exc) or type(exc).__name__)
-
-
 class Component:
     """One user component: Seldon's methods resolved once, called per request."""
 
@@ -88,11 +70,23 @@ class Component:
         self.include_metrics = include_metrics
         self.invoker = invoker or Invoker()
         self.metrics_sink = metrics_sink
+        self.errors = UserErrors(user)
         self._methods: dict[tuple[str, str], MethodSpec | None] = {
             (endpoint, wire): find_method(user, endpoint, wire)
             for endpoint in METHOD_LABELS
             for wire in WIRES
         }
+        # what a *_raw method that raises SeldonNotImplementedError falls through to
+        self._fallbacks: dict[tuple[str, str], MethodSpec | None] = {
+            (endpoint, wire): find_method(_WithoutRaw(user, endpoint), endpoint, wire)
+            for (endpoint, wire), spec in self._methods.items()
+            if spec is not None and spec.variant != "high"
+        }
+        if not self.servable():
+            log.warning(
+                "%s defines none of Seldon's methods: every endpoint answers Seldon's default",
+                self.class_name,
+            )
         self._metrics_fn = plain_method(user, "metrics")
         self._tags_fn = plain_method(user, "tags")
         self._load_fn = plain_method(user, "load")
@@ -144,25 +138,32 @@ class Component:
         if names is not None and not getattr(names, "__infergraph_stub__", False):
             try:
                 value = names() if callable(names) else names
+            except InferGraphError as exc:
+                if not is_not_implemented(exc):
+                    raise
             except Exception as exc:
-                if not _is_not_implemented(exc):
-                    raise _wrap_user_error(exc, f"{self.class_name}.class_names") from exc
+                if not is_not_implemented(exc):
+                    raise self.errors.wrap(exc, f"{self.class_name}.class_names") from exc
             else:
                 return list(value)
         return [f"t:{i}" for i in range(columns)]
 
-    def _static(self, endpoint: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        tags: dict[str, Any] = {}
-        metrics: list[dict[str, Any]] = []
+    def _static_call(self, fn: Callable[[], Any] | None, name: str) -> Any:
+        """``tags()`` or ``metrics()``; None when absent or not implemented (Seldon's default)."""
+        if fn is None:
+            return None
         try:
-            if self._tags_fn is not None:
-                tags = self._tags_fn() or {}
-            if self._metrics_fn is not None:
-                metrics = self._metrics_fn()
-        except InferGraphError:
-            raise
+            return fn()
         except Exception as exc:
-            raise _wrap_user_error(exc, f"{self.class_name}.tags/metrics") from exc
+            if is_not_implemented(exc):
+                return None
+            if isinstance(exc, InferGraphError):
+                raise
+            raise self.errors.wrap(exc, f"{self.class_name}.{name}") from exc
+
+    def _static(self, endpoint: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        tags = self._static_call(self._tags_fn, "tags") or {}
+        metrics = self._static_call(self._metrics_fn, "metrics")
         metrics = validate_metrics(metrics, f"{self.class_name}.metrics()")
         return tags, metrics
 
@@ -196,20 +197,26 @@ class Component:
         except InferGraphError:
             raise
         except Exception as exc:
-            if _is_not_implemented(exc):
+            if is_not_implemented(exc):
                 raise NotImplementedByComponent(
                     str(exc) or f"{spec.name} is not implemented"
                 ) from exc
-            raise _wrap_user_error(exc, f"{self.class_name}.{spec.name}") from exc
+            raise self.errors.wrap(exc, f"{self.class_name}.{spec.name}") from exc
 
     def _from_raw(self, result: Any, wire: str, endpoint: str) -> Message:
         """Keep a ``*_raw`` result verbatim; read its metrics as Seldon does."""
         if isinstance(result, Message):
             return result
+        if isinstance(result, list) and wire == "json" and endpoint == "route":
+            # Seldon's REST wrapper sends it as it is, and its executor reads a bare JSON
+            # list as a router's answer
+            return Message(DataKind.NONE, None, [], raw=result)
         if wire == "proto" and isinstance(result, dict):
             from google.protobuf import json_format
 
             result = json_format.ParseDict(result, seldon_pb.pb.SeldonMessage())
+        elif same_type(result, seldon_pb.pb.SeldonMessage):  # e.g. seldon_core's own class
+            result = coerce(result, seldon_pb.pb.SeldonMessage)
         try:
             if isinstance(result, dict):
                 msg = seldon_json.decode_message(result, "response")
@@ -238,11 +245,11 @@ class Component:
 
     def _wire_form(self, request: Message, wire: str) -> Any:
         if wire == "json":
-            return (
-                request.raw
-                if isinstance(request.raw, dict)
-                else seldon_json.encode_message(request)
-            )
+            if isinstance(request.raw, dict):
+                return request.raw
+            # what the wire would have carried: lists and plain numbers, never numpy, as a
+            # *_raw method in a graph gets the dict Seldon's JSON parser made
+            return seldon_json.loads(seldon_json.dumps(seldon_json.encode_message(request)))
         if isinstance(request.raw, seldon_pb.pb.SeldonMessage):
             return request.raw
         return seldon_pb.encode_message(request)
@@ -260,7 +267,7 @@ class Component:
             try:
                 result = await self._invoke(spec, self._wire_form(request, wire))
             except NotImplementedByComponent:
-                spec = find_method(_WithoutRaw(self.user, endpoint), endpoint, wire)
+                spec = self._fallbacks[(endpoint, wire)]
                 if spec is None:
                     return None
             else:
@@ -321,16 +328,26 @@ class Component:
             else response
         )
 
+    async def _raw(self, spec: MethodSpec, wire: str, endpoint: str, *args: Any) -> Message | None:
+        """Call a ``*_raw`` (or legacy) method; None when it says "not implemented", for
+        the caller to fall through to the high-level method, as Seldon does."""
+        try:
+            result = await self._invoke(spec, *args)
+        except NotImplementedByComponent:
+            return None
+        return self._from_raw(result, wire, endpoint)
+
     async def route(self, request: Message, wire: str = "json") -> Message:
         spec = self._methods[("route", wire)]
-        if spec is None:
-            raise NotImplementedByComponent("Route not defined")
-        if spec.variant != "high":
+        if spec is not None and spec.variant != "high":
             if request.kind is DataKind.V2:
                 self._refuse_v2(spec, "route")
-            return self._from_raw(
-                await self._invoke(spec, self._wire_form(request, wire)), wire, "route"
-            )
+            answer = await self._raw(spec, wire, "route", self._wire_form(request, wire))
+            if answer is not None:
+                return answer
+            spec = self._fallbacks[("route", wire)]
+        if spec is None:
+            raise NotImplementedByComponent("Route not defined")
         meta_arg = {"meta": seldon_json.encode_meta(request.meta)} if spec.takes_meta else {}
         result = await self._invoke(spec, request.array(), request.names, **meta_arg)
         data, tags, metrics = unwrap(result)
@@ -338,7 +355,8 @@ class Component:
             data = int(data)
         if not isinstance(data, int) or isinstance(data, bool):
             raise BadRequest(f"Routing response must be int but got {data!r}")
-        meta = self._response_meta(request.meta, "route", tags, metrics)
+        # as Seldon: a router's answer carries its own tags, not the request's
+        meta = self._response_meta(Meta(puid=request.meta.puid), "route", tags, metrics)
         mirror = request if request.kind is not DataKind.V2 else None  # a route is no tensor
         return to_message(np.array([[data]]), mirror, meta, self._names_for, spec.name)
 
@@ -346,9 +364,7 @@ class Component:
         self, requests: list[Message], wire: str = "json", raw: Any = None
     ) -> Message:
         spec = self._methods[("aggregate", wire)]
-        if spec is None:
-            raise NotImplementedByComponent("Aggregate not defined")
-        if spec.variant != "high":
+        if spec is not None and spec.variant != "high":
             if raw is None:
                 raw = (
                     [self._wire_form(r, "json") for r in requests]
@@ -357,7 +373,12 @@ class Component:
                         seldonMessages=[self._wire_form(r, "proto") for r in requests]
                     )
                 )
-            return self._from_raw(await self._invoke(spec, raw), wire, "aggregate")
+            answer = await self._raw(spec, wire, "aggregate", raw)
+            if answer is not None:
+                return answer
+            spec = self._fallbacks[("aggregate", wire)]
+        if spec is None:
+            raise NotImplementedByComponent("Aggregate not defined")
         result = await self._invoke(
             spec, [r.array() for r in requests], [r.names for r in requests]
         )
@@ -373,43 +394,63 @@ class Component:
         return to_message(data, first, meta, self._names_for, spec.name, self._v2_output)
 
     async def send_feedback(self, feedback: Feedback, wire: str = "json") -> Message:
+        """Seldon answers the method's return value; ``None`` (or no method) is ``[]``.
+
+        The answer mirrors the data kind of ``feedback.request`` (a tensor when it has
+        no data) and carries the runtime and static tags, not the request's. A
+        ``send_feedback_raw`` that returns None answers an empty SeldonMessage.
+        """
         spec = self._methods[("send_feedback", wire)]
-        request = feedback.request or Message(DataKind.NDARRAY, np.array([]))
-        if spec is None:
-            meta = self._response_meta(request.meta, "send_feedback", None, None)
-            return to_message([], request, meta, self._names_for, "send_feedback")
-        if spec.variant != "high":
+        if spec is not None and spec.variant != "high":
             # Seldon hands *_raw feedback a protobuf message, whatever the transport
             as_json = spec.variant == "rest"
             arg = (
-                seldon_json.encode_feedback(feedback)
+                seldon_json.loads(seldon_json.dumps(seldon_json.encode_feedback(feedback)))
                 if as_json
                 else seldon_pb.encode_feedback(feedback)
             )
-            result = await self._invoke(spec, arg)
-            return self._from_raw(result, "json" if as_json else "proto", "send_feedback")
-        routing = feedback.response.meta.routing.get(self.name) if feedback.response else None
-        truth = feedback.truth.array() if feedback.truth is not None else np.array([])
-        kwargs = {"routing": routing} if spec.takes_routing else {}
-        result = await self._invoke(
-            spec, request.array(), request.names, feedback.reward, truth, **kwargs
-        )
-        data, tags, metrics = unwrap(result)
-        meta = self._response_meta(request.meta, "send_feedback", tags, metrics)
-        return to_message([] if data is None else data, request, meta, self._names_for, spec.name)
+            try:
+                result = await self._invoke(spec, arg)
+            except NotImplementedByComponent:
+                spec = self._fallbacks[("send_feedback", wire)]
+            else:
+                if result is None:
+                    result = {} if as_json else seldon_pb.pb.SeldonMessage()
+                return self._from_raw(result, "json" if as_json else "proto", "send_feedback")
+        request = feedback.request
+        features = request.array() if request is not None else np.array([])
+        mirror = request if request is not None else Message(DataKind.NONE, None)
+        data: Any = []
+        tags: dict[str, Any] | None = None
+        metrics: list[dict[str, Any]] | None = None
+        if spec is not None:
+            routing = feedback.response.meta.routing.get(self.name) if feedback.response else None
+            truth = feedback.truth.array() if feedback.truth is not None else np.array([])
+            kwargs = {"routing": routing} if spec.takes_routing else {}
+            names = request.names if request is not None else []
+            try:
+                result = await self._invoke(spec, features, names, feedback.reward, truth, **kwargs)
+            except NotImplementedByComponent:
+                result = None
+            data, tags, metrics = unwrap(result)
+            data = [] if data is None else data
+        meta = self._response_meta(Meta(puid=mirror.meta.puid), "send_feedback", tags, metrics)
+        return to_message(data, mirror, meta, self._names_for, "send_feedback")
 
     async def health_status(self, wire: str = "json") -> Message:
         spec = self._methods[("health_status", wire)]
-        if spec is None:
-            data: Any = "healthy"
-        else:
+        if spec is not None and spec.variant != "high":
+            answer = await self._raw(spec, wire, "health_status")
+            if answer is not None:
+                return answer
+            spec = self._fallbacks[("health_status", wire)]
+        data: Any = "healthy"
+        if spec is not None:
             try:
                 result = await self._invoke(spec)
             except NotImplementedByComponent:
                 data = "not implemented - assuming healthy"
             else:
-                if spec.variant != "high":
-                    return self._from_raw(result, wire, "health_status")
                 data, _, _ = unwrap(result)
         meta = self._response_meta(Meta(), "health_status", None, None)
         return to_message(data, None, meta, self._names_for, "health_status")

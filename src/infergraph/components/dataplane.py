@@ -13,6 +13,7 @@ from infergraph.components.loader import import_component, instantiate
 from infergraph.components.metadata import build_metadata
 from infergraph.components.methods import plain_method
 from infergraph.components.parameters import parse_parameters
+from infergraph.components.user_errors import is_not_implemented
 from infergraph.errors import BadMetadata, LoadError
 from infergraph.observability.component_metrics import ComponentMetrics, seldon_labels
 from infergraph.observability.metrics import Registry
@@ -64,24 +65,32 @@ class ComponentDataPlane:
             max_batch_size=settings.max_batch_size,
             max_batch_time=settings.max_batch_time,
         )
-        if not self.component.servable():
-            raise LoadError(
-                f"{type(user).__name__} has no servable method: define predict, "
-                "transform_input, transform_output, route, aggregate or send_feedback "
-                "(or their *_raw variants)"
-            )
         self._load_lock: asyncio.Lock | None = None
         self._metadata: dict[str, Any] | None = None
         self._metadata_error: BadMetadata | None = None
-        init = plain_method(user, "init_metadata")
         try:
-            user_meta = (
-                init() if init is not None and not inspect.iscoroutinefunction(init) else None
+            self._metadata = build_metadata(
+                settings.unit_image, self._init_metadata(user), settings.model_metadata
             )
-            self._metadata = build_metadata(settings.unit_image, user_meta, settings.model_metadata)
         except BadMetadata as exc:
-            self._metadata_error = exc
+            # Seldon's answer on /metadata, with what is wrong
+            self._metadata_error = BadMetadata(f"Model metadata unavailable: {exc}")
         self.passthrough = settings.payload_passthrough and plain_method(user, "predict_raw")
+
+    @staticmethod
+    def _init_metadata(user: Any) -> Any:
+        """``init_metadata()``, called once; None when absent or not implemented."""
+        init = plain_method(user, "init_metadata")
+        if init is None or inspect.iscoroutinefunction(init):
+            return None
+        try:
+            return init()
+        except Exception as exc:
+            if is_not_implemented(exc):
+                return None
+            raise LoadError(
+                f"{type(user).__name__}.init_metadata() raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     @property
     def name(self) -> str:

@@ -102,6 +102,8 @@ def _answer(body: bytes) -> Message:
     """Decode a node's answer; one without a payload (a bare ``meta``) is still an answer."""
     try:
         obj = seldon_json.loads(body)
+        if isinstance(obj, list):  # a router's bare JSON list, which Seldon's executor reads
+            return Message(DataKind.NONE, None, [], raw=obj)
         if isinstance(obj, dict) and not any(key in obj for key in _PAYLOADS):
             return Message(DataKind.NONE, None, [], seldon_json.decode_meta(obj.get("meta")))
         return seldon_json.decode_message(obj, "response")

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from google.protobuf import json_format
+from google.protobuf import any_pb2, json_format
 
 from infergraph.errors import BadRequest
 from infergraph.protocol.listvalue import array_from_list_value, fill_list_value, value_to_python
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta, Status
 from infergraph.protocol.proto import prediction_pb2 as pb
+from infergraph.protocol.proto._pool import coerce, same_type
 from infergraph.protocol.tftensor import array_to_tf_proto, tf_proto_to_array
 from infergraph.protocol.v2_message import as_seldon
 
@@ -52,7 +53,7 @@ def decode_meta(meta: Any) -> Meta:
 
 
 def decode_message(msg: Any, where: str = "request") -> Message:
-    """Decode a ``seldon.protos.SeldonMessage``."""
+    """Decode a ``seldon.protos.SeldonMessage`` (of infergraph's descriptor pool or another)."""
     meta = decode_meta(msg.meta) if msg.HasField("meta") else Meta()
     status = None
     if msg.HasField("status"):
@@ -91,7 +92,9 @@ def decode_message(msg: Any, where: str = "request") -> Message:
     if which == "jsonData":
         return Message(DataKind.JSON, value_to_python(msg.jsonData), [], meta, status)
     if which == "customData":
-        return Message(DataKind.CUSTOM, msg.customData, [], meta, status)
+        # user code gets protobuf's own Any, as under Seldon, not one of infergraph's pool
+        custom = any_pb2.Any.FromString(msg.customData.SerializeToString())
+        return Message(DataKind.CUSTOM, custom, [], meta, status)
     if status is not None:
         return Message(DataKind.NONE, None, [], meta, status)
     raise BadRequest(
@@ -105,7 +108,12 @@ def decode_message_list(msg: Any) -> list[Message]:
 
 def decode_feedback(fb: Any) -> Feedback:
     def part(name: str) -> Message | None:
-        return decode_message(getattr(fb, name), f"feedback.{name}") if fb.HasField(name) else None
+        if not fb.HasField(name):
+            return None
+        msg = getattr(fb, name)
+        if msg.WhichOneof("data_oneof") is None and not msg.HasField("status"):
+            return Message(meta=decode_meta(msg.meta))  # e.g. a response's puid only
+        return decode_message(msg, f"feedback.{name}")
 
     return Feedback(part("request"), part("response"), float(fb.reward), part("truth"), raw=fb)
 
@@ -131,8 +139,8 @@ def encode_meta(meta: Meta, out: Any) -> None:
 
 def encode_message(msg: Message) -> Any:
     """Encode a Message as a ``seldon.protos.SeldonMessage``."""
-    if isinstance(msg.raw, pb.SeldonMessage):
-        return msg.raw
+    if same_type(msg.raw, pb.SeldonMessage):
+        return coerce(msg.raw, pb.SeldonMessage)
     msg = as_seldon(msg)
     out = pb.SeldonMessage()
     if msg.status is not None:
@@ -149,6 +157,7 @@ def encode_message(msg: Message) -> Any:
         out.data.tensor.values.extend(array.ravel().tolist())
     elif kind is DataKind.NDARRAY:
         out.data.names.extend(msg.names)
+        out.data.ndarray.SetInParent()  # set even when empty: `[]` is an ndarray answer
         fill_list_value(out.data.ndarray, msg.data)
     elif kind is DataKind.TFTENSOR:
         out.data.names.extend(msg.names)
@@ -160,13 +169,13 @@ def encode_message(msg: Message) -> Any:
     elif kind is DataKind.JSON:
         json_format.ParseDict(msg.data, out.jsonData)
     elif kind is DataKind.CUSTOM:
-        out.customData.CopyFrom(msg.data)
+        out.customData.CopyFrom(coerce(msg.data, type(out.customData)))
     return out
 
 
 def encode_feedback(fb: Feedback) -> Any:
-    if isinstance(fb.raw, pb.Feedback):
-        return fb.raw
+    if same_type(fb.raw, pb.Feedback):
+        return coerce(fb.raw, pb.Feedback)
     out = pb.Feedback(reward=fb.reward)
     for name in ("request", "response", "truth"):
         part = getattr(fb, name)

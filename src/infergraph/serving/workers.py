@@ -4,7 +4,8 @@ The user object is built once, in this process, before forking; each worker runs
 ``load()`` and serves REST, gRPC and metrics on the same ports as its siblings. A
 worker that dies while serving is replaced; two in a row that die before they
 finished starting (loaded and bound every port) stop the whole service with a
-non-zero exit rather than looping.
+non-zero exit rather than looping. A class's ``custom_service`` (Seldon's hook for a
+server of its own) runs in one more process beside them, for as long as the service.
 """
 
 from __future__ import annotations
@@ -66,20 +67,82 @@ def _spawn(user: Any, settings: ComponentSettings, run_dir: str) -> int:
     return pid
 
 
+class CustomService:
+    """Seldon's ``custom_service``: a callable of the class, run in a process of its own.
+
+    Forked before any port is bound, so it holds none of them; as in Seldon it is not
+    restarted, and it is stopped with the service.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.exited = False
+
+    @classmethod
+    def start(cls, user: Any) -> CustomService | None:
+        target = getattr(user, "custom_service", None)
+        if target is None or not callable(target):
+            return None
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                target()
+                code = 0
+            except BaseException as exc:
+                log.error("custom_service failed: %s", exc, exc_info=exc)
+            finally:
+                os._exit(code)
+        log.info("custom_service of %s runs in process %d", type(user).__name__, pid)
+        return cls(pid)
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.exited:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(self.pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                break
+            time.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+        self.exited = True
+
+
 def run_component(user: Any, settings: ComponentSettings) -> int:
     """Serve ``user`` until SIGTERM/SIGINT; return the process exit code."""
     ports = {"REST": settings.http_port, "metrics": settings.metrics_port}
     if settings.grpc_workers > 0:
         ports["gRPC"] = settings.grpc_port
     refuse_taken_ports(settings.host, ports)
-    if settings.workers <= 1:
-        run_loop(serve_component(user, settings))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="infergraph-workers-") as run_dir:
-        return _supervise(user, settings, run_dir)
+    custom = CustomService.start(user)
+    try:
+        if settings.workers <= 1:
+            run_loop(serve_component(user, settings))
+            return 0
+        with tempfile.TemporaryDirectory(prefix="infergraph-workers-") as run_dir:
+            return _supervise(user, settings, run_dir, custom)
+    finally:
+        if custom is not None:
+            custom.stop()
 
 
-def _supervise(user: Any, settings: ComponentSettings, run_dir: str) -> int:
+def _supervise(
+    user: Any,
+    settings: ComponentSettings,
+    run_dir: str,
+    custom: CustomService | None = None,
+) -> int:
     stopping = False
     children: set[int] = set()
 
@@ -103,6 +166,10 @@ def _supervise(user: Any, settings: ComponentSettings, run_dir: str) -> int:
         except ChildProcessError:
             break
         except InterruptedError:
+            continue
+        if custom is not None and pid == custom.pid:
+            custom.exited = True
+            log.warning("custom_service process %d exited", pid)
             continue
         if pid not in children:
             continue

@@ -21,6 +21,7 @@ from infergraph.errors import (
     MicroserviceError,
     NotFound,
     PayloadTooLarge,
+    UserDefinedError,
 )
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import Message
@@ -92,9 +93,15 @@ def seldon_reply(msg: Message) -> Reply:
 
 
 def error_response(exc: InferGraphError, path: str = "") -> tuple[int, bytes, bytes]:
-    """Seldon's error JSON, or V2's ``{"error": ...}`` on the Open Inference Protocol paths."""
+    """Seldon's error JSON, or V2's ``{"error": ...}`` on the Open Inference Protocol paths.
+
+    An error body the user's code chose (:class:`UserDefinedError`) is sent as it is.
+    """
     if path.startswith(V2_PREFIX):
         return http_status(exc), orjson.dumps({"error": exc.message}), JSON
+    if isinstance(exc, UserDefinedError):
+        chosen = exc.body if isinstance(exc.body, bytes) else seldon_json.dumps(exc.body)
+        return http_status(exc), chosen, exc.content_type.encode("latin-1")
     body = seldon_json.error_body(exc.message, exc.reason)
     if isinstance(exc, MicroserviceError) and isinstance(exc.payload, dict):
         body = {**exc.payload, **body}

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf import json_format
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import DeadlineExceeded
 from infergraph.observability.metrics import render
-from infergraph.protocol import seldon_json
+from infergraph.protocol import seldon_json, seldon_pb
 from infergraph.protocol.message import Message
 from infergraph.runtime.v2_service import component_service
 from infergraph.transport.asgi import (
@@ -26,9 +29,19 @@ from infergraph.transport.asgi import (
 from infergraph.transport.openapi import component_openapi
 from infergraph.transport.v2_rest import V2Routes
 
-__all__ = ["RestApp"]
+__all__ = ["RestApp", "feedback_json"]
 
 log = logging.getLogger(__name__)
+
+
+def feedback_json(msg: Message) -> dict[str, Any]:
+    """A feedback answer as Seldon writes it: the proto-JSON of a SeldonMessage.
+
+    Seldon's REST feedback goes through protobuf, so numbers become floats and empty
+    fields (``data.names``) are left out; a ``send_feedback_raw`` answer is kept as it is.
+    """
+    out: dict[str, Any] = json_format.MessageToDict(seldon_pb.encode_message(msg))
+    return out
 
 
 class RestApp(SeldonApp):
@@ -121,11 +134,12 @@ class RestApp(SeldonApp):
 
     async def _predict(self, scope: Scope, body: bytes) -> Reply:
         if self.dataplane.passthrough:
+            # as Seldon: the body as bytes in, what predict_raw returns out, as JSON
             result = await self.dataplane.predict_passthrough(bytes(body))
             if isinstance(result, str):
-                return 200, result.encode(), TEXT
+                return 200, result.encode(), JSON
             if isinstance(result, bytes | bytearray):
-                return 200, bytes(result), b"application/octet-stream"
+                return 200, bytes(result), JSON
             return 200, seldon_json.dumps(result), JSON
         return self._reply(await self.dataplane.predict(self._message(scope, body)))
 
@@ -136,7 +150,10 @@ class RestApp(SeldonApp):
         return self._reply(await self.dataplane.transform_output(self._message(scope, body)))
 
     async def _route(self, scope: Scope, body: bytes) -> Reply:
-        return self._reply(await self.dataplane.route(self._message(scope, body)))
+        response = await self.dataplane.route(self._message(scope, body))
+        if isinstance(response.raw, list):  # route_raw's bare JSON list, sent as it is
+            return 200, seldon_json.dumps(response.raw), JSON
+        return self._reply(response)
 
     async def _aggregate(self, scope: Scope, body: bytes) -> Reply:
         obj = self._decode(scope, body)
@@ -145,7 +162,8 @@ class RestApp(SeldonApp):
 
     async def _feedback(self, scope: Scope, body: bytes) -> Reply:
         feedback = seldon_json.decode_feedback(self._decode(scope, body))
-        return self._reply(await self.dataplane.send_feedback(feedback))
+        response = await self.dataplane.send_feedback(feedback)
+        return 200, seldon_json.dumps(feedback_json(response)), JSON
 
     async def _health_status(self, scope: Scope, body: bytes) -> Reply:
         return self._reply(await self.dataplane.health_status())

@@ -15,13 +15,24 @@ from typing import Any
 
 import orjson
 
-__all__ = ["GRPC_SERVERS", "ComponentSettings", "GraphSettings", "read_annotations"]
+__all__ = [
+    "FEEDBACK_ID_CAPACITY",
+    "FEEDBACK_ID_TTL",
+    "GRPC_SERVERS",
+    "ComponentSettings",
+    "GraphSettings",
+    "read_annotations",
+]
 
 GRPC_SERVERS = ("native", "threads", "asyncio")
 """The gRPC servers a process can run (``--grpc-server``, INFERGRAPH_GRPC_SERVER)."""
 
 ANNOTATIONS_FILE = "/etc/podinfo/annotations"
 DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024
+FEEDBACK_ID_CAPACITY = 100_000
+"""Predictions whose routing is kept in memory for feedback by request id, by default."""
+FEEDBACK_ID_TTL = 3600.0
+"""Seconds a prediction's routing is kept for feedback by request id, by default."""
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -227,11 +238,24 @@ class GraphSettings:
     grpc_port: int = 5001
     host: str = "0.0.0.0"
     path: str = "."
-    """Folder the nodes' Python classes (container env MODEL_NAME) are imported from."""
+    """Folder the nodes' Python classes (container env MODEL_NAME) are imported from; its
+    ``.s2i/environment`` gives MODEL_NAME to containers that set none (``--path``)."""
+    images: Mapping[str, str] = field(default_factory=dict)
+    """Source folder by container image (``--image IMAGE=DIR``), used instead of ``path`` for
+    the containers of that image: an exact ``repo/name:tag``, or a name for every tag."""
     processes: bool = False
     """Run each componentSpec as its own process (replicas honoured), called over gRPC."""
     redis_url: str | None = None
-    """Share bandit state across replicas and processes through this Redis."""
+    """Share bandit state across replicas and processes through this Redis (and the routings
+    kept for feedback by request id)."""
+    feedback_id_capacity: int = FEEDBACK_ID_CAPACITY
+    """How many recent predictions keep their routing in memory, so that a feedback naming
+    only the request id (puid, or V2 request ``id``) reaches the nodes that served it (env
+    INFERGRAPH_FEEDBACK_ID_CAPACITY; 0 turns feedback by id off). With ``redis_url`` the
+    routings live in Redis instead, bounded by the TTL alone."""
+    feedback_id_ttl: float = FEEDBACK_ID_TTL
+    """Seconds a prediction's routing is kept for feedback by request id, in memory or in
+    Redis (env INFERGRAPH_FEEDBACK_ID_TTL; 0 turns feedback by id off)."""
     sticky_header: str | None = None
     """Pin a client to one predictor by the value of this request header."""
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -267,6 +291,8 @@ class GraphSettings:
             )
         return cls(
             redis_url=redis_url,
+            feedback_id_capacity=_int(env, "INFERGRAPH_FEEDBACK_ID_CAPACITY", FEEDBACK_ID_CAPACITY),
+            feedback_id_ttl=_float(env, "INFERGRAPH_FEEDBACK_ID_TTL", FEEDBACK_ID_TTL),
             sticky_header=env.get("INFERGRAPH_STICKY_HEADER") or None,
             http_server=env.get("INFERGRAPH_HTTP_SERVER", "infergraph") or "infergraph",
             max_message_size=_int(env, "INFERGRAPH_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),

@@ -332,3 +332,85 @@ def test_feedback_reached_the_model(probe: dict[str, dict[str, Any]], server: Se
     assert probe["rest-send-feedback"]["success"] and probe["grpc-send-feedback"]["success"]
     rewards = [float(x) for x in server.rewards.read_text().split()]
     assert rewards == [REWARD_REST, REWARD_GRPC]
+
+
+# ---------------------------------------------------------------- through the gateway paths
+
+GATEWAY_PROBE = Path(__file__).with_name("seldon_gateway_probe.py")
+S2I = ROOT / "tests" / "fixtures" / "s2i"
+# single.yaml: SeldonDeployment "doubler" in namespace "models", no MODEL_NAME in the YAML
+GATEWAY_NAMESPACE, GATEWAY_DEPLOYMENT = "models", "doubler"
+
+
+@pytest.fixture(scope="module")
+def gateway_probe(
+    seldon_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """``infergraph serve`` an unchanged s2i manifest, then SeldonClient with gateway="istio"
+    and "ambassador" against it, as against a cluster's ingress; the records by case."""
+    folder = tmp_path_factory.mktemp("seldon-gateway")
+    http_port, grpc_port = _free_ports(2)
+    log_path = folder / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "infergraph", "serve", str(S2I / "single.yaml"),
+                "--path", str(S2I / "doubler"), "--host", "127.0.0.1",
+                "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+            ],
+            cwd=folder, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not (_ready(http_port) and _accepts(grpc_port)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("infergraph serve did not start:\n" + log_path.read_text()[-4000:])
+            time.sleep(0.05)
+        done = subprocess.run(
+            [
+                str(seldon_python), str(GATEWAY_PROBE),
+                "--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{grpc_port}",
+                "--namespace", GATEWAY_NAMESPACE, "--deployment", GATEWAY_DEPLOYMENT,
+            ],
+            cwd=ROOT, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False,
+        )  # fmt: skip
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    assert done.returncode == 0, f"gateway probe failed:\n{done.stdout}\n{done.stderr}"
+    return {r["case"]: r for r in map(json.loads, done.stdout.splitlines())}
+
+
+GATEWAY_CASES = [
+    f"{gateway}-{transport}-{method}"
+    for gateway in ("istio", "ambassador")
+    for transport in ("rest", "grpc")
+    for method in ("predict", "feedback")
+]
+
+
+@pytest.mark.parametrize("case", GATEWAY_CASES)
+def test_seldon_client_through_the_gateway(
+    case: str, gateway_probe: dict[str, dict[str, Any]]
+) -> None:
+    record = gateway_probe[case]
+    assert record["success"] is True, record
+    if case.endswith("-predict"):
+        assert record["response"]["data"]["ndarray"] == [[2.0, 4.0]], record
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        pytest.param("wrong-namespace-rest-predict", "404", id="rest"),
+        pytest.param("wrong-namespace-grpc-predict", "namespace: 'elsewhere'", id="grpc"),
+    ],
+)
+def test_seldon_client_for_another_namespace_is_told_not_found(
+    case: str, words: str, gateway_probe: dict[str, dict[str, Any]]
+) -> None:
+    record = gateway_probe[case]
+    assert record["success"] is False, record
+    assert words in record["msg"], record

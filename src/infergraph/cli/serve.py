@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infergraph.cli.server_process import start_server_process
+from infergraph.cli.source_options import add_image_option
 from infergraph.errors import InferGraphError
 from infergraph.settings import GRPC_SERVERS, GraphSettings
+
+if TYPE_CHECKING:
+    from infergraph.graph.spec import Deployment
 
 __all__ = ["add_parser", "run"]
 
@@ -18,7 +22,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "serve",
         help="serve a GraphDeployment or SeldonDeployment file on this machine",
         description="Serve every node of a deployment in this process (or, with --processes, "
-        "each componentSpec as its own processes) behind Seldon's orchestrator API.",
+        "each componentSpec as its own processes) behind Seldon's orchestrator API, at / and "
+        "under the gateway's /seldon/<namespace>/<deployment>/ prefix (gRPC: the metadata "
+        "keys seldon and namespace are accepted). A container runs the Python class its env "
+        "MODEL_NAME names, else the MODEL_NAME of its source folder's .s2i/environment, as "
+        "Seldon's s2i images do: the folder is --path, or --image's for its image.",
     )
     p.add_argument("file", help="YAML file with a GraphDeployment or SeldonDeployment")
     p.add_argument("--deployment", help="which deployment, when the file holds several")
@@ -26,8 +34,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=None, help="orchestrator gRPC (5001)")
     p.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
     p.add_argument(
-        "--path", default=None, help="folder the nodes' classes (env MODEL_NAME) are imported from"
+        "--path",
+        default=None,
+        metavar="DIR",
+        help="folder the nodes' classes (env MODEL_NAME) are imported from (default .); its "
+        ".s2i/environment gives MODEL_NAME to containers that set none",
     )
+    add_image_option(p)
     p.add_argument(
         "--processes",
         action="store_true",
@@ -65,6 +78,7 @@ FLAG_FIELDS = (
     "grpc_port",
     "host",
     "path",
+    "images",
     "processes",
     "node_protocol",
     "grpc_server",
@@ -111,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     else:
         deployment = deployments[0]
+    if not _can_serve(args.file, deployment, settings):
+        return 1
     from infergraph.serving.graph_runner import run_graph
     from infergraph.serving.server import refuse_taken_ports
 
@@ -120,3 +136,22 @@ def run(args: argparse.Namespace) -> int:
     except (InferGraphError, OSError) as exc:
         print(f"infergraph serve: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _can_serve(file: str, deployment: Deployment, settings: GraphSettings) -> bool:
+    """Print every problem that stops ``deployment`` from running here; False if any."""
+    from infergraph.graph.serve_checks import check_serve
+    from infergraph.serving.graph_server import model_sources
+
+    sources = model_sources(settings)
+    problems = check_serve(deployment, sources)
+    for problem in problems:
+        print(f"infergraph serve: {file}: {problem}", file=sys.stderr)
+    images = {c.image for p in deployment.spec.predictors for _, c in p.containers() if c.image}
+    for image in sources.unused(images):
+        print(
+            f"infergraph serve: warning: --image {image} matches no container of deployment "
+            f"{deployment.metadata.name!r} (its images: {', '.join(sorted(images)) or 'none'})",
+            file=sys.stderr,
+        )
+    return not problems

@@ -12,7 +12,10 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from infergraph.cli.source_options import add_image_option
 from infergraph.graph.load import read_documents
+from infergraph.graph.model_sources import ModelSources
+from infergraph.graph.serve_checks import check_serve
 from infergraph.graph.spec_problems import Problem, SpecError, SpecUnreadable
 from infergraph.graph.validate import count_nodes, validate
 
@@ -26,9 +29,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "validate",
         help="check SeldonDeployment / GraphDeployment manifests",
         description="Check SeldonDeployment and GraphDeployment manifests offline: types, "
-        "Seldon's admission rules and graph checks. Prints every problem with its file, "
-        "line and field path. Exit status: 0 valid, 1 invalid, 2 unreadable file or YAML "
-        "syntax error.",
+        "Seldon's admission rules and graph checks. With --path or --image, also what "
+        "'infergraph serve' with the same options needs on this machine: every container "
+        "gets a MODEL_NAME (its env, or its source folder's .s2i/environment) unless a "
+        "built-in or prepackaged server runs the node, and every local modelUri exists. "
+        "Prints every problem with its file, line and field path. Exit status: 0 valid, "
+        "1 invalid, 2 unreadable file or YAML syntax error.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="YAML file; '-' reads stdin")
     p.add_argument(
@@ -37,6 +43,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="ignore documents of other kinds (a Service next to the deployment) "
         "instead of reporting them",
     )
+    p.add_argument(
+        "--path",
+        default=None,
+        metavar="DIR",
+        help="check as 'infergraph serve --path DIR' would run it: DIR/.s2i/environment gives "
+        "MODEL_NAME to containers that set none",
+    )
+    add_image_option(p)
     p.set_defaults(command=run)
     return p
 
@@ -44,13 +58,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Check each file in turn; the exit status is the worst file's."""
     status = OK
+    sources = None
+    if args.path is not None or args.images:
+        sources = ModelSources.of(args.path or ".", args.images)
     for name in args.files:
-        status = max(status, check_file(name, args.skip_other_kinds, sys.stdout, sys.stderr))
+        status = max(
+            status, check_file(name, args.skip_other_kinds, sys.stdout, sys.stderr, sources)
+        )
     return status
 
 
-def check_file(name: str, skip_other_kinds: bool, out: TextIO, err: TextIO) -> int:
-    """Check one file and print its result; return its exit status."""
+def check_file(
+    name: str,
+    skip_other_kinds: bool,
+    out: TextIO,
+    err: TextIO,
+    sources: ModelSources | None = None,
+) -> int:
+    """Check one file and print its result; return its exit status. With ``sources``, also
+    what ``infergraph serve`` needs on this machine (:func:`check_serve`)."""
     try:
         if name == "-":
             # A trailing newline makes even empty or one-line input count as text, not a path.
@@ -68,6 +94,10 @@ def check_file(name: str, skip_other_kinds: bool, out: TextIO, err: TextIO) -> i
         print(f"{name}: no SeldonDeployment or GraphDeployment found", file=out)
         return INVALID
     problems = [doc.locate(p) for doc in documents for p in validate(doc.deployment)]
+    if sources is not None:
+        problems += [
+            doc.locate(p) for doc in documents for p in check_serve(doc.deployment, sources)
+        ]
     if problems:
         _print_problems(name, problems, out)
         return INVALID

@@ -1,5 +1,7 @@
 """Nodes served in this process: user classes named by a container's ``MODEL_NAME``
-(as Seldon's s2i images run them) and the built-in routers and combiners.
+(as Seldon's s2i images run them; the env may come from the source folder's
+``.s2i/environment``, see :mod:`infergraph.graph.model_sources`) and the built-in routers
+and combiners.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.components.loader import import_component, instantiate
 from infergraph.components.parameters import parse_parameters
 from infergraph.errors import InferGraphError, LoadError
+from infergraph.graph.model_sources import SELDON_ROUTER_IMAGES, ModelSources
 from infergraph.graph.plan import ClientFactory, NodeClient
 from infergraph.graph.spec import (
     Container,
@@ -33,24 +36,13 @@ from infergraph.settings import ComponentSettings
 
 __all__ = ["SELDON_ROUTER_IMAGES", "local_factory", "user_object"]
 
-SELDON_ROUTER_IMAGES = {
-    "seldonio/mab_epsilon_greedy": "EPSILON_GREEDY",
-    "seldonio/mab_thompson_sampling": "THOMPSON_SAMPLING",
-}
-"""Seldon's prebuilt router images, served by the built-in router with the same parameters."""
-
-
-def _image_builtin(image: str | None) -> str | None:
-    if not image:
-        return None
-    name = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    for known, implementation in SELDON_ROUTER_IMAGES.items():
-        if name == known or name.endswith("/" + known):
-            return implementation
-    return None
-
 
 BUILTIN_TYPES = tuple(BUILTIN_CLASSES.values())
+
+
+def _runs_without_code(implementation: str) -> bool:
+    """A built-in router or combiner, or a prepackaged server: no container code runs."""
+    return builtin_class(implementation) is not None or is_prepackaged(implementation)
 
 
 def _parameters(node: PredictiveUnit, where: str) -> dict[str, Any]:
@@ -62,15 +54,18 @@ def user_object(
     deployment: Deployment,
     predictor: PredictorSpec,
     node: PredictiveUnit,
-    path: str | Path,
+    sources: ModelSources,
     store: BanditStore | None,
-) -> tuple[Any, str, dict[str, str]]:
-    """Build the object behind a node: (object, image for requestPath, container env)."""
+) -> tuple[Any, str, dict[str, str], Path | None]:
+    """Build the object behind a node: (object, image for requestPath, container env, the
+    folder its class came from; None for built-ins and prepackaged servers)."""
     where = f"node {node.name!r} parameters"
     implementation = node.implementation or ""
     container = predictor.container(node.name)
-    if container is not None and not any(e.name == "MODEL_NAME" for e in container.env):
-        implementation = _image_builtin(container.image) or implementation
+    source = None
+    if container is not None and not _runs_without_code(implementation):
+        source = sources.resolve(container)
+        implementation = source.builtin or implementation
     builtin = builtin_class(implementation)
     if builtin is not None:
         params = _parameters(node, where)
@@ -79,28 +74,25 @@ def user_object(
             params["key"] = seldon_key(
                 deployment.metadata.name, predictor.name, node.name, "-bandit"
             )
-        return instantiate(builtin, params), implementation, {}
+        return instantiate(builtin, params), implementation, {}, None
     if is_prepackaged(implementation):
-        return _prepackaged(node, implementation, container, where)
-    if container is None:
+        return (*_prepackaged(node, implementation, container, where), None)
+    if container is None or source is None:
         raise LoadError(
             f"node {node.name!r} has no container named {node.name!r} in componentSpecs",
             node=node.name,
         )
-    env = {e.name: e.value for e in container.env if e.value is not None}
-    interface = env.get("MODEL_NAME")
+    interface = source.model_name
     if not interface:
         raise LoadError(
-            f"node {node.name!r}: container {container.name!r} (image {container.image}) has no "
-            "env MODEL_NAME; infergraph runs a node locally from the Python class MODEL_NAME "
-            "names (Module or module.Class), as Seldon's s2i images do",
-            node=node.name,
+            f"node {node.name!r}: {sources.explain_missing(container, source)}", node=node.name
         )
     try:
-        cls = import_component(interface, path)
-        return instantiate(cls, _parameters(node, where)), container.image or interface, env
+        cls = import_component(interface, source.folder)
+        instance = instantiate(cls, _parameters(node, where))
     except InferGraphError as exc:
         raise LoadError(f"node {node.name!r}: {exc}", node=node.name) from exc
+    return instance, container.image or interface, source.env, source.folder
 
 
 def _prepackaged(
@@ -128,6 +120,24 @@ def _prepackaged(
     return user, image, {}
 
 
+def _one_module_per_name(
+    modules: dict[str, tuple[Path, str]], interface: str, folder: Path, node: str
+) -> None:
+    """Refuse two source folders whose classes share a module name: in one process a
+    module name stands for one file, so the second node would get the first one's class."""
+    top = interface.partition(".")[0]
+    where = folder.resolve()
+    first = modules.setdefault(top, (where, node))
+    if first[0] != where:
+        raise LoadError(
+            f"node {node!r}: its class {interface!r} is in module {top!r} of {where}, but "
+            f"node {first[1]!r} already imported a module {top!r} from {first[0]}; in one "
+            "process a module name stands for one file: rename one of the modules, or serve "
+            "with --processes (each node in its own process)",
+            node=node,
+        )
+
+
 REDIS_THREADS = 16
 
 
@@ -147,17 +157,25 @@ def _builtin_execution(
 def local_factory(
     *,
     path: str | Path = ".",
+    sources: ModelSources | None = None,
     registry: Registry | None = None,
     store: BanditStore | None = None,
     settings_hook: Callable[[ComponentSettings], ComponentSettings] | None = None,
 ) -> ClientFactory:
-    """A factory that serves every node in this process, sharing one metrics registry."""
+    """A factory that serves every node in this process, sharing one metrics registry.
+
+    Classes are imported from ``sources`` (by default every container's folder is ``path``).
+    """
     shared = registry or Registry()
+    sources = sources or ModelSources.of(path)
+    modules: dict[str, tuple[Path, str]] = {}
 
     def build(
         deployment: Deployment, predictor: PredictorSpec, node: PredictiveUnit
     ) -> tuple[NodeClient, str]:
-        user, image, env = user_object(deployment, predictor, node, path, store)
+        user, image, env, folder = user_object(deployment, predictor, node, sources, store)
+        if folder is not None:
+            _one_module_per_name(modules, env["MODEL_NAME"], folder, node.name)
         builtin = not env and isinstance(user, BUILTIN_TYPES)
         settings = ComponentSettings.from_env(env, annotations={})
         settings = settings.replace(

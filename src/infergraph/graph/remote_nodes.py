@@ -35,6 +35,7 @@ from infergraph.errors import (
     UserCodeError,
 )
 from infergraph.graph.grpc_client import GrpcChannel, RpcError
+from infergraph.graph.model_sources import ModelSources
 from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
 from infergraph.graph.spec import Deployment, PredictorSpec, is_prepackaged, walk_graph
 from infergraph.protocol import seldon_pb
@@ -42,6 +43,7 @@ from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.protocol.seldon_pb import pb
 from infergraph.routers import builtin_class
 from infergraph.servers import interface_name, prepackaged_class
+from infergraph.servers.fetch import local_path, scheme_of
 
 __all__ = [
     "HOST",
@@ -210,6 +212,9 @@ class NodeProcess:
     metrics_port: int
     tag: str
     """How logs and errors name it: ``node-replica`` (``predictor/node-replica`` if needed)."""
+    folder: str = ""
+    """Its source folder: where its class is imported from, and its working directory
+    (empty: the ``--path`` folder)."""
 
     @property
     def address(self) -> str:
@@ -235,11 +240,21 @@ def replicas_of(deployment: Deployment, predictor: PredictorSpec, index: int) ->
     return 1
 
 
-def plan_processes(deployment: Deployment, port: Callable[[], int]) -> list[NodeProcess]:
-    """Every node process of the deployment; ``port()`` hands out a free port.
+def _from_here(uri: str) -> str:
+    """A relative model path made absolute from this process's folder, so a node process
+    (whose folder is its source folder) finds the model the in-process server would."""
+    return str(local_path(uri).absolute()) if scheme_of(uri) == "" else uri
+
+
+def plan_processes(
+    deployment: Deployment, port: Callable[[], int], sources: ModelSources | None = None
+) -> list[NodeProcess]:
+    """Every node process of the deployment; ``port()`` hands out a free port, ``sources``
+    the containers' source folders and ``.s2i/environment``.
 
     Nodes left out (built-ins, and nodes that cannot be served) go to the local factory,
     which serves or refuses them exactly as it does without ``--processes``."""
+    sources = sources or ModelSources()
     several = len(deployment.spec.predictors) > 1
     out = []
     for predictor in deployment.spec.predictors:
@@ -249,13 +264,22 @@ def plan_processes(deployment: Deployment, port: Callable[[], int]) -> list[Node
             if builtin_class(implementation) or (is_prepackaged(implementation) and not server):
                 continue
             found = next(((i, c) for i, c in predictor.containers() if c.name == node.name), None)
-            env = {e.name: e.value for e in found[1].env if e.value is not None} if found else {}
+            env: dict[str, str] = {}
+            folder = ""
+            if found is not None and server is None:
+                source = sources.resolve(found[1])
+                if source.builtin is not None:
+                    continue
+                env, folder = dict(source.env), str(source.folder.resolve())
+            elif found is not None:
+                env = {e.name: e.value for e in found[1].env if e.value is not None}
             params = [
                 {"name": p.name, "value": p.value, "type": str(p.type)} for p in node.parameters
             ]
             if server is not None:  # as Seldon's operator runs its image: model_uri appended
                 env["MODEL_NAME"] = interface_name(server)
-                params.append({"name": "model_uri", "value": str(node.model_uri), "type": "STRING"})
+                uri = _from_here(str(node.model_uri))
+                params.append({"name": "model_uri", "value": uri, "type": "STRING"})
             if found is None or not env.get("MODEL_NAME"):
                 continue
             index, container = found
@@ -271,5 +295,5 @@ def plan_processes(deployment: Deployment, port: Callable[[], int]) -> list[Node
             for replica in range(replicas_of(deployment, predictor, index)):
                 tag = f"{predictor.name}/" * several + f"{node.name}-{replica}"
                 ports = (port(), port(), port())
-                out.append(NodeProcess(predictor.name, node.name, image, env, *ports, tag))
+                out.append(NodeProcess(predictor.name, node.name, image, env, *ports, tag, folder))
     return out

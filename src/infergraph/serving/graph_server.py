@@ -1,7 +1,8 @@
 """Serve a whole deployment on this machine: ``infergraph serve FILE.yaml``.
 
 By default every node runs in this process and a hop between nodes is a function call.
-The orchestrator's REST and gRPC APIs are Seldon's executor's (ports 8000 and 5001).
+The orchestrator's REST and gRPC APIs are Seldon's executor's (ports 8000 and 5001), also
+under the gateway's ``/seldon/<namespace>/<deployment>/`` prefix.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import logging
 from typing import Any
 
 from infergraph.graph.local_nodes import local_factory
+from infergraph.graph.model_sources import ModelSources
 from infergraph.graph.plan import ClientFactory, DeploymentPlan, compile_deployment
 from infergraph.graph.spec import Deployment
 from infergraph.observability.metrics import Registry
-from infergraph.routers import BanditStore, RedisStore
+from infergraph.routers import RedisStore
+from infergraph.runtime.feedback_ids import MemoryRoutingStore, RedisRoutingStore, RoutingStore
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.payload_logger import logger_options
 from infergraph.serving.memory import freeze_loaded_objects
@@ -22,10 +25,16 @@ from infergraph.serving.server import bind_grpc, bind_socket, run_servers
 from infergraph.settings import GraphSettings
 from infergraph.transport.graph_grpc import build_graph_grpc_server
 from infergraph.transport.graph_rest import GraphRestApp
+from infergraph.transport.ingress import IngressPaths, SeldonIngress
 
-__all__ = ["build_dataplane", "serve_graph"]
+__all__ = ["build_dataplane", "model_sources", "routing_store", "serve_graph"]
 
 log = logging.getLogger(__name__)
+
+
+def model_sources(settings: GraphSettings) -> ModelSources:
+    """The containers' source folders: ``--path``, and ``--image`` per image."""
+    return ModelSources.of(settings.path, settings.images)
 
 
 def build_dataplane(
@@ -37,10 +46,10 @@ def build_dataplane(
 ) -> GraphDataPlane:
     """Compile the deployment and bind its nodes (in this process unless ``factory``)."""
     registry = registry or Registry()
-    store: BanditStore | None = RedisStore(settings.redis_url) if settings.redis_url else None
+    store = RedisStore(settings.redis_url) if settings.redis_url else None
     plan: DeploymentPlan = compile_deployment(
         deployment,
-        factory or local_factory(path=settings.path, registry=registry, store=store),
+        factory or local_factory(sources=model_sources(settings), registry=registry, store=store),
     )
     annotations = dict(plan.annotations)
     options: dict[str, Any] = {
@@ -55,7 +64,22 @@ def build_dataplane(
         sticky_header=settings.sticky_header or annotations.get("infergraph.io/sticky-header"),
         seed=settings.seed,
         payload_options=options,
+        routings=routing_store(settings, plan.name, store),
     )
+
+
+def routing_store(
+    settings: GraphSettings, deployment: str, redis: RedisStore | None
+) -> RoutingStore | None:
+    """Where predictions' routings are kept for feedback by request id: in Redis when the
+    bandits' state is (any replica can resolve the id), else in memory; None when off."""
+    if settings.feedback_id_capacity <= 0 or settings.feedback_id_ttl <= 0:
+        return None
+    if redis is not None:
+        return RedisRoutingStore(
+            redis.client, deployment=deployment, ttl_s=settings.feedback_id_ttl, url=redis.url
+        )
+    return MemoryRoutingStore(settings.feedback_id_capacity, settings.feedback_id_ttl)
 
 
 async def serve_graph(
@@ -64,10 +88,14 @@ async def serve_graph(
     """Load every node, then serve REST and gRPC until stopped."""
     await dataplane.load()
     freeze_loaded_objects()
-    rest = GraphRestApp(dataplane, max_body_size=settings.max_message_size)
+    ingress = SeldonIngress.of(dataplane.plan)
+    rest = IngressPaths(GraphRestApp(dataplane, max_body_size=settings.max_message_size), ingress)
     http_sock = bind_socket(settings.host, settings.http_port)
     grpc_server = build_graph_grpc_server(
-        dataplane, max_message_size=settings.max_message_size, kind=settings.grpc_server
+        dataplane,
+        max_message_size=settings.max_message_size,
+        kind=settings.grpc_server,
+        ingress=ingress,
     )
     bind_grpc(grpc_server, settings.host, settings.grpc_port)
     await grpc_server.start()

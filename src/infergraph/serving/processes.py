@@ -36,7 +36,7 @@ from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec, Tra
 from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
 from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
-from infergraph.serving.graph_server import build_dataplane, serve_graph
+from infergraph.serving.graph_server import build_dataplane, model_sources, serve_graph
 from infergraph.serving.workers import run_loop
 from infergraph.settings import GraphSettings
 
@@ -177,7 +177,7 @@ class Supervisor:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env={**self.env, **spec.env},
-            cwd=self.cwd,
+            cwd=spec.folder or self.cwd,
             start_new_session=True,  # its own group: its worker processes stop with it
         )
         assert process.stdout is not None
@@ -321,7 +321,7 @@ def _command(settings: GraphSettings, limit: int) -> Callable[[NodeProcess], lis
     def command(spec: NodeProcess) -> list[str]:
         return [
             *(sys.executable, "-c", _LAUNCH, str(os.getpid()), "microservice"),
-            *(spec.env["MODEL_NAME"], "--path", path, "--host", HOST, *flags),
+            *(spec.env["MODEL_NAME"], "--path", spec.folder or path, "--host", HOST, *flags),
             *("--http-port", str(spec.http_port), "--grpc-port", str(spec.grpc_port)),
             *("--metrics-port", str(spec.metrics_port), "--max-message-size", str(limit)),
         ]
@@ -341,9 +341,10 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
     clients: Clients = {}
     supervisor: Supervisor | None = None
     try:
-        specs = plan_processes(deployment, lambda: _take_port(held))
+        sources = model_sources(settings)
+        specs = plan_processes(deployment, lambda: _take_port(held), sources)
         store: BanditStore | None = RedisStore(settings.redis_url) if settings.redis_url else None
-        local = local_factory(path=settings.path, registry=registry, store=store)
+        local = local_factory(sources=sources, registry=registry, store=store)
         # compiled first: a graph that cannot be served fails before any process starts
         factory = _factory(specs, local, limit, clients, settings.node_protocol)
         dataplane = build_dataplane(deployment, settings, registry=registry, factory=factory)

@@ -18,10 +18,9 @@ from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
 from infergraph.settings import ComponentSettings
-from infergraph.transport.asgi import SeldonApp
 from infergraph.transport.grpc_common import Server as GrpcServer
 from infergraph.transport.grpc_server import build_grpc_server
-from infergraph.transport.http_server import HttpServer
+from infergraph.transport.http_server import HttpServer, Responder
 from infergraph.transport.rest import RestApp
 
 __all__ = [
@@ -162,7 +161,7 @@ async def run_servers(
     own = [
         (HttpServer(app), sock)
         for app, sock in http
-        if isinstance(app, SeldonApp) and settings.http_server == "infergraph"
+        if isinstance(app, Responder) and settings.http_server == "infergraph"
     ]
     servers = [_uvicorn(app, settings) for app, sock in http if not any(s is sock for _, s in own)]
     sockets = [sock for app, sock in http if not any(s is sock for _, s in own)]

@@ -1,7 +1,8 @@
 """The gRPC face of a whole graph: ``seldon.protos.Seldon`` (Predict, SendFeedback,
 ModelMetadata, GraphMetadata) and ``inference.GRPCInferenceService``, with reflection.
 The ``seldon-puid`` metadata key plays the part of the REST header: generated when
-absent, echoed, and forwarded to every node."""
+absent, echoed, and forwarded to every node. The gateway's routing keys ``seldon`` and
+``namespace`` are accepted when they name this deployment (:mod:`infergraph.transport.ingress`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
 from infergraph.transport.grpc_common import Server, new_server, register, service_handlers
 from infergraph.transport.grpc_server import model_metadata_proto
+from infergraph.transport.ingress import SeldonIngress
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
 
@@ -27,13 +29,16 @@ SERVICE = "seldon.protos.Seldon"
 
 
 class _GraphServicer:
-    def __init__(self, dataplane: GraphDataPlane) -> None:
+    def __init__(self, dataplane: GraphDataPlane, ingress: SeldonIngress | None) -> None:
         self.dataplane = dataplane
+        self.ingress = ingress
 
     def _context(self, context: grpc.ServicerContext) -> Any:
         headers = {
             k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
         }
+        if self.ingress is not None:
+            self.ingress.check_metadata(headers)
         ctx = self.dataplane.context(headers)
         context.set_trailing_metadata((("seldon-puid", ctx.puid),))
         return ctx
@@ -47,7 +52,9 @@ class _GraphServicer:
     async def SendFeedback(self, request: Any, context: grpc.ServicerContext) -> Any:
         feedback = seldon_pb.decode_feedback(request)
         feedback.raw = None  # forwarded as decoded; each node client encodes for itself
-        answer = await self.dataplane.feedback(feedback, self._context(context))
+        ctx = self._context(context)
+        request_id = ctx.headers.get("seldon-puid", "")  # feedback by id, when no routing
+        answer = await self.dataplane.feedback(feedback, ctx, request_id)
         return seldon_pb.encode_message(answer)
 
     async def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -80,15 +87,19 @@ def build_graph_grpc_server(
     max_message_size: int,
     options: Sequence[tuple[str, Any]] = (),
     kind: str = "native",
+    ingress: SeldonIngress | None = None,
 ) -> Server:
-    """A gRPC server (not started) serving the graph's Seldon API and V2."""
+    """A gRPC server (not started) serving the graph's Seldon API and V2; with ``ingress``,
+    calls whose routing metadata names another deployment are refused."""
     server = new_server(max_message_size, options, kind)
-    servicer = _GraphServicer(dataplane)
+    servicer = _GraphServicer(dataplane, ingress)
     record = dataplane.server_metrics.server
     handlers = service_handlers(SERVICE, servicer, _TYPES, record, server)
 
     def headers_of(context: grpc.ServicerContext, hint: str) -> dict[str, str]:
         headers = metadata_headers(context, hint)
+        if ingress is not None:
+            ingress.check_metadata(headers)
         puid = headers.get("seldon-puid") or hint or str(uuid.uuid4())
         headers["seldon-puid"] = puid
         context.set_trailing_metadata((("seldon-puid", puid),))

@@ -17,14 +17,27 @@ import logging
 import socket
 from collections import deque
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import httptools
 
 from infergraph.errors import InferGraphError, PayloadTooLarge
-from infergraph.transport.asgi import SeldonApp
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "Responder"]
+
+
+@runtime_checkable
+class Responder(Protocol):
+    """What this server serves: a :class:`~infergraph.transport.asgi.SeldonApp`, or a layer
+    in front of one (:class:`~infergraph.transport.ingress.IngressPaths`)."""
+
+    @property
+    def max_body_size(self) -> int: ...
+
+    async def respond(
+        self, scope: dict[str, Any], body: bytes | InferGraphError
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +196,9 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpServer:
-    """Serves one :class:`SeldonApp` on a listening socket."""
+    """Serves one :class:`Responder` on a listening socket."""
 
-    def __init__(self, app: SeldonApp) -> None:
+    def __init__(self, app: Responder) -> None:
         self.app = app
         self.connections: set[_Connection] = set()
         self._server: asyncio.base_events.Server | None = None

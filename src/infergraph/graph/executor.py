@@ -9,7 +9,9 @@
 - COMBINER: every child concurrently, then ``aggregate``; several children and no
   combiner: the first child's answer.
 - Feedback replays ``meta.routing`` of the response it refers to: children first, then
-  the node, on MODEL and ROUTER nodes and nodes with SEND_FEEDBACK.
+  the node, on MODEL and ROUTER nodes and nodes with SEND_FEEDBACK. The whole path is
+  checked first (routing in range, and what built-in bandits would refuse), so a refused
+  feedback credits no node.
 
 ``meta.routing`` (node -> chosen child, -1 for nodes that called all their children) and
 ``meta.requestPath`` are always in the answer, and ``meta.puid`` is set on every message.
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from infergraph.errors import BadRequest, DeadlineExceeded, InferGraphError, UserCodeError
+from infergraph.graph.feedback_checks import feedback_check
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.protocol.message import DataKind, Feedback, Message
@@ -85,6 +88,11 @@ class Executor:
         self.plan = plan
         self.metrics = metrics
         self.payloads = payloads
+        self._checks = {
+            name: check
+            for name, node in plan.nodes.items()
+            if node.feedback and (check := feedback_check(node.client)) is not None
+        }
 
     # ---------------------------------------------------------------- calls
 
@@ -213,8 +221,34 @@ class Executor:
     async def feedback(self, feedback: Feedback, ctx: CallContext) -> Message:
         """Replay the routing of the response the feedback refers to; children first."""
         routing = feedback.response.meta.routing if feedback.response is not None else {}
+        self._check(self.plan.root, feedback, routing)
         answer = await self._feedback(self.plan.root, feedback, routing, ctx)
         return _finish(answer or Message(DataKind.NDARRAY, []), {}, ctx.puid)
+
+    def _check(self, node: PlanNode, feedback: Feedback, routing: dict[str, int]) -> None:
+        """Refuse, before any node is called, a feedback some node on its path would refuse."""
+        index = routing.get(node.name, -1)
+        children = node.children
+        if children:
+            if index == -1:
+                for child in children:
+                    self._check(child, feedback, routing)
+            elif 0 <= index < len(children):
+                self._check(children[index], feedback, routing)
+            elif index != -2:
+                raise BadRequest(
+                    f"feedback: response.meta.routing[{node.name!r}] is {index}, but the node "
+                    f"has {len(children)} children"
+                )
+        check = self._checks.get(node.name)
+        if check is not None:
+            try:
+                check(feedback.reward, routing.get(node.name))
+            except InferGraphError as exc:
+                if exc.node is None:
+                    exc.node = node.name
+                    exc.message = f"node {node.name!r}: {exc.message}"
+                raise
 
     async def _feedback(
         self, node: PlanNode, feedback: Feedback, routing: dict[str, int], ctx: CallContext
@@ -222,16 +256,11 @@ class Executor:
         self._log(node, "feedback", feedback, ctx)
         index = routing.get(node.name, -1)
         children = node.children
-        if children:
+        if children:  # the indices were checked by _check
             if index == -1:
                 await asyncio.gather(*(self._feedback(c, feedback, routing, ctx) for c in children))
-            elif 0 <= index < len(children):
-                await self._feedback(children[index], feedback, routing, ctx)
             elif index != -2:
-                raise BadRequest(
-                    f"feedback: response.meta.routing[{node.name!r}] is {index}, but the node "
-                    f"has {len(children)} children"
-                )
+                await self._feedback(children[index], feedback, routing, ctx)
         if node.feedback:
             return await self._call(
                 node, "/send-feedback", node.client.send_feedback(feedback, WIRE), ctx

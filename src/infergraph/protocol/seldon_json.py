@@ -206,10 +206,14 @@ def decode_feedback(obj: Any) -> Feedback:
         reward = 0.0
     if isinstance(reward, bool) or not isinstance(reward, int | float):
         raise BadRequest("feedback.reward must be a number")
-    parts = {}
+    parts: dict[str, Message | None] = {}
     for key in ("request", "response", "truth"):
         value = obj.get(key)
-        parts[key] = None if value is None else decode_message(value, f"feedback.{key}")
+        where = f"feedback.{key}"
+        if isinstance(value, dict) and value.keys() <= {"meta"}:  # e.g. a response's puid only
+            parts[key] = Message(meta=decode_meta(value.get("meta"), f"{where}.meta"))
+        else:
+            parts[key] = None if value is None else decode_message(value, where)
     return Feedback(parts["request"], parts["response"], float(reward), parts["truth"])
 
 

@@ -117,8 +117,7 @@ class BanditRouter(Router):
         routing: int | None = None,
     ) -> None:
         owner = type(self).__name__
-        branch = routing_index(owner, routing, self.n_branches)
-        value = reward_value(owner, reward)
+        branch, value = self.check_feedback(reward, routing)
         rows = row_count(features)
         successes = int(value * rows)
         counts = self.store.add(self.key, branch, successes, rows - successes, value)
@@ -136,6 +135,15 @@ class BanditRouter(Router):
                 counts.successes,
                 counts.tries,
             )
+
+    def check_feedback(self, reward: float, routing: int | None) -> tuple[int, float]:
+        """The branch and reward a feedback credits, or BadRequest; changes nothing.
+
+        The graph calls it before any node sees a feedback, so that a feedback this router
+        would refuse credits no model below it either.
+        """
+        owner = type(self).__name__
+        return routing_index(owner, routing, self.n_branches), reward_value(owner, reward)
 
     def _name(self, branch: int) -> str:
         if self.branch_names is None:

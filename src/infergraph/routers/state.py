@@ -30,6 +30,7 @@ __all__ = [
     "BanditStore",
     "MemoryStore",
     "RedisStore",
+    "connect_redis",
     "redact_url",
     "seldon_key",
 ]
@@ -153,6 +154,35 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def connect_redis(
+    url: str,
+    *,
+    timeout_s: float = 5.0,
+    client: redis.Redis | None = None,
+    purpose: str = "bandit state",
+) -> redis.Redis:
+    """A ``redis.Redis`` for ``url`` that answered a PING, or LoadError naming the URL
+    (password hidden) and ``purpose``. ``client``, when given, is checked instead."""
+    shown = redact_url(url)
+    try:
+        import redis
+    except ImportError as exc:
+        raise LoadError(
+            f"Redis at {shown} for {purpose} needs redis-py: pip install 'infergraph[redis]'"
+        ) from exc
+    try:
+        connected = client or redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        connected.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise LoadError(
+            f"Cannot reach Redis at {shown} for {purpose}: {exc}. Check the URL and "
+            "that the server is running and reachable from this replica."
+        ) from exc
+    return connected
+
+
 class RedisStore:
     """Counters in one Redis hash per key, shared by every replica and process.
 
@@ -171,24 +201,19 @@ class RedisStore:
         self, url: str, *, timeout_s: float = 5.0, client: redis.Redis | None = None
     ) -> None:
         self.url = redact_url(url)
-        try:
-            import redis
-        except ImportError as exc:
-            raise LoadError(
-                f"RedisStore({self.url}) needs redis-py: pip install 'infergraph[redis]'"
-            ) from exc
+        self._client = connect_redis(
+            url, timeout_s=timeout_s, client=client, purpose="bandit state"
+        )
+        import redis
+
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
         self._timeouts: tuple[type[Exception], ...] = (redis.TimeoutError,)
-        try:
-            self._client = client or redis.Redis.from_url(
-                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-            )
-            self._client.ping()
-        except (redis.RedisError, ValueError) as exc:
-            raise LoadError(
-                f"Cannot reach Redis at {self.url} for bandit state: {exc}. Check the URL and "
-                "that the server is running and reachable from this replica."
-            ) from exc
+
+    @property
+    def client(self) -> redis.Redis:
+        """The connected client, for other state of the same replica that lives in this Redis
+        (the routings kept for feedback by request id share its connection pool)."""
+        return self._client
 
     def read(self, key: str, n_branches: int) -> BanditCounts:
         try:

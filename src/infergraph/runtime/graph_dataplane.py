@@ -3,7 +3,8 @@
 It picks the predictor for each request by ``traffic`` weight (or sticks a client to one
 by a header), mirrors each request to the ``shadow`` predictor without delaying the answer
 and measures how often the shadow agrees, routes feedback back to the predictor that
-answered, and reports readiness and metadata for every node.
+answered (by the response's routing, or by the request id whose routing it remembers),
+and reports readiness and metadata for every node.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import random
 import uuid
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from infergraph.graph.plan import DeploymentPlan, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
 from infergraph.protocol.message import DataKind, Feedback, Message
+from infergraph.runtime.feedback_ids import RoutingStore, Served, unknown_id
 from infergraph.runtime.payload_logger import PayloadLogger
 
 __all__ = ["GraphDataPlane", "agree"]
@@ -69,8 +72,11 @@ class GraphDataPlane:
         sticky_header: str | None = None,
         seed: int | None = None,
         payload_options: dict[str, Any] | None = None,
+        routings: RoutingStore | None = None,
     ) -> None:
         self.plan = plan
+        self.routings = routings
+        """Recent predictions' routings by request id (None: feedback by id is off)."""
         self.registry = registry or Registry()
         self.sticky_header = sticky_header.lower() if sticky_header else None
         self._rng = random.Random(seed)
@@ -129,6 +135,8 @@ class GraphDataPlane:
             task.cancel()
         for payload_logger in self.loggers:
             await payload_logger.close()
+        if self.routings is not None:
+            self.routings.close()
         for client in self.plan.clients():
             aclose = getattr(client, "aclose", None)
             if aclose is not None:
@@ -163,6 +171,12 @@ class GraphDataPlane:
             raise NotReady("the graph is not ready: some nodes are still loading")
         predictor = self.choose(ctx.headers)
         response = await self.executors[predictor.name].predict(request, ctx)
+        if self.routings is not None:
+            ids: tuple[str, ...] = (ctx.puid,)
+            if request.kind is DataKind.V2 and request.data.id and request.data.id != ctx.puid:
+                ids = (ctx.puid, request.data.id)
+            meta = response.meta
+            await self.routings.record(ids, predictor.name, meta.routing, meta.request_path)
         if self.shadow is not None:
             self._mirror(request, response, ctx)
         return response, predictor.name
@@ -211,8 +225,26 @@ class GraphDataPlane:
                 "Share of mirrored requests whose shadow answer agreed with the primary",
             )
 
-    async def feedback(self, feedback: Feedback, ctx: CallContext) -> Message:
-        """Feedback goes to the predictor whose nodes the response's routing names."""
+    async def feedback(self, feedback: Feedback, ctx: CallContext, request_id: str = "") -> Message:
+        """Feedback goes to the predictor whose nodes the response's routing names.
+
+        A feedback without routing that names a request id (``response.meta.puid``, else
+        ``request_id``: the ``Seldon-Puid`` the client sent) gets the routing recorded for
+        that id, as if the client had sent it; an id with no routing recorded (unknown,
+        evicted or expired) is a 404 and no node sees the feedback.
+        """
+        response = feedback.response
+        given = response.meta.puid if response is not None else ""
+        request_id = given or request_id
+        if self.routings is not None and request_id and not (response and response.meta.routing):
+            served = await self.routings.lookup(request_id)
+            if served is None:
+                raise unknown_id(request_id, self.routings)
+            feedback = _with_routing(feedback, request_id, served)
+            ctx.puid = ctx.headers["seldon-puid"] = request_id
+            predictor = next((p for p in self._live if p.name == served.predictor), None)
+            if predictor is not None:
+                return await self.executors[predictor.name].feedback(feedback, ctx)
         return await self.executors[self._predictor_for(feedback, ctx).name].feedback(feedback, ctx)
 
     def _predictor_for(self, feedback: Feedback, ctx: CallContext) -> PredictorPlan:
@@ -264,6 +296,16 @@ class GraphDataPlane:
             "graphinputs": inputs,
             "graphoutputs": outputs,
         }
+
+
+def _with_routing(feedback: Feedback, request_id: str, served: Served) -> Feedback:
+    """``feedback`` as if its response had carried the recorded routing and request path."""
+    response = feedback.response or Message()
+    meta = response.meta.copy()
+    meta.puid = request_id
+    meta.routing = dict(served.routing)
+    meta.request_path = dict(served.request_path)
+    return replace(feedback, response=replace(response, meta=meta, raw=None), raw=None)
 
 
 def _edges(node: Any, models: dict[str, dict[str, Any]]) -> tuple[Any, Any]:

@@ -123,7 +123,9 @@ class GraphRestApp(SeldonApp):
 
     async def _feedback(self, scope: Scope, body: bytes) -> Reply:
         feedback = seldon_json.decode_feedback(decode_body(scope, body))
-        return seldon_reply(await self.dataplane.feedback(feedback, self._context(scope)))
+        ctx = self._context(scope, feedback.response.meta.puid if feedback.response else "")
+        request_id = header(scope, b"seldon-puid") or ""  # feedback by id, when no routing
+        return seldon_reply(await self.dataplane.feedback(feedback, ctx, request_id))
 
     async def _metadata(self, scope: Scope, body: bytes) -> Reply:
         return 200, seldon_json.dumps(self.dataplane.metadata()), JSON

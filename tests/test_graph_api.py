@@ -389,7 +389,7 @@ async def test_grpc_predict_and_feedback(graph: GraphHarness, grpc_stub: Any) ->
     stub = await grpc_stub(served)
     call = stub.Predict(message(X), metadata=(("seldon-puid", "grpc-puid-1"),), timeout=10)
     response = await call
-    trailing = dict(await call.trailing_metadata())
+    trailing = dict(list(await call.trailing_metadata()))
     assert trailing["seldon-puid"] == "grpc-puid-1"
     as_dict = json_format.MessageToDict(response)
     assert as_dict["data"]["ndarray"] == [[3.0, 4.0]]
@@ -415,7 +415,7 @@ async def test_grpc_generates_a_puid(graph: GraphHarness, grpc_stub: Any) -> Non
     stub = await grpc_stub(served)
     call = stub.Predict(message(X), timeout=10)
     response = await call
-    puid = dict(await call.trailing_metadata())["seldon-puid"]
+    puid = dict(list(await call.trailing_metadata()))["seldon-puid"]
     assert puid and response.meta.puid == puid
 
 

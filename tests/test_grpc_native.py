@@ -394,7 +394,7 @@ async def test_unary_round_trip_echoes_metadata_including_binary() -> None:
             metadata=(("x-text", "plain words"), ("x-blob-bin", b"\x00\xff\x10 binary\x80")),
         )
         assert await call == b"hello"
-        trailing = dict(await call.trailing_metadata())  # type: ignore[arg-type]
+        trailing = dict(list(await call.trailing_metadata()))  # type: ignore[arg-type]
         assert await call.code() is grpc.StatusCode.OK
     assert trailing["x-text"] == "plain words"
     assert trailing["x-blob-bin"] == b"\x00\xff\x10 binary\x80"

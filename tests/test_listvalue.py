@@ -64,8 +64,10 @@ def test_arrays_decode_to_the_values_protobuf_reads(name: str) -> None:
 def test_nan_and_infinities_survive_where_message_to_dict_refuses_them() -> None:
     array = np.array([[np.nan, np.inf, -np.inf, 1.0]] * FAST_FROM)
     listed = protobuf_list(array)
-    with pytest.raises(ValueError):
+    try:  # protobuf 5 and later refuse NaN and infinities in a Value; 4.x writes them
         json_format.MessageToDict(listed)
+    except ValueError:
+        pass
     for source in (listed, protobuf_list(array[:1])):  # the bytes route and the slow one
         decoded = array_from_list_value(source)
         np.testing.assert_array_equal(decoded, array[: len(decoded)])

@@ -388,7 +388,7 @@ MALFORMED = [
     pytest.param(
         json_request(int32_input(datatype="UINT64")).replace(b"[1,2]", b"[18446744073709551616,2]"),
         None,
-        r"element 0 is 1\.8446744073709552e\+19; UINT64 needs integers",
+        r"element 0 is 1\.8446744073709552e\+?19; UINT64 needs integers",  # orjson writes e19
         id="uint64-beyond-64-bits",
     ),
     pytest.param(

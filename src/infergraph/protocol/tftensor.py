@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -82,12 +83,12 @@ def _from_values(number: int, shape: list[int], values: Any, content: bytes, whe
     elif content:  # copied: user code may write to its input, as with tf.make_ndarray
         flat = np.frombuffer(content, dtype=dtype.newbyteorder("<")).copy()
     elif number == 19:
-        flat = np.asarray(values, dtype=np.uint16).view(np.float16)
+        flat = _exact(values, np.dtype(np.uint16)).view(np.float16)
     elif number in (8, 18):
         pairs = np.asarray(values, dtype=np.float64)
         flat = (pairs[0::2] + 1j * pairs[1::2]).astype(dtype)
     else:
-        flat = np.asarray(values, dtype=dtype)
+        flat = _exact(values, dtype)
     if flat.size == size:
         return flat.reshape(shape)
     if flat.size == 1:  # TensorFlow lets one value fill the whole shape
@@ -95,6 +96,19 @@ def _from_values(number: int, shape: list[int], values: Any, content: bytes, whe
             raise BadRequest(f"{where}: filling the shape {shape} from one value is too large")
         return np.full(shape, flat[0], dtype=dtype)
     raise BadRequest(f"{where}: {flat.size} values do not fill the shape {shape}")
+
+
+def _exact(values: Any, dtype: np.dtype) -> np.ndarray:
+    """``values`` as ``dtype``; an integer out of its range is an ``OverflowError``, as numpy 2
+    raises, where numpy 1.x only warns and wraps it around."""
+    if dtype.kind not in "iu":
+        return np.asarray(values, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return np.asarray(values, dtype=dtype)
+        except DeprecationWarning as exc:
+            raise OverflowError(str(exc).split(".")[0]) from None
 
 
 def tf_json_to_array(obj: Any, where: str = "data.tftensor") -> Any:

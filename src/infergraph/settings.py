@@ -245,6 +245,10 @@ class GraphSettings:
     the containers of that image: an exact ``repo/name:tag``, or a name for every tag."""
     processes: bool = False
     """Run each componentSpec as its own process (replicas honoured), called over gRPC."""
+    remote: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Nodes other processes already serve (``--remote NODE=HOST:PORT``, as the node
+    containers of a pod): by node name or ``predictor/node``, the addresses the orchestrator
+    calls instead of serving the node itself, over the transport ``--processes`` uses."""
     redis_url: str | None = None
     """Share bandit state across replicas and processes through this Redis (and the routings
     kept for feedback by request id)."""

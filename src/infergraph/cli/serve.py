@@ -49,10 +49,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "called over gRPC (or REST with spec.transport: rest)",
     )
     p.add_argument(
+        "--remote",
+        action="append",
+        default=None,
+        metavar="NODE=HOST:PORT",
+        help="call NODE (or PREDICTOR/NODE) at HOST:PORT, where another process or container "
+        "serves it, instead of serving it here: gRPC, or REST with spec.transport: rest; "
+        "several addresses separated by commas are replicas (repeatable)",
+    )
+    p.add_argument(
         "--node-protocol",
         choices=["v2", "seldon"],
         default=None,
-        help="with --processes: call nodes with binary V2 tensors (default) or Seldon messages",
+        help="with --processes or --remote: call nodes with binary V2 tensors (default) or "
+        "Seldon messages",
     )
     p.add_argument(
         "--grpc-server",
@@ -89,8 +99,25 @@ FLAG_FIELDS = (
 )
 
 
+def parse_remote(values: list[str] | None) -> dict[str, tuple[str, ...]]:
+    """``--remote NODE=HOST:PORT[,HOST:PORT...]`` options as a mapping; ValueError if bad."""
+    out: dict[str, tuple[str, ...]] = {}
+    for value in values or ():
+        node, sep, rest = value.partition("=")
+        addresses = tuple(a.strip() for a in rest.split(",") if a.strip())
+        bad = [a for a in addresses if not a.rpartition(":")[2].isdigit() or a.startswith(":")]
+        if not sep or not node.strip() or not addresses or bad:
+            raise ValueError(
+                f"--remote {value!r}: expected NODE=HOST:PORT (e.g. classifier=127.0.0.1:9500)"
+            )
+        out[node.strip()] = addresses
+    return out
+
+
 def settings_from_args(args: argparse.Namespace) -> GraphSettings:
     changes = {name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None}
+    if getattr(args, "remote", None):
+        changes["remote"] = parse_remote(args.remote)
     return GraphSettings.from_env().replace(**changes)
 
 
@@ -98,7 +125,14 @@ def run(args: argparse.Namespace) -> int:
     from infergraph.graph.load import load_deployments
     from infergraph.graph.spec_problems import SpecError
 
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"infergraph serve: {exc}", file=sys.stderr)
+        return 2
+    if settings.remote and settings.processes:
+        print("infergraph serve: --remote and --processes cannot be combined", file=sys.stderr)
+        return 2
     start_server_process(settings.log_level, settings.malloc_tuning)
     try:
         deployments = load_deployments(args.file)
@@ -142,9 +176,17 @@ def _can_serve(file: str, deployment: Deployment, settings: GraphSettings) -> bo
     """Print every problem that stops ``deployment`` from running here; False if any."""
     from infergraph.graph.serve_checks import check_serve
     from infergraph.serving.graph_server import model_sources
+    from infergraph.serving.remote import unknown_nodes
 
+    unknown = unknown_nodes(deployment, settings.remote)
+    for key in unknown:
+        print(
+            f"infergraph serve: --remote {key}: deployment {deployment.metadata.name!r} has no "
+            "such node (give NODE or PREDICTOR/NODE)",
+            file=sys.stderr,
+        )
     sources = model_sources(settings)
-    problems = check_serve(deployment, sources)
+    problems = check_serve(deployment, sources, remote=settings.remote)
     for problem in problems:
         print(f"infergraph serve: {file}: {problem}", file=sys.stderr)
     images = {c.image for p in deployment.spec.predictors for _, c in p.containers() if c.image}
@@ -154,4 +196,4 @@ def _can_serve(file: str, deployment: Deployment, settings: GraphSettings) -> bo
             f"{deployment.metadata.name!r} (its images: {', '.join(sorted(images)) or 'none'})",
             file=sys.stderr,
         )
-    return not problems
+    return not problems and not unknown

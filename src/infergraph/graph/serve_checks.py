@@ -11,7 +11,7 @@ so one run finds them all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from infergraph.errors import LoadError
 from infergraph.graph.model_sources import ModelSources
@@ -31,13 +31,18 @@ from infergraph.servers.fetch import local_path, scheme_of
 __all__ = ["check_serve"]
 
 
-def check_serve(deployment: Deployment, sources: ModelSources) -> list[Problem]:
+def check_serve(
+    deployment: Deployment, sources: ModelSources, remote: Collection[str] = ()
+) -> list[Problem]:
     """Every problem that would stop ``infergraph serve`` from running ``deployment`` with
-    these source folders; empty when it can start."""
+    these source folders; empty when it can start. Nodes in ``remote`` (by name or
+    ``predictor/node``) are served elsewhere, so nothing of theirs is needed here."""
     problems: list[Problem] = []
     for index, predictor in enumerate(deployment.spec.predictors):
         where = f"spec.predictors[{index}]"
         for path, node in walk_graph(predictor.graph, f"{where}.graph"):
+            if node.name in remote or f"{predictor.name}/{node.name}" in remote:
+                continue
             problems += _check_node(predictor, node, path, where, sources)
     return problems
 

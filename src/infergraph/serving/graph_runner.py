@@ -18,7 +18,13 @@ def run_graph(deployment: Deployment, settings: GraphSettings) -> int:
         return run_with_processes(deployment, settings)
 
     async def main() -> None:
-        await serve_graph(build_dataplane(deployment, settings), settings)
+        if settings.remote:
+            from infergraph.serving.remote import remote_dataplane
+
+            dataplane = remote_dataplane(deployment, settings)
+        else:
+            dataplane = build_dataplane(deployment, settings)
+        await serve_graph(dataplane, settings)
 
     run_loop(main())
     return 0

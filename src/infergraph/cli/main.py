@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from infergraph._version import __version__
-from infergraph.cli import fetch_model, microservice, serve, validate
+from infergraph.cli import build, crd, fetch_model, microservice, render, serve, validate
 
 __all__ = ["main"]
 
@@ -22,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     microservice.add_parser(subparsers)
     serve.add_parser(subparsers)
     validate.add_parser(subparsers)
+    render.add_parser(subparsers)
     fetch_model.add_parser(subparsers)
+    build.add_parser(subparsers)
+    crd.add_parser(subparsers)
     return parser
 
 

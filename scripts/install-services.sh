@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Install the external services that the test suite runs for real (convention 9: real
-# Redis at the seams, no mocks). Today that is only `redis-server`, used by the bandit
-# state store tests (tests/test_bandit_redis.py).
+# Install the external services and tools that the test suite runs for real (convention 9:
+# real components at the seams, no mocks):
+#   redis-server                the bandit and feedback-id stores (tests/test_*redis*.py)
+#   podman, runc, debootstrap   the runtime image and a rendered pod run for real
+#                               (scripts/build-runtime-image.sh, tests/test_podman_pod.py)
+#   npm                         the KEDA / Istio / Gateway API schema models
+#                               (tests/test_kube_render_schemas.py)
 #
 # Idempotent: a service already on PATH is left alone. Debian/Ubuntu only (apt-get);
 # run as root, or with sudo available.
@@ -34,11 +38,19 @@ apt_install() {
     fi
 }
 
-if command -v redis-server >/dev/null 2>&1; then
-    echo "redis-server already installed: $(redis-server --version)"
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ ${#need[@]} -eq 0 ]; then
+    echo "services: redis-server, podman, runc, debootstrap and npm already installed"
 else
-    apt_install redis-server
-    # The tests start their own server on a free port; a system-wide one the package may
-    # have started on 6379 is neither needed nor touched.
-    echo "installed: $(redis-server --version)"
+    echo "services: installing ${need[*]} with apt-get (system-wide)"
+    apt_install "${need[@]}"
 fi
+# The tests start their own redis-server on a free port; a system-wide one the package may
+# have started on 6379 is neither needed nor touched.
+echo "  $(redis-server --version | cut -d' ' -f1-3)"
+echo "  $(podman --version)"

@@ -19,6 +19,7 @@ __all__ = [
     "FEEDBACK_ID_CAPACITY",
     "FEEDBACK_ID_TTL",
     "GRPC_SERVERS",
+    "SERVICE_TYPES",
     "ComponentSettings",
     "GraphSettings",
     "read_annotations",
@@ -26,6 +27,17 @@ __all__ = [
 
 GRPC_SERVERS = ("native", "threads", "asyncio")
 """The gRPC servers a process can run (``--grpc-server``, INFERGRAPH_GRPC_SERVER)."""
+
+SERVICE_TYPES = (
+    "MODEL",
+    "ROUTER",
+    "TRANSFORMER",
+    "COMBINER",
+    "OUTLIER_DETECTOR",
+    "OUTPUT_TRANSFORMER",
+)
+"""Seldon's ``--service-type`` / ``SERVICE_TYPE`` values (every endpoint is served whatever
+the value, as in Seldon)."""
 
 ANNOTATIONS_FILE = "/etc/podinfo/annotations"
 DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024

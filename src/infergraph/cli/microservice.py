@@ -10,18 +10,10 @@ from typing import Any
 
 from infergraph.cli.server_process import start_server_process
 from infergraph.errors import InferGraphError
-from infergraph.settings import GRPC_SERVERS, ComponentSettings
+from infergraph.settings import GRPC_SERVERS, SERVICE_TYPES, ComponentSettings
 
 __all__ = ["add_parser", "run"]
 
-SERVICE_TYPES = [
-    "MODEL",
-    "ROUTER",
-    "TRANSFORMER",
-    "COMBINER",
-    "OUTLIER_DETECTOR",
-    "OUTPUT_TRANSFORMER",
-]
 LEGACY_API_TYPES = {"REST", "GRPC", "FBS"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}

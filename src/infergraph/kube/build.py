@@ -26,6 +26,7 @@ from pathlib import Path
 from infergraph._version import __version__
 from infergraph.errors import InferGraphError, LoadError
 from infergraph.graph.model_sources import S2I_ENVIRONMENT, read_environment_file
+from infergraph.settings import SERVICE_TYPES
 
 __all__ = [
     "BUILDERS",
@@ -47,14 +48,6 @@ repository's Dockerfile) tags."""
 BUILDERS = ("podman", "buildah", "docker")
 """Image builders in the order they are looked for: the daemonless ones first, since they
 need no service running, then Docker."""
-SERVICE_TYPES = (
-    "MODEL",
-    "ROUTER",
-    "TRANSFORMER",
-    "COMBINER",
-    "OUTLIER_DETECTOR",
-    "OUTPUT_TRANSFORMER",
-)
 MICROSERVICE_DIR = "/microservice"
 RUNTIME_USER = "8888"
 """The runtime image's user: Seldon's default user id, numeric for ``runAsNonRoot``."""

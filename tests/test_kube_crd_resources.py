@@ -12,6 +12,7 @@ they do under kubectl's strict field validation. SeldonDeployments are checked t
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ openapi_schema_validator = pytest.importorskip("openapi_schema_validator")
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = {"GraphDeployment", "SeldonDeployment"}
-_YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.DOTALL | re.MULTILINE)
+_YAML_BLOCK = re.compile(r"^ *```yaml\n(.*?)^ *```", re.DOTALL | re.MULTILINE)  # in lists too
 
 
 def _schema() -> dict[str, Any]:
@@ -89,7 +90,7 @@ def _doc_blocks() -> list[Any]:
     for path in sorted((ROOT / "docs").glob("*.md")):
         for number, block in enumerate(_YAML_BLOCK.findall(path.read_text())):
             try:
-                documents = list(yaml.safe_load_all(block))
+                documents = list(yaml.safe_load_all(textwrap.dedent(block)))
             except yaml.YAMLError:
                 continue  # a fragment with placeholders; not a resource
             for index, document in enumerate(documents):

@@ -29,14 +29,13 @@ from typing import IO, Any
 from infergraph.errors import LoadError
 from infergraph.graph.local_nodes import local_factory
 from infergraph.graph.plan import ClientFactory, NodeClient
-from infergraph.graph.remote_nodes import HOST, GrpcNodeClient, NodeProcess, plan_processes
+from infergraph.graph.remote_nodes import HOST, NodeProcess, plan_processes
 from infergraph.graph.replicas import ReplicatedNodeClient
-from infergraph.graph.rest_nodes import RestNodeClient
-from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec, Transport
-from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
+from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec
 from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
 from infergraph.serving.graph_server import build_dataplane, model_sources, serve_graph
+from infergraph.serving.hops import message_limit, node_client, uses_grpc
 from infergraph.serving.workers import run_loop
 from infergraph.settings import GraphSettings
 
@@ -292,16 +291,9 @@ def _factory(
         key = (predictor.name, node.name)
         if key not in groups:
             return local(deployment, predictor, node)
-        client: ReplicatedNodeClient[Any]
-        v2 = protocol == "v2"
-        if deployment.spec.transport is not Transport.REST:
-            addresses = [spec.address for spec in groups[key]]
-            grpc_class = V2GrpcNodeClient if v2 else GrpcNodeClient
-            client = grpc_class(node.name, addresses, max_message_size=limit)
-        else:
-            addresses = [spec.http_address for spec in groups[key]]
-            rest_class = V2RestNodeClient if v2 else RestNodeClient
-            client = rest_class(node.name, addresses, max_message_size=limit)
+        grpc = uses_grpc(deployment)
+        addresses = [spec.address if grpc else spec.http_address for spec in groups[key]]
+        client = node_client(deployment, node.name, addresses, limit, protocol)
         clients[key] = client
         return client, groups[key][0].image
 
@@ -335,9 +327,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     held: list[socket.socket] = []
     registry = Registry()
-    annotations = {**deployment.metadata.annotations, **deployment.spec.annotations}
-    value = annotations.get("seldon.io/grpc-max-message-size", "")  # every hop's message limit
-    limit = int(value) if value.isdigit() and int(value) > 0 else settings.max_message_size
+    limit = message_limit(deployment, settings.max_message_size)
     clients: Clients = {}
     supervisor: Supervisor | None = None
     try:

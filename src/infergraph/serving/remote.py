@@ -15,25 +15,21 @@ from collections.abc import Mapping, Sequence
 
 from infergraph.graph.local_nodes import local_factory
 from infergraph.graph.plan import ClientFactory, NodeClient
-from infergraph.graph.remote_nodes import GrpcNodeClient
-from infergraph.graph.replicas import ReplicatedNodeClient
-from infergraph.graph.rest_nodes import RestNodeClient
 from infergraph.graph.spec import (
     Deployment,
     PredictiveUnit,
     PredictorSpec,
-    Transport,
     is_prepackaged,
     walk_graph,
 )
-from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
 from infergraph.observability.metrics import Registry
 from infergraph.routers import RedisStore
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.serving.graph_server import build_dataplane, model_sources
+from infergraph.serving.hops import message_limit, node_client
 from infergraph.settings import GraphSettings
 
-__all__ = ["addresses_of", "message_limit", "remote_dataplane", "remote_factory", "unknown_nodes"]
+__all__ = ["addresses_of", "remote_dataplane", "remote_factory", "unknown_nodes"]
 
 
 def addresses_of(
@@ -52,13 +48,6 @@ def unknown_nodes(deployment: Deployment, remote: Mapping[str, Sequence[str]]) -
     return sorted(key for key in remote if key not in known)
 
 
-def message_limit(deployment: Deployment, default: int) -> int:
-    """Every hop's message limit: the ``seldon.io/grpc-max-message-size`` annotation."""
-    annotations = {**deployment.metadata.annotations, **deployment.spec.annotations}
-    value = annotations.get("seldon.io/grpc-max-message-size", "")
-    return int(value) if value.isdigit() and int(value) > 0 else default
-
-
 def remote_factory(
     remote: Mapping[str, Sequence[str]], local: ClientFactory, limit: int, protocol: str = "v2"
 ) -> ClientFactory:
@@ -70,13 +59,7 @@ def remote_factory(
         addresses = addresses_of(remote, predictor.name, node.name)
         if not addresses:
             return local(deployment, predictor, node)
-        v2 = protocol == "v2"
-        kind: type[ReplicatedNodeClient[object]]
-        if deployment.spec.transport is not Transport.REST:
-            kind = V2GrpcNodeClient if v2 else GrpcNodeClient  # type: ignore[assignment]
-        else:
-            kind = V2RestNodeClient if v2 else RestNodeClient  # type: ignore[assignment]
-        client = kind(node.name, list(addresses), max_message_size=limit)
+        client = node_client(deployment, node.name, addresses, limit, protocol)
         container = predictor.container(node.name)
         server = node.implementation if is_prepackaged(node.implementation) else None
         return client, (container.image if container else None) or server or node.name

@@ -21,8 +21,8 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 FROM python:3.11-slim
 
 # `all`: every prepackaged server (sklearn, xgboost, lightgbm, onnx, mlflow), the model
-# stores fetch-model reads (s3, gcs) and Redis for bandit state shared across orchestrator
-# replicas. One image serves every container a rendered pod holds, so each extra a role
+# stores fetch-model reads (s3, gcs), Redis for bandit state shared across orchestrator
+# replicas, and kopf for `infergraph operator` (deploy/operator.yaml runs this image). One image serves every container a rendered pod holds, so each extra a role
 # needs has to be in it; a slimmer image for one server is a build-arg away.
 ARG EXTRAS=all
 

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 KUBERNETES_VERSIONS = ["1.28", "1.29", "1.30", "1.31", "1.32", "1.33"]
 MANIFESTS = sorted(p for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
-CHILD_VERBS = ["create", "patch", "delete", "get", "list", "watch"]
+CHILD_VERBS = ["create", "patch", "delete", "list", "watch"]
+ROUTING_VERBS = ["create", "patch", "delete", "list"]  # not watched: the CRDs may be missing
 
 
 def _objects(path: Path) -> list[dict[str, Any]]:
@@ -76,7 +77,7 @@ def test_kustomization_lists_the_install() -> None:
     ]
     for name in kustomization["resources"]:
         assert (DEPLOY / name).is_file(), name
-    opt_in = {"rbac-routing.yaml", "seldondeployments-crd.yaml"}
+    opt_in = {"rbac-routing.yaml", "rbac-seldon.yaml", "seldondeployments-crd.yaml"}
     assert {p.name for p in MANIFESTS} == set(kustomization["resources"]) | opt_in
 
 
@@ -117,11 +118,12 @@ def _rules(path: Path, name: str) -> dict[tuple[str, str], list[str]]:
 
 def test_operator_rbac_is_exactly_what_it_needs() -> None:
     assert _rules(DEPLOY / "rbac.yaml", "infergraph-operator") == {
-        ("infergraph.io", "graphdeployments"): ["get", "list", "watch", "patch"],
+        ("infergraph.io", "graphdeployments"): ["get", "list", "watch"],
         ("infergraph.io", "graphdeployments/status"): ["patch"],
         ("infergraph.io", "graphdeployments/finalizers"): ["update"],
-        ("apps", "deployments"): CHILD_VERBS,
+        ("", "configmaps"): CHILD_VERBS,
         ("", "services"): CHILD_VERBS,
+        ("apps", "deployments"): CHILD_VERBS,
         ("autoscaling", "horizontalpodautoscalers"): CHILD_VERBS,
         ("policy", "poddisruptionbudgets"): CHILD_VERBS,
         ("", "events"): ["create"],
@@ -130,15 +132,23 @@ def test_operator_rbac_is_exactly_what_it_needs() -> None:
 
 def test_optional_routing_rbac() -> None:
     assert _rules(DEPLOY / "rbac-routing.yaml", "infergraph-operator-routing") == {
-        ("keda.sh", "scaledobjects"): CHILD_VERBS,
-        ("gateway.networking.k8s.io", "httproutes"): CHILD_VERBS,
-        ("networking.istio.io", "virtualservices"): CHILD_VERBS,
-        ("networking.istio.io", "destinationrules"): CHILD_VERBS,
+        ("keda.sh", "scaledobjects"): ROUTING_VERBS,
+        ("gateway.networking.k8s.io", "httproutes"): ROUTING_VERBS,
+        ("networking.istio.io", "virtualservices"): ROUTING_VERBS,
+        ("networking.istio.io", "destinationrules"): ROUTING_VERBS,
+    }
+
+
+def test_optional_seldon_rbac() -> None:
+    assert _rules(DEPLOY / "rbac-seldon.yaml", "infergraph-operator-seldon") == {
+        ("machinelearning.seldon.io", "seldondeployments"): ["get", "list", "watch"],
+        ("machinelearning.seldon.io", "seldondeployments/status"): ["patch"],
+        ("machinelearning.seldon.io", "seldondeployments/finalizers"): ["update"],
     }
 
 
 def test_no_wildcards_and_no_secrets() -> None:
-    for path in (DEPLOY / "rbac.yaml", DEPLOY / "rbac-routing.yaml"):
+    for path in (DEPLOY / "rbac.yaml", DEPLOY / "rbac-routing.yaml", DEPLOY / "rbac-seldon.yaml"):
         text = path.read_text()
         assert '"*"' not in text and "secrets" not in text.replace("Secrets", "")
 
@@ -162,6 +172,7 @@ def test_bindings_point_at_the_service_account() -> None:
     for path, role in (
         (DEPLOY / "rbac.yaml", "infergraph-operator"),
         (DEPLOY / "rbac-routing.yaml", "infergraph-operator-routing"),
+        (DEPLOY / "rbac-seldon.yaml", "infergraph-operator-seldon"),
     ):
         binding = _one("ClusterRoleBinding", path)
         assert binding["roleRef"] == {

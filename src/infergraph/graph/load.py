@@ -35,7 +35,13 @@ from infergraph.graph.spec_problems import (
 )
 from infergraph.graph.validate import validate
 
-__all__ = ["SourceDocument", "load_deployments", "load_documents", "read_documents"]
+__all__ = [
+    "SourceDocument",
+    "load_deployments",
+    "load_documents",
+    "parse_resource",
+    "read_documents",
+]
 
 _KINDS: dict[str, type[GraphDeployment] | type[SeldonDeployment]] = {
     "GraphDeployment": GraphDeployment,
@@ -109,6 +115,32 @@ def load_deployments(
     if problems:
         raise SpecError(problems, documents[0].source)
     return [default(document.deployment) for document in documents]
+
+
+_SERVER_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def parse_resource(data: Mapping[str, Any]) -> Deployment:
+    """One deployment from its JSON form, as the Kubernetes API returns it: neither
+    defaulted nor checked. What the server adds (uid, resourceVersion, generation,
+    managedFields, timestamps, kubectl's last-applied annotation, ``status``) is left out, so
+    the same spec always gives the same deployment, whatever its object's history: the
+    graph's ConfigMap, and the pod-template checksum of it, must not change on a status
+    write. Raises :class:`SpecError` listing every problem."""
+    metadata = data.get("metadata") or {}
+    kept = {key: metadata[key] for key in ("name", "namespace", "labels") if key in metadata}
+    annotations = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if key not in _SERVER_ANNOTATIONS
+    }
+    if annotations:
+        kept["annotations"] = annotations
+    body = {key: value for key, value in data.items() if key not in ("metadata", "status")}
+    deployment, problems = _build({**body, "metadata": kept}, 0, (), False)
+    if deployment is None or problems:
+        raise SpecError(problems or [Problem("", "not a deployment")])
+    return deployment
 
 
 def read_documents(

@@ -6,7 +6,18 @@ import argparse
 import sys
 
 from infergraph._version import __version__
-from infergraph.cli import build, crd, fetch_model, microservice, render, serve, validate
+from infergraph.cli import (
+    build,
+    crd,
+    describe,
+    fetch_model,
+    logs,
+    microservice,
+    operator,
+    render,
+    serve,
+    validate,
+)
 
 __all__ = ["main"]
 
@@ -26,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch_model.add_parser(subparsers)
     build.add_parser(subparsers)
     crd.add_parser(subparsers)
+    operator.add_parser(subparsers)
+    describe.add_parser(subparsers)
+    logs.add_parser(subparsers)
     return parser
 
 

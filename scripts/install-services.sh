@@ -3,7 +3,9 @@
 # real components at the seams, no mocks):
 #   redis-server                the bandit and feedback-id stores (tests/test_*redis*.py)
 #   podman, runc, debootstrap   the runtime image and a rendered pod run for real
-#                               (scripts/build-runtime-image.sh, tests/test_podman_pod.py)
+#   catatonit                   (scripts/build-runtime-image.sh, tests/test_podman_pod.py);
+#                               catatonit is the pod's pause process, which podman only
+#                               recommends, so --no-install-recommends leaves it out
 #   npm                         the KEDA / Istio / Gateway API schema models
 #                               (tests/test_kube_render_schemas.py)
 #
@@ -42,10 +44,11 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v catatonit >/dev/null 2>&1 || need+=(catatonit)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "services: redis-server, podman, runc, debootstrap and npm already installed"
+    echo "services: redis-server, podman, runc, catatonit, debootstrap and npm already installed"
 else
     echo "services: installing ${need[*]} with apt-get (system-wide)"
     apt_install "${need[@]}"

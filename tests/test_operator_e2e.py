@@ -368,6 +368,13 @@ async def test_changed_graph_is_reapplied(cluster: Cluster):
     for key, obj in want.items():
         assert found[key].get("spec") == obj.get("spec"), key
         assert found[key].get("data") == obj.get("data"), key
+    assert ("Service", "pipeline-default-explain") in found
+    # and the node removed again: its Service goes, the pod template loses its container
+    await merge_patch(
+        cluster.http, KINDS["GraphDeployment"].path(NS, "pipeline"), {"spec": body["spec"]}
+    )
+    found = await until_children(cluster, body)
+    assert ("Service", "pipeline-default-explain") not in found
 
 
 async def test_child_deleted_or_edited_by_hand_is_put_back(cluster: Cluster):
@@ -597,8 +604,10 @@ async def test_the_operator_command_runs_and_stops_on_sigterm(kmock: KubeEmulato
 
         async def applied() -> None:
             assert len(children(kmock, "iris")) == len(expected(body))
+            assert kmock.objects_of("v1/events", NS)  # posted after the children and status
 
         await eventually(applied, timeout=15)
+        await asyncio.sleep(0.5)  # the log line of that reconcile follows its events
         async with httpx.AsyncClient() as probe:
             assert (await probe.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
         proc.send_signal(signal.SIGTERM)
@@ -611,3 +620,17 @@ async def test_the_operator_command_runs_and_stops_on_sigterm(kmock: KubeEmulato
         await http.aclose()
     assert "Traceback" not in output, output
     assert "GraphDeployment default/iris: Creating; created" in output, output
+    assert "HTTP Request" not in output  # one line per change, not per request
+
+
+async def test_other_namespaces_are_not_watched(cluster: Cluster):
+    other = graph_deployment("iris")
+    other["metadata"]["namespace"] = "elsewhere"
+    await create(cluster.http, KINDS["GraphDeployment"].path("elsewhere"), other)
+    mine = graph_deployment("mine")
+    await cluster.apply_cr(mine)
+    await until_children(cluster, mine)
+    await asyncio.sleep(0.5)
+    assert cluster.kmock.objects_of(plural("Deployment"), "elsewhere") == []
+    found = cluster.kmock.object(plural("GraphDeployment"), "elsewhere", "iris")
+    assert found is not None and not found.get("status")

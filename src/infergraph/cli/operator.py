@@ -77,7 +77,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="URL",
         help="kopf's liveness endpoint; 'none' turns it off",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log every request kopf makes")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log at DEBUG, with every API request and watch event",
+    )
     p.set_defaults(command=run)
     return p
 
@@ -119,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # One line per change is the operator's own (infergraph.operator); these would add a
+        # line per request, per watch event and per liveness probe.
+        for chatty in ("httpx", "kopf.objects", "aiohttp.access"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     import asyncio
 
     asyncio.run(operator.run(options))

@@ -19,7 +19,7 @@ from typing import Any
 
 from infergraph.graph.load import parse_resource
 from infergraph.graph.spec_problems import SpecError
-from infergraph.kube.api import KINDS, ApiError, AsyncApi, Kind, kind_of
+from infergraph.kube.api import KINDS, ApiError, AsyncApi, kind_of
 from infergraph.kube.names import MANAGED_BY
 from infergraph.kube.options import RenderOptions
 from infergraph.kube.render import render
@@ -180,6 +180,13 @@ async def reconcile(
             _write_status(api, resource, rejected_status(resource, str(exc), now), outcome)
         )
         return outcome
+    except Exception as exc:  # a bug of render's: say so in the status, apply nothing
+        log.exception("render failed for %s", resource["metadata"].get("name"))
+        outcome.error = f"infergraph could not render this resource ({type(exc).__name__}: {exc})"
+        await _guard(
+            _write_status(api, resource, rejected_status(resource, outcome.error, now), outcome)
+        )
+        return outcome
     try:
         await _apply(api, resource, desired, now, outcome)
     except ApiError as exc:
@@ -224,12 +231,9 @@ async def _apply(
             outcome.updated.append(_label(key))
     for key, obj in existing.items():
         if key not in observed:
+            # list items may omit apiVersion; the kind's served version is then the one
             kind = kind_of(obj) if obj.get("apiVersion") else KINDS[key[0]]
-            await api.delete(
-                Kind(key[0], kind.api_version, kind.plural),
-                obj["metadata"].get("namespace"),
-                key[1],
-            )
+            await api.delete(kind, obj["metadata"].get("namespace"), key[1])
             outcome.deleted.append(_label(key))
     await _write_status(api, resource, compute_status(resource, desired, observed, now), outcome)
 

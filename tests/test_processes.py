@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,16 @@ import grpc
 import numpy as np
 import pytest
 import yaml
-from procs import clean_env, free_ports, http_request, metric_sum, parse_metrics, poll, read_pids
+from procs import (
+    Sample,
+    clean_env,
+    free_ports,
+    http_request,
+    metric_sum,
+    parse_metrics,
+    poll,
+    read_pids,
+)
 
 from infergraph.errors import (
     BadRequest,
@@ -39,10 +49,13 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
+from infergraph.graph.load import parse_resource
+from infergraph.graph.plan import compile_deployment
 from infergraph.graph.remote_nodes import GrpcNodeClient, error_from_rpc
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
+from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.testing import serve_grpc
 
 START_TIMEOUT = 30.0
@@ -50,6 +63,7 @@ MiB = 1024 * 1024
 
 NODES = """
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +90,8 @@ class PidModel:
         self.offset = offset
 
     def load(self):
+        while (OUT / "hold").exists():  # a test keeps a restarted node in start-up
+            time.sleep(0.05)
         _note("pids", os.getpid())
 
     def predict(self, X, names, meta=None):
@@ -156,6 +172,20 @@ class Graph:
         status, _, data = http_request(self.http, "GET", "/metrics")
         assert status == 200
         return data.decode()
+
+    def feedback(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        status, _, data = http_request(self.http, "POST", "/api/v1.0/feedback", body)
+        return status, json.loads(data)
+
+    def node_metrics(self) -> list[Sample]:
+        """Every node process's own metrics (its metrics port, from its start-up line)."""
+        ports = re.findall(r" \| .* serving .*metrics on (\d+)/metrics", self.stderr())
+        samples = []
+        for port in sorted(set(ports)):
+            status, _, data = http_request(int(port), "GET", "/metrics")
+            assert status == 200
+            samples += parse_metrics(data.decode())
+        return samples
 
 
 def read_floats(path: Path) -> list[float]:
@@ -325,6 +355,48 @@ def test_feedback_reaches_the_model_processes(bandit: Graph) -> None:
     assert not (bandit.folder / "rewards-model-b").exists()
 
 
+FEEDBACK = ("seldon_api_model_feedback_total", "seldon_api_model_feedback_reward_total")
+
+
+def feedback_counts(graph: Graph) -> dict[tuple[str, str], float]:
+    """The feedback counter and reward sum of every node: the router's (in the orchestrator's
+    /prometheus) and each model's (in its own process's metrics)."""
+    _, _, data = http_request(graph.http, "GET", "/prometheus")
+    samples = parse_metrics(data.decode()) + graph.node_metrics()
+    nodes = ("router", "model-a", "model-b")
+    return {(n, m): metric_sum(samples, m, model_name=n) for n in nodes for m in FEEDBACK}
+
+
+@pytest.mark.slow
+def test_a_feedback_the_bandit_refuses_changes_no_metric_and_no_state(bandit: Graph) -> None:
+    status, response = bandit.predict([[1, 2]])
+    assert status == 200, response
+    rewards = {n: read_floats(bandit.folder / f"rewards-{n}") for n in ("model-a", "model-b")}
+    before = feedback_counts(bandit)
+    request = {"data": {"ndarray": [[1, 2]]}}
+    without_routing = {**response, "meta": {"puid": "not-a-recorded-id"}}
+    refused = [
+        {"request": request, "reward": 1},  # no response, so no meta.routing
+        {"request": request, "response": {"data": {"ndarray": [[1]]}}, "reward": 1},
+        {"request": request, "response": without_routing, "reward": 1},  # an unknown id: 404
+        {"request": request, "response": response, "reward": 2},  # a bandit takes 0..1
+    ]
+    for body in refused:
+        status, answer = bandit.feedback(body)
+        assert status in (400, 404), answer
+        assert answer["status"]["reason"] == "MICROSERVICE_BAD_DATA", answer
+    assert feedback_counts(bandit) == before
+    assert {n: read_floats(bandit.folder / f"rewards-{n}") for n in rewards} == rewards
+
+    status, answer = bandit.feedback({"request": request, "response": response, "reward": 1})
+    assert status == 200, answer
+    after = feedback_counts(bandit)
+    for node in ("router", "model-a"):  # the router and the branch it chose
+        assert after[(node, FEEDBACK[0])] == before[(node, FEEDBACK[0])] + 1
+        assert after[(node, FEEDBACK[1])] == before[(node, FEEDBACK[1])] + 1
+    assert after[("model-b", FEEDBACK[0])] == before[("model-b", FEEDBACK[0])]
+
+
 @pytest.mark.slow
 def test_feedback_over_grpc(bandit: Graph) -> None:
     request = pb.SeldonMessage()
@@ -363,6 +435,51 @@ def test_killed_node_is_restarted_and_sigterm_stops_everything(tmp_path: Path) -
         assert _leftovers(tmp_path) == []
     finally:
         stop(graph)
+
+
+RESTARTING = (
+    "node 'model' is restarting: its process was killed by signal 9 (SIGKILL); retry shortly"
+)
+
+
+@pytest.mark.slow
+def test_calls_while_a_killed_node_restarts_say_so_then_succeed(tmp_path: Path) -> None:
+    with serving(tmp_path, chain_yaml(tmp_path)) as graph:
+        (victim,) = graph.pids("model")
+        (tmp_path / "hold").touch()  # the new process waits in load() until it is removed
+        os.kill(victim, signal.SIGKILL)
+
+        def restarts() -> float:
+            samples = parse_metrics(graph.metrics())
+            return metric_sum(samples, "infergraph_node_restarts_total", node="model")
+
+        poll(lambda: restarts() == 1, timeout=20, what="the supervisor to see the node die")
+        status, body = graph.predict()
+        assert status == 503, body
+        assert body["status"] == {
+            "status": 1,
+            "info": RESTARTING,
+            "code": -1,
+            "reason": "MICROSERVICE_INTERNAL_ERROR",
+        }
+        feedback = {"request": {"data": {"ndarray": [[1, 2]]}}, "reward": 1}
+        status, body = graph.feedback(feedback)
+        assert (status, body["status"]["info"]) == (503, RESTARTING)
+        request = pb.SeldonMessage()
+        request.data.ndarray.extend([[1.0, 2.0]])
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{graph.grpc}") as channel,
+            pytest.raises(grpc.RpcError) as info,
+        ):
+            pb_grpc.SeldonStub(channel).Predict(request, timeout=10)
+        assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert info.value.details() == RESTARTING
+
+        (tmp_path / "hold").unlink()
+        poll(lambda: graph.predict()[0] == 200, timeout=20, what="the restarted node to answer")
+        status, body = graph.predict()
+        assert status == 200 and int(body["data"]["ndarray"][0][1]) != victim, body
+        assert "still loading" not in graph.stderr()
 
 
 @pytest.mark.slow
@@ -596,3 +713,42 @@ async def test_a_replica_that_stops_answering_is_retried_elsewhere_except_feedba
         finally:
             for client in clients:
                 await client.aclose()
+
+
+async def test_not_ready_says_still_loading_at_start_up_and_restarting_once_marked_down() -> None:
+    deployment = parse_resource(_deployment("one", [], {"name": "node", "type": "MODEL"}))
+    with contextlib.ExitStack() as server:
+        address = server.enter_context(serve_grpc(Everything(), unit_id="node"))
+        async with client_for(address, probe_interval=0.05) as client:
+            plan = compile_deployment(deployment, lambda d, p, n: (client, "ex/node:1"))
+            dataplane = GraphDataPlane(plan)
+            ctx = dataplane.context({})
+            with pytest.raises(NotReady) as info:
+                await dataplane.predict(rows(1), ctx)
+            assert str(info.value) == "the graph is not ready: some nodes are still loading"
+            with pytest.raises(NotReady, match="'node' is still loading: none of its replicas"):
+                await client.predict(rows(1))
+
+            await dataplane.load()
+            assert (await dataplane.predict(rows(1), ctx))[0].data.tolist() == [[2.0]]
+            reason = "is restarting: its process was killed by signal 9 (SIGKILL)"
+            client.mark_down(address, reason)  # as the supervisor does when a process dies
+            restarting = f"node 'node' {reason}; retry shortly"
+            with pytest.raises(NotReady) as info:
+                await dataplane.predict(rows(1), ctx)
+            assert (str(info.value), info.value.node) == (restarting, "node")
+            with pytest.raises(NotReady) as info:
+                await client.send_feedback(Feedback(rows(1), None, 1.0, None))
+            assert str(info.value) == restarting
+            await eventually(lambda: client.ready, "the probe")  # it answers again
+            assert client.down_reason() is None
+            assert (await dataplane.predict(rows(1), ctx))[0].data.tolist() == [[2.0]]
+
+            server.close()  # gone, unannounced: the call that finds out says so, then the rest
+            with pytest.raises(NotReady):
+                await client.predict(rows(1))
+            reason = client.down_reason() or ""
+            assert reason.startswith("is unreachable: "), reason
+            with pytest.raises(NotReady) as info:
+                await dataplane.predict(rows(1), ctx)
+            assert str(info.value) == f"node 'node' {reason}; retry shortly"

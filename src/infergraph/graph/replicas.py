@@ -4,8 +4,9 @@ A node served by other processes has one or more replicas (processes, like pods)
 rotate round-robin over the replicas that answered their last health check. A replica whose
 process died is marked down (by the supervisor that saw it die, or by the first call that
 cannot reach it) and probed until it answers again, so a restarted process on the same
-address rejoins without anyone rebuilding the client. The transports
-(:class:`~infergraph.graph.remote_nodes.GrpcNodeClient`,
+address rejoins without anyone rebuilding the client. Whoever marks a replica down says
+why, so that a call refused meanwhile says "restarting" or "unreachable", not "still
+loading". The transports (:class:`~infergraph.graph.remote_nodes.GrpcNodeClient`,
 :class:`~infergraph.graph.rest_nodes.RestNodeClient`) add only how to connect, probe, encode
 and send; keeping the rest here makes them behave alike.
 """
@@ -48,6 +49,9 @@ class Replica(Generic[C]):
     """The transport's handle: a gRPC channel's calls, a pool of HTTP connections."""
     up: bool = False
     probe: asyncio.Task[None] | None = field(default=None, repr=False)
+    down_reason: str = ""
+    """Why it was marked down, said after the node's name (``is restarting: ...``); empty
+    once it answers again, and before it ever answered (it is still loading)."""
 
 
 class ReplicatedNodeClient(ABC, Generic[C]):
@@ -151,11 +155,22 @@ class ReplicatedNodeClient(ABC, Generic[C]):
     def replica_up(self, address: str) -> bool:
         return any(r.up for r in self._replicas if r.address == address)
 
-    def mark_down(self, address: str) -> None:
-        """Stop sending calls to ``address`` and probe it until it answers again."""
+    def down_reason(self) -> str | None:
+        """Why no replica takes calls (``is restarting: its process ...``), or None: while a
+        replica is up, and while none was ever marked down (the node is still loading)."""
+        if self.ready:
+            return None
+        reasons = dict.fromkeys(r.down_reason for r in self._replicas if r.down_reason)
+        return "; ".join(reasons) or None
+
+    def mark_down(self, address: str, reason: str = "is unreachable") -> None:
+        """Stop sending calls to ``address`` and probe it until it answers again.
+
+        ``reason`` follows the node's name in the 503 of calls refused meanwhile."""
         for replica in self._replicas:
             if replica.address == address:
                 replica.up = False
+                replica.down_reason = reason
                 self._went_down(replica)
                 if not self._closed and (replica.probe is None or replica.probe.done()):
                     replica.probe = asyncio.get_running_loop().create_task(self._probe(replica))
@@ -165,6 +180,7 @@ class ReplicatedNodeClient(ABC, Generic[C]):
         while not self._closed:
             started = loop.time()
             if await self._ping(replica, self.probe_interval):
+                replica.down_reason = ""
                 return
             # an immediate "unavailable" must not turn into a busy loop
             await asyncio.sleep(max(0.0, started + self.probe_interval - loop.time()))
@@ -204,7 +220,12 @@ class ReplicatedNodeClient(ABC, Generic[C]):
             if replica.up and replica.address not in avoid:
                 self._next = (self._next + step + 1) % count
                 return replica
-        raise NotReady(f"no replica of node {self.name!r} is reachable (restarting?)")
+        if (reason := self.down_reason()) is not None:
+            raise NotReady(f"node {self.name!r} {reason}; retry shortly", node=self.name)
+        raise NotReady(
+            f"node {self.name!r} is still loading: none of its replicas has answered yet",
+            node=self.name,
+        )
 
     async def _call(self, method: str, request: Any) -> Message:
         tried: set[str] = set()
@@ -213,7 +234,8 @@ class ReplicatedNodeClient(ABC, Generic[C]):
             try:
                 return await self._send(replica, method, request)
             except Unreachable as exc:
-                self.mark_down(replica.address)
+                if replica.up:  # else whoever marked it down meanwhile said why
+                    self.mark_down(replica.address, f"is unreachable: {exc.error.message}")
                 tried.add(replica.address)
                 if method in _RETRIED and any(
                     r.up and r.address not in tried for r in self._replicas

@@ -21,7 +21,8 @@ import numpy as np
 
 from infergraph.errors import BadRequest, InferGraphError, NotFound, NotReady
 from infergraph.graph.executor import CallContext, Executor
-from infergraph.graph.plan import DeploymentPlan, PredictorPlan
+from infergraph.graph.plan import DeploymentPlan, NodeClient, PredictorPlan
+from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
 from infergraph.protocol.message import DataKind, Feedback, Message
@@ -130,6 +131,20 @@ class GraphDataPlane:
     def ready(self) -> bool:
         return all(client.ready for client in self.plan.clients())
 
+    def _not_ready(self) -> NotReady:
+        """The 503 of a call the graph cannot serve yet: nodes whose processes died and are
+        being restarted say so (and why); otherwise some nodes are still loading."""
+        down = {
+            name: reason
+            for predictor in self.plan.predictors
+            for name, node in predictor.nodes.items()
+            if (reason := _down_reason(node.client)) is not None
+        }
+        if not down:
+            return NotReady("the graph is not ready: some nodes are still loading")
+        said = "; ".join(f"node {name!r} {reason}" for name, reason in down.items())
+        return NotReady(f"{said}; retry shortly", node=next(iter(down)) if len(down) == 1 else None)
+
     async def close(self) -> None:
         for task in list(self._shadow_tasks):
             task.cancel()
@@ -168,7 +183,7 @@ class GraphDataPlane:
     async def predict(self, request: Message, ctx: CallContext) -> tuple[Message, str]:
         """The answer of the chosen predictor, and its name; the shadow gets a copy."""
         if not self.ready:
-            raise NotReady("the graph is not ready: some nodes are still loading")
+            raise self._not_ready()
         predictor = self.choose(ctx.headers)
         response = await self.executors[predictor.name].predict(request, ctx)
         if self.routings is not None:
@@ -296,6 +311,11 @@ class GraphDataPlane:
             "graphinputs": inputs,
             "graphoutputs": outputs,
         }
+
+
+def _down_reason(client: NodeClient) -> str | None:
+    """Why a node served by other processes takes no calls, when it was marked down."""
+    return client.down_reason() if isinstance(client, ReplicatedNodeClient) else None
 
 
 def _with_routing(feedback: Feedback, request_id: str, served: Served) -> Feedback:

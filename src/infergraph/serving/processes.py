@@ -143,6 +143,15 @@ async def _exit_code(process: subprocess.Popen[bytes]) -> int:
     return process.wait()
 
 
+def _ended(code: int) -> str:
+    """How a process ended, from its exit status (negative: the signal that killed it)."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by signal {-code} ({signal.Signals(-code).name})"
+        return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
 def _kill_group(pgid: int, sig: int) -> None:
     """Signal a node's process group; 0 (never started) must not become our own group."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -161,8 +170,9 @@ class Supervisor:
     cwd: str
     registry: Registry
     stop: asyncio.Event
-    on_down: Callable[[NodeProcess], None]
-    """Told at once when a process dies, so no call is sent to it while it restarts."""
+    on_down: Callable[[NodeProcess, str], None]
+    """Told at once when a process dies, so no call is sent to it while it restarts; the
+    text (``is restarting: its process ...``) is what calls refused meanwhile answer."""
     stopping: bool = False
 
     def _spawn(self, child: _Child) -> None:
@@ -195,7 +205,7 @@ class Supervisor:
             problem = f"was not ready after {timeout:g} s" if loop.time() > deadline else ""
             if child.exited.done():
                 await child.logs  # its last words are what the error reports
-                problem = f"exited with code {child.exited.result()} during start-up"
+                problem = f"{_ended(child.exited.result())} during start-up"
                 problem += f": {child.last_line}" if child.last_line else ""
             if problem:
                 raise LoadError(f"node {spec.node!r} ({spec.tag}) {problem}", node=spec.node)
@@ -223,18 +233,16 @@ class Supervisor:
             code = await child.exited
             if self.stopping:
                 return
-            self.on_down(spec)
-            _kill_group(child.pid, signal.SIGKILL)  # workers it forked, if any
-            labels = (("node", spec.node), ("predictor_name", spec.predictor))
-            self.registry.inc(RESTART_METRIC, labels, 1.0)
             # at once, unless it keeps dying young: then 0.5 s, 1 s, 2 s... (a crash loop)
             if loop.time() - child.started > _STABLE_S:
                 child.backoff = 0.0
             delay, child.backoff = child.backoff, min(_MAX_BACKOFF_S, max(0.5, child.backoff * 2))
             when = f" in {delay:g} s" if delay else ""
-            log.warning(
-                "node %s: pid %d exited (%d); restarting%s", spec.tag, child.pid, code, when
-            )
+            self.on_down(spec, f"is restarting{when}: its process {_ended(code)}")
+            _kill_group(child.pid, signal.SIGKILL)  # workers it forked, if any
+            labels = (("node", spec.node), ("predictor_name", spec.predictor))
+            self.registry.inc(RESTART_METRIC, labels, 1.0)
+            log.warning("node %s: pid %d %s; restarting%s", spec.tag, child.pid, _ended(code), when)
             with contextlib.suppress(TimeoutError):  # the back-off is cut short by stop
                 await asyncio.wait_for(self.stop.wait(), delay)
             if self.stop.is_set() or self.stopping:
@@ -300,9 +308,9 @@ def _factory(
     return build
 
 
-def _mark_down(client: ReplicatedNodeClient[Any], spec: NodeProcess) -> None:
+def _mark_down(client: ReplicatedNodeClient[Any], spec: NodeProcess, reason: str) -> None:
     """Tell ``client`` that the process ``spec`` died, by the port the client calls."""
-    client.mark_down(spec.address if client.transport == "grpc" else spec.http_address)
+    client.mark_down(spec.address if client.transport == "grpc" else spec.http_address, reason)
 
 
 def _command(settings: GraphSettings, limit: int) -> Callable[[NodeProcess], list[str]]:
@@ -346,7 +354,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
             str(Path(settings.path).resolve()),
             registry,
             stop,
-            lambda spec: _mark_down(clients[(spec.predictor, spec.node)], spec),
+            lambda spec, reason: _mark_down(clients[(spec.predictor, spec.node)], spec, reason),
         )
         await supervisor.start()
         if not stop.is_set():

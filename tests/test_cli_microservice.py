@@ -10,6 +10,7 @@ typed ``PREDICTIVE_UNIT_PARAMETERS``; ``SELDON_LOG_LEVEL`` beats ``--log-level``
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,6 +219,66 @@ def test_env_seldon_log_level_beats_the_flag(env_served: Service) -> None:
     log = env_served.stderr()
     assert "INFO" not in log, log[-2000:]
     assert "DEBUG" not in log, log[-2000:]
+
+
+# ---------------------------------------------------------------- access log
+
+ACCESS_LINE = r"^\S+ \S+ INFO infergraph\.access: 127\.0\.0\.1 "
+V2_INFER = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        pytest.param(["--access-log"], {}, id="flag"),
+        # the access log is apart from the log level, as gunicorn's is
+        pytest.param([], {"GUNICORN_ACCESS_LOG": "true", "SELDON_LOG_LEVEL": "WARNING"}, id="env"),
+    ],
+)
+def test_access_log_writes_a_line_per_request_to_stderr(
+    tmp_path: Path, flags: list[str], env: dict[str, str]
+) -> None:
+    write_module(tmp_path, "MyModel", MY_MODEL)
+    with serving(tmp_path, ["MyModel", *flags], env=env) as service:
+        ok = {"meta": {"puid": "p-42"}, "data": {"ndarray": [[1]]}}
+        assert service.post("/api/v1.0/predictions", ok)[0] == 200
+        assert service.post("/api/v1.0/predictions", [1])[0] == 400
+        assert service.post("/v2/models/infer", V2_INFER)[0] == 200
+        assert service.post("/v2/models/infer", {"inputs": 1})[0] == 400
+        service.scrape()  # the metrics port: no line, as Seldon's FILTER_METRICS_ACCESS_LOGS
+        log = service.stderr()  # each line is written before its answer is sent
+        stdout = (service.logs / "stdout.txt").read_text()
+    assert "GET /metrics" not in log + stdout, (log[-3000:], stdout[-3000:])
+    expected = [
+        r'"POST /api/v1\.0/predictions" 200 \d+\.\dms puid=p-42$',
+        r'"POST /api/v1\.0/predictions" 400 \d+\.\dms$',
+        r'"POST /v2/models/infer" 200 \d+\.\dms$',
+        r'"POST /v2/models/infer" 400 \d+\.\dms$',
+    ]
+    for line in expected:
+        assert re.search(ACCESS_LINE + line, log, re.MULTILINE), (line, log[-3000:])
+
+
+@pytest.mark.slow
+def test_access_log_under_uvicorn_is_uvicorns(tmp_path: Path) -> None:
+    write_module(tmp_path, "MyModel", MY_MODEL)
+    with serving(tmp_path, ["MyModel", "--access-log", "--http-server", "uvicorn"]) as service:
+        assert service.post("/api/v1.0/predictions", [1])[0] == 400
+        stdout = (service.logs / "stdout.txt").read_text()
+    assert '"POST /api/v1.0/predictions HTTP/1.1" 400' in stdout, stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_no_access_log_by_default(tmp_path: Path) -> None:
+    write_module(tmp_path, "MyModel", MY_MODEL)
+    with serving(tmp_path, ["MyModel", "--log-level", "DEBUG"]) as service:
+        ok = {"meta": {"puid": "p-42"}, "data": {"ndarray": [[1]]}}
+        assert service.post("/api/v1.0/predictions", ok)[0] == 200
+        assert service.post("/api/v1.0/predictions", [1])[0] == 400
+        log = service.stderr()
+    assert "infergraph.access" not in log, log[-3000:]
+    assert '"POST /api/v1.0/predictions' not in log, log[-3000:]
 
 
 # ---------------------------------------------------------------- precedence, no process

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -246,3 +247,56 @@ def test_deployment_flag_picks_one(tmp_path: Path) -> None:
         status, body = server.post("/api/v1.0/predictions", {"data": {"ndarray": X}})
         assert status == 200, body
         assert body["meta"]["routing"]["r"] == 0  # the second deployment's router
+
+
+# ---------------------------------------------------------------- access log
+
+ACCESS_LINE = r"^\S+ \S+ INFO infergraph\.access: 127\.0\.0\.1 "
+
+
+def logged_graph(tmp_path: Path) -> Path:
+    manifest, _ = write_graph(tmp_path, deployment(unit("m", "MODEL", cls="Model"), name="lg"))
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        pytest.param(["--access-log"], {}, id="flag"),
+        pytest.param([], {"GUNICORN_ACCESS_LOG": "true", "SELDON_LOG_LEVEL": "WARNING"}, id="env"),
+    ],
+)
+def test_access_log_writes_a_line_per_request_to_stderr(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    with serving(tmp_path, logged_graph(tmp_path), *args, env=env) as server:
+        answers = [
+            http_request(server.http, "POST", "/api/v1.0/predictions", {"data": {"ndarray": X}}),
+            http_request(server.http, "POST", "/api/v1.0/predictions", [1]),
+            http_request(server.http, "POST", "/v2/models/lg/infer", {"inputs": 1}),
+            http_request(
+                server.http, "POST", "/seldon/default/lg/api/v1.0/predictions",
+                {"data": {"ndarray": X}},
+            ),
+        ]  # fmt: skip
+        log = server.stderr()  # each line is written before its answer is sent
+    assert [status for status, _, _ in answers] == [200, 400, 400, 200]
+    puids = [headers["seldon-puid"] for _, headers, _ in answers]
+    expected = [
+        rf'"POST /api/v1\.0/predictions" 200 \d+\.\dms puid={puids[0]}$',
+        rf'"POST /api/v1\.0/predictions" 400 \d+\.\dms puid={puids[1]}$',
+        rf'"POST /v2/models/lg/infer" 400 \d+\.\dms puid={puids[2]}$',
+        rf'"POST /seldon/default/lg/api/v1\.0/predictions" 200 \d+\.\dms puid={puids[3]}$',
+    ]
+    for line in expected:
+        assert re.search(ACCESS_LINE + line, log, re.MULTILINE), (line, log[-3000:])
+
+
+def test_no_access_log_by_default(tmp_path: Path) -> None:
+    with serving(tmp_path, logged_graph(tmp_path), "--log-level", "DEBUG") as server:
+        ok = http_request(server.http, "POST", "/api/v1.0/predictions", {"data": {"ndarray": X}})
+        bad = http_request(server.http, "POST", "/api/v1.0/predictions", [1])
+        log = server.stderr()
+    assert (ok[0], bad[0]) == (200, 400)
+    assert "infergraph.access" not in log, log[-3000:]
+    assert '"POST /api/v1.0/predictions' not in log, log[-3000:]

@@ -114,6 +114,8 @@ class ComponentSettings:
     """0 disables the gRPC server, as GRPC_WORKERS=0 does in Seldon."""
     log_level: str = "INFO"
     access_log: bool = False
+    """One line per REST request on the ``infergraph.access`` logger (``--access-log``,
+    GUNICORN_ACCESS_LOG); uvicorn (``--http-server uvicorn``) writes its own instead."""
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     """Largest REST body and gRPC message accepted, in bytes."""
     grpc_max_message_size: int | None = None
@@ -277,6 +279,8 @@ class GraphSettings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     log_level: str = "INFO"
     access_log: bool = False
+    """As :attr:`ComponentSettings.access_log`, for the orchestrator's REST port
+    (``--access-log``, GUNICORN_ACCESS_LOG)."""
     http_server: str = "infergraph"
     """The HTTP server: infergraph's own (httptools, fastest) or uvicorn (ASGI)."""
     hostname: str = "localhost"
@@ -313,6 +317,7 @@ class GraphSettings:
             http_server=env.get("INFERGRAPH_HTTP_SERVER", "infergraph") or "infergraph",
             max_message_size=_int(env, "INFERGRAPH_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),
             log_level=env.get("SELDON_LOG_LEVEL", "INFO") or "INFO",
+            access_log=_bool(env.get("GUNICORN_ACCESS_LOG"), False),
             hostname=env.get("POD_NAME") or "localhost",
             request_logger_default_endpoint=env.get(
                 "REQUEST_LOGGER_DEFAULT_ENDPOINT", "http://default-broker"

@@ -67,7 +67,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--max-requests-jitter", type=int, default=None, help="accepted for compatibility"
     )
     p.add_argument("--keepalive", type=int, default=None, help="accepted for compatibility")
-    p.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="log one line per REST request to stderr (default off, or $GUNICORN_ACCESS_LOG)",
+    )
     p.add_argument("--single-threaded", type=int, default=None, help="force one thread per worker")
     p.add_argument(
         "--http-port",
@@ -209,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"infergraph microservice: error: {exc}", file=sys.stderr)
         return 2
-    start_server_process(settings.log_level, settings.malloc_tuning)
+    start_server_process(settings.log_level, settings.malloc_tuning, settings.access_log)
     if args.persistence:
         logging.getLogger(__name__).error("--persistence is deprecated and ignored")
     if args.pidfile:

@@ -79,6 +79,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", type=str.upper, default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="log one line per REST request to stderr (default off, or $GUNICORN_ACCESS_LOG)",
+    )
     p.set_defaults(command=run)
     return p
 
@@ -96,6 +102,7 @@ FLAG_FIELDS = (
     "sticky_header",
     "seed",
     "log_level",
+    "access_log",
 )
 
 
@@ -133,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.remote and settings.processes:
         print("infergraph serve: --remote and --processes cannot be combined", file=sys.stderr)
         return 2
-    start_server_process(settings.log_level, settings.malloc_tuning)
+    start_server_process(settings.log_level, settings.malloc_tuning, settings.access_log)
     try:
         deployments = load_deployments(args.file)
     except SpecError as exc:

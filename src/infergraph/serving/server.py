@@ -116,19 +116,27 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: Any, settings: Any) -> uvicorn.Server:
+def _uvicorn(app: Any, settings: Any, access_log: bool) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         loop="none",
         http="httptools",
         lifespan="on",
         log_level=settings.log_level.lower(),
-        access_log=settings.access_log,
+        access_log=access_log,
         timeout_keep_alive=65,
         server_header=False,
         date_header=False,
     )
     return _Server(config)
+
+
+def _uvicorn_access_log(apps: list[tuple[Any, socket.socket]], settings: Any) -> bool:
+    """Whether uvicorn logs requests: one switch (its ``uvicorn.access`` logger) for all its
+    servers in this process. Scrapes of the metrics port stay out of the access log, as
+    Seldon's default FILTER_METRICS_ACCESS_LOGS keeps them out of gunicorn's, unless uvicorn
+    serves REST too (``--http-server uvicorn``)."""
+    return bool(settings.access_log) and any(not isinstance(a, _MetricsApp) for a, _ in apps)
 
 
 def bind_grpc(server: GrpcServer, host: str, port: int) -> int:
@@ -159,12 +167,14 @@ async def run_servers(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     own = [
-        (HttpServer(app), sock)
+        (HttpServer(app, access_log=settings.access_log), sock)
         for app, sock in http
         if isinstance(app, Responder) and settings.http_server == "infergraph"
     ]
-    servers = [_uvicorn(app, settings) for app, sock in http if not any(s is sock for _, s in own)]
-    sockets = [sock for app, sock in http if not any(s is sock for _, s in own)]
+    by_uvicorn = [(app, sock) for app, sock in http if not any(s is sock for _, s in own)]
+    access_log = _uvicorn_access_log(by_uvicorn, settings)
+    servers = [_uvicorn(app, settings, access_log) for app, _ in by_uvicorn]
+    sockets = [sock for _, sock in by_uvicorn]
     for server_, sock in own:
         await server_.start(sock)
     tasks = [

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JSON",
     "PROMETHEUS",
+    "PUID",
     "TEXT",
     "Reply",
     "SeldonApp",
@@ -62,6 +63,9 @@ PREFLIGHT = [
     (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
     (b"access-control-allow-headers", b"*"),
 ]
+PUID = "infergraph.puid"
+"""Scope key where an app leaves the puid of the request it answers (a graph's, or the
+``meta.puid`` of a component's answer), for the access log."""
 UNTIMED = frozenset({"metrics", "live", "ready", "ping"})
 V2_PREFIX = "/v2"
 
@@ -80,9 +84,16 @@ def decode_body(scope: Scope, body: bytes) -> Any:
     return parse_seldon_body(ctype, scope.get("query_string", b""), body)
 
 
-def seldon_reply(msg: Message) -> Reply:
-    """A SeldonMessage answer; a ``status.code`` in it becomes the HTTP status, as in Seldon."""
+def seldon_reply(msg: Message, scope: Scope | None = None) -> Reply:
+    """A SeldonMessage answer; a ``status.code`` in it becomes the HTTP status, as in Seldon.
+
+    With the request's ``scope``, the answer's ``meta.puid`` is noted there (:data:`PUID`).
+    """
     out = seldon_json.encode_message(msg)
+    if scope is not None and isinstance(out, dict):
+        meta = out.get("meta")
+        if isinstance(meta, dict) and meta.get("puid"):
+            scope[PUID] = str(meta["puid"])
     status = 200
     block = out.get("status") if isinstance(out, dict) else None
     if isinstance(block, dict):

@@ -18,6 +18,7 @@ from infergraph.runtime.v2_service import graph_service
 from infergraph.transport.asgi import (
     JSON,
     PROMETHEUS,
+    PUID,
     Handler,
     Reply,
     Scope,
@@ -30,7 +31,6 @@ from infergraph.transport.v2_rest import V2Routes
 
 __all__ = ["GraphRestApp"]
 
-PUID = "infergraph.puid"
 NODE = "infergraph.node"
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 

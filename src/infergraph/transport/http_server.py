@@ -6,6 +6,9 @@ server parses with httptools (the parser uvicorn uses), reads each body whole (r
 it past the size limit from the headers alone), calls the app's transport-free
 ``respond`` and writes the answer in one ``write``. Keep-alive and pipelined requests are
 answered in order; a malformed request gets a 400 and the connection is closed.
+With ``access_log`` each answer also writes a line to the ``infergraph.access`` logger
+(:mod:`infergraph.transport.access_log`); the choice is made once, by the connection
+class, so a server without it pays nothing per request.
 The ASGI app stays available for embedding (``infergraph.component_app``) and
 ``--http-server uvicorn`` serves through uvicorn instead.
 """
@@ -15,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, Protocol, cast, runtime_checkable
 
 import httptools
 
 from infergraph.errors import InferGraphError, PayloadTooLarge
+from infergraph.transport.access_log import answer_puid, client_address, log_access
 
 __all__ = ["HttpServer", "Responder"]
 
@@ -40,6 +46,8 @@ class Responder(Protocol):
 
 
 log = logging.getLogger(__name__)
+
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -65,6 +73,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: HttpServer) -> None:
         self.server = server
         self.app = server.app
+        self.respond: Callable[[dict[str, Any], bytes | InferGraphError], Awaitable[Answer]]
+        self.respond = server.app.respond
         self.limit = server.app.max_body_size
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -179,7 +189,7 @@ class _Connection(asyncio.Protocol):
             body = request.body[0]
         else:  # one copy, into a mutable buffer: V2 binary tensors are then views of it
             body = cast(bytes, bytearray().join(request.body))  # reads as bytes everywhere
-        status, headers, out = await self.app.respond(scope, body)
+        status, headers, out = await self.respond(scope, body)
         if not self.writable.is_set():
             await self.writable.wait()
         if self.closing or self.transport is None:
@@ -195,17 +205,42 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-class HttpServer:
-    """Serves one :class:`Responder` on a listening socket."""
+class _LoggedConnection(_Connection):
+    """A connection that writes one access-log line per answer (``--access-log``)."""
 
-    def __init__(self, app: Responder) -> None:
+    def __init__(self, server: HttpServer) -> None:
+        super().__init__(server)
+        self.respond = self._respond_and_log
+        self.client = "-"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.client = client_address(transport.get_extra_info("peername"))
+
+    async def _respond_and_log(
+        self, scope: dict[str, Any], body: bytes | InferGraphError
+    ) -> Answer:
+        started = time.perf_counter()
+        status, headers, out = await self.app.respond(scope, body)
+        seconds = time.perf_counter() - started
+        puid = answer_puid(scope, headers)
+        log_access(self.client, scope["method"], scope["path"], status, seconds, puid)
+        return status, headers, out
+
+
+class HttpServer:
+    """Serves one :class:`Responder` on a listening socket; with ``access_log``, one line
+    per answer goes to the ``infergraph.access`` logger."""
+
+    def __init__(self, app: Responder, *, access_log: bool = False) -> None:
         self.app = app
+        self.connection = _LoggedConnection if access_log else _Connection
         self.connections: set[_Connection] = set()
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), sock=sock)
+        self._server = await loop.create_server(lambda: self.connection(self), sock=sock)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let in-flight answers finish (up to ``grace``), close the rest."""

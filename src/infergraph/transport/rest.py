@@ -141,24 +141,24 @@ class RestApp(SeldonApp):
             if isinstance(result, bytes | bytearray):
                 return 200, bytes(result), JSON
             return 200, seldon_json.dumps(result), JSON
-        return self._reply(await self.dataplane.predict(self._message(scope, body)))
+        return self._reply(await self.dataplane.predict(self._message(scope, body)), scope)
 
     async def _transform_input(self, scope: Scope, body: bytes) -> Reply:
-        return self._reply(await self.dataplane.transform_input(self._message(scope, body)))
+        return self._reply(await self.dataplane.transform_input(self._message(scope, body)), scope)
 
     async def _transform_output(self, scope: Scope, body: bytes) -> Reply:
-        return self._reply(await self.dataplane.transform_output(self._message(scope, body)))
+        return self._reply(await self.dataplane.transform_output(self._message(scope, body)), scope)
 
     async def _route(self, scope: Scope, body: bytes) -> Reply:
         response = await self.dataplane.route(self._message(scope, body))
         if isinstance(response.raw, list):  # route_raw's bare JSON list, sent as it is
             return 200, seldon_json.dumps(response.raw), JSON
-        return self._reply(response)
+        return self._reply(response, scope)
 
     async def _aggregate(self, scope: Scope, body: bytes) -> Reply:
         obj = self._decode(scope, body)
         messages = seldon_json.decode_aggregate(obj)
-        return self._reply(await self.dataplane.aggregate(messages, "json", raw=obj))
+        return self._reply(await self.dataplane.aggregate(messages, "json", raw=obj), scope)
 
     async def _feedback(self, scope: Scope, body: bytes) -> Reply:
         feedback = seldon_json.decode_feedback(self._decode(scope, body))

@@ -96,6 +96,9 @@ def test_rest_prediction_on_the_http_port(served: Service) -> None:
     assert out["data"]["ndarray"] == [[2, 4], [6, 8]]
     assert out["data"]["names"] == ["t:0", "t:1"]
     assert "requestPath" not in out.get("meta", {})  # PREDICTIVE_UNIT_ID unset
+    status, _, body = served.post("/api/v1.0/predictions", {"data": {"ndarry": [[1, 2]]}})
+    assert status == 400, body
+    assert b"unknown field 'ndarry' in data (did you mean 'ndarray'?)" in body
 
 
 @pytest.mark.slow

@@ -129,6 +129,9 @@ def test_serve_answers_predictions_feedback_and_grpc_then_stops_on_sigterm(
         assert status == 200, body
         assert body["data"]["ndarray"] == [[12.0, 22.0]]  # 10X, then b: + 2
         assert body["meta"]["routing"] == {"t": -1, "r": 1, "b": -1}
+        status, error = server.post("/api/v1.0/predictions", {"data": {"ndarry": X}})
+        assert status == 400, error
+        assert "unknown field 'ndarry' in data" in error["status"]["info"]
 
         feedback = {"request": {"data": {"ndarray": X}}, "response": body, "reward": 1.0}
         status, answer = server.post("/api/v1.0/feedback", feedback)

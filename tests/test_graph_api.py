@@ -226,6 +226,85 @@ async def test_bad_requests_are_400(
     assert served.called() == []
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        pytest.param(
+            {"data": {"ndarry": [[1, 2]]}},
+            "unknown field 'ndarry' in data (did you mean 'ndarray'?); "
+            "known fields: names, ndarray, tensor, tftensor",
+            id="misspelt-ndarray",
+        ),
+        pytest.param({"data": {}}, "data has no data kind", id="empty-data"),
+        pytest.param(
+            {"data": {"ndarray": X}, "extra": 1},
+            "unknown field 'extra' in the request; "
+            "known fields: meta, data, binData, strData, jsonData, status",
+            id="extra-top-level-field",
+        ),
+    ],
+)
+async def test_unknown_fields_are_400(
+    graph: GraphHarness, seldon_error: Any, body: dict[str, Any], words: str
+) -> None:
+    served = await graph.serve(deployment(model("a", 0.0, model("b"))))
+    seldon_error(await served.predict(body), 400, "MICROSERVICE_BAD_DATA", words)
+    assert served.called() == []
+
+
+async def test_unknown_feedback_fields_are_400(graph: GraphHarness, seldon_error: Any) -> None:
+    served = await graph.serve(deployment(model("a")))
+    body = {**feedback_of({"data": {"ndarray": X}}, 1.0), "rewad": 1}
+    words = "unknown field 'rewad' in the feedback (did you mean 'reward'?)"
+    seldon_error(await served.feedback(body), 400, "MICROSERVICE_BAD_DATA", words)
+    assert served.called() == []
+
+
+RAW_MODEL = """
+class RawModel:
+    \"\"\"MODEL taking the request through predict_raw.\"\"\"
+
+    def __init__(self, node):
+        self.node = node
+
+    def predict_raw(self, msg):
+        record(self.node, "predict", msg)
+        return {"data": {"ndarray": [[1.0, 2.0]]}}
+"""
+ODD = {"data": {"ndarry": [[1, 2]]}, "extra": {"my": "field"}}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(unit("raw", "MODEL", cls="RawModel"), id="raw-model"),
+        pytest.param(
+            router("r", -1, unit("raw", "MODEL", cls="RawModel"), model("m")), id="under-a-router"
+        ),
+        pytest.param(
+            unit("c", "COMBINER", unit("raw", "MODEL", cls="RawModel"), cls="Combiner"),
+            id="under-a-combiner",
+        ),
+    ],
+)
+async def test_raw_node_first_gets_the_request_as_it_came(
+    graph: GraphHarness, spec: dict[str, Any]
+) -> None:
+    served = await graph.serve(deployment(spec), extra=RAW_MODEL)
+    await served.ok(ODD)
+    assert served.details("predict")[0] == ("raw", ODD)
+
+
+async def test_raw_node_after_a_transformer_leaves_the_request_strict(
+    graph: GraphHarness, seldon_error: Any
+) -> None:
+    spec = unit("t", "TRANSFORMER", unit("raw", "MODEL", cls="RawModel"), cls="Transformer")
+    served = await graph.serve(deployment(spec), extra=RAW_MODEL)
+    words = "unknown field 'extra' in the request"
+    seldon_error(await served.predict(ODD), 400, "MICROSERVICE_BAD_DATA", words)
+    assert served.called() == []
+
+
 async def test_unknown_path_and_wrong_method(graph: GraphHarness, seldon_error: Any) -> None:
     served = await graph.serve(deployment(model("a")))
     seldon_error(await served.client.get("/api/v1.0/nothing"), 404, "MICROSERVICE_BAD_DATA")

@@ -128,8 +128,8 @@ class Seen:
 async def test_multipart_form_data(asgi_client, files, data, expected, response_field):
     model = Seen()
     client = asgi_client(model)
-    if files is None:  # force multipart for a form with no file in it
-        files = {"unused": ("u.txt", b"ignored")}
+    if files is None:  # force multipart for a form with no file in it: a meta part
+        files = {"meta": (None, b"{}")}
     response = await client.post("/predict", files=files, data=data)
     assert response.status_code == 200, response.text
     assert model.calls == [expected]

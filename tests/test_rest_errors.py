@@ -139,6 +139,189 @@ async def test_wrong_data_kinds(asgi_client, seldon_error, body, words):
     seldon_error(response, 400, BAD_DATA, *words)
 
 
+MESSAGE_FIELDS = "known fields: meta, data, binData, strData, jsonData, status"
+DATA_FIELDS = "known fields: names, ndarray, tensor, tftensor"
+FEEDBACK_FIELDS = "known fields: request, response, reward, truth"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        pytest.param(
+            {"data": {"ndarry": [[1, 2]]}},
+            ["unknown field 'ndarry' in data (did you mean 'ndarray'?)", DATA_FIELDS],
+            id="misspelt-ndarray",
+        ),
+        pytest.param(
+            {"data": {"Tensor": {"values": [1]}}},
+            ["unknown field 'Tensor' in data (did you mean 'tensor'?)"],
+            id="capitalised-tensor",
+        ),
+        pytest.param(
+            {"data": {"nmes": ["a"], "ndarray": [[1]]}},
+            ["unknown field 'nmes' in data (did you mean 'names'?)"],
+            id="misspelt-names-beside-a-kind",
+        ),
+        pytest.param(
+            {"data": {}}, ["data has no data kind", "ndarray, tensor or tftensor"], id="empty-data"
+        ),
+        pytest.param(
+            {"data": {"names": ["a", "b"]}}, ["data has no data kind"], id="names-without-a-kind"
+        ),
+        pytest.param(
+            {"ndarray": [[1, 2]]},
+            ["unknown field 'ndarray' in the request", MESSAGE_FIELDS],
+            id="ndarray-outside-data",
+        ),
+        pytest.param(
+            {"data": {"ndarray": [[1]]}, "extra": 1},
+            ["unknown field 'extra' in the request;", MESSAGE_FIELDS],
+            id="extra-top-level-field",
+        ),
+        pytest.param(
+            {"jsonDat": {"a": 1}},
+            ["unknown field 'jsonDat' in the request (did you mean 'jsonData'?)"],
+            id="misspelt-jsonData",
+        ),
+        pytest.param(
+            {"strData": "x", "a": 1, "b": 2},
+            ["unknown fields 'a', 'b' in the request"],
+            id="several-unknown-fields",
+        ),
+        pytest.param(
+            {"customData": {"@type": "x"}},
+            ["unknown field 'customData' in the request"],
+            id="customData-is-grpc-only",
+        ),
+    ],
+)
+async def test_unknown_fields(asgi_client, seldon_error, body, words):
+    calls: list[Any] = []
+
+    class Counting:
+        def predict(self, X, names):
+            calls.append(X)
+            return X
+
+    client = asgi_client(Counting())
+    for path in ("/predict", "/api/v1.0/predictions"):
+        seldon_error(await client.post(path, json=body), 400, BAD_DATA, *words)
+    assert calls == []  # a misspelt field never reaches the model as an empty array
+
+
+@pytest.mark.parametrize("path", ["/transform-input", "/transform-output", "/route"])
+async def test_unknown_fields_on_other_endpoints(asgi_client, seldon_error, path):
+    class Everything(Echo):
+        def transform_input(self, X, names):
+            return X
+
+        def transform_output(self, X, names):
+            return X
+
+        def route(self, X, names):
+            return 0
+
+    response = await asgi_client(Everything()).post(path, json={"data": {"ndarry": [[1]]}})
+    seldon_error(response, 400, BAD_DATA, "unknown field 'ndarry' in data")
+
+
+async def test_unknown_multipart_part(asgi_client, seldon_error):
+    response = await asgi_client(Echo()).post("/predict", files={"image": ("x.png", b"\x89PNG")})
+    seldon_error(response, 400, BAD_DATA, "unknown field 'image' in the request", MESSAGE_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        pytest.param(
+            {"request": {"data": {"ndarray": [[1]]}}, "rewad": 1},
+            ["unknown field 'rewad' in the feedback (did you mean 'reward'?)", FEEDBACK_FIELDS],
+            id="misspelt-reward",
+        ),
+        pytest.param(
+            {"request": {"data": {"ndarry": [[1]]}}, "reward": 1},
+            ["unknown field 'ndarry' in feedback.request.data", DATA_FIELDS],
+            id="request-data",
+        ),
+        pytest.param(
+            {"truth": {"data": {"ndarray": [[1]]}, "label": 1}, "reward": 1},
+            ["unknown field 'label' in feedback.truth", MESSAGE_FIELDS],
+            id="truth-field",
+        ),
+        pytest.param(
+            {"response": {"meta": {}, "dat": {}}, "reward": 1},
+            ["unknown field 'dat' in feedback.response (did you mean 'data'?)"],
+            id="response-field",
+        ),
+    ],
+)
+async def test_unknown_feedback_fields(asgi_client, seldon_error, body, words):
+    rewards: list[float] = []
+
+    class Learner:
+        def send_feedback(self, X, names, reward, truth, routing=None):
+            rewards.append(reward)
+
+    class RawLearner:  # Seldon parses feedback with protobuf before send_feedback_raw
+        def send_feedback_raw(self, feedback):
+            rewards.append(feedback.reward)
+
+    for user in (Learner(), RawLearner()):
+        response = await asgi_client(user).post("/api/v1.0/feedback", json=body)
+        seldon_error(response, 400, BAD_DATA, *words)
+    assert rewards == []
+
+
+class RawEverything:
+    """Takes every request through ``*_raw``: Seldon hands those the body as it came."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def predict_raw(self, msg):
+        self.seen.append(msg)
+        return {"jsonData": msg}
+
+    def transform_input_raw(self, msg):
+        self.seen.append(msg)
+        return {"jsonData": msg}
+
+    def route_raw(self, msg):
+        self.seen.append(msg)
+        return {"data": {"ndarray": [[0]]}}
+
+
+@pytest.mark.parametrize(
+    "path", ["/predict", "/api/v1.0/predictions", "/transform-input", "/route"]
+)
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"data": {"ndarry": [[1, 2]]}}, id="misspelt-ndarray"),
+        pytest.param({"data": {}}, id="empty-data"),
+        pytest.param({"strData": "x", "extra": {"my": "field"}}, id="extra-top-level-field"),
+    ],
+)
+async def test_raw_methods_get_unknown_fields_as_they_came(asgi_client, path, body):
+    model = RawEverything()
+    response = await asgi_client(model).post(path, json=body)
+    assert response.status_code == 200, response.text
+    assert model.seen == [body]
+
+
+async def test_raw_method_for_one_endpoint_leaves_the_others_strict(asgi_client, seldon_error):
+    class RawPredictOnly:
+        def predict_raw(self, msg):
+            return {"jsonData": msg}
+
+    client = asgi_client(RawPredictOnly())
+    body = {"data": {"ndarry": [[1, 2]]}}
+    assert (await client.post("/predict", json=body)).json() == {"jsonData": body}
+    seldon_error(
+        await client.post("/transform-input", json=body), 400, BAD_DATA, "unknown field 'ndarry'"
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "body", "words"),
     [

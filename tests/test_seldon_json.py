@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import random
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -251,6 +252,113 @@ def test_decode_names_the_nested_message():
     with pytest.raises(BadRequest) as caught:
         seldon_json.decode_message({"data": {"ndarray": [[1], [1, 2]]}}, "feedback.truth")
     assert "feedback.truth.data.ndarray" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "words"),
+    [
+        pytest.param(
+            {"data": {"ndarry": [[1, 2]]}},
+            "request",
+            "unknown field 'ndarry' in data (did you mean 'ndarray'?); "
+            "known fields: names, ndarray, tensor, tftensor",
+            id="misspelt-kind",
+        ),
+        pytest.param(
+            {"data": {"names": ["a"]}},
+            "request",
+            "data has no data kind: it needs ndarray, tensor or tftensor",
+            id="no-kind",
+        ),
+        pytest.param(
+            {"strData": "x", "extra": 1},
+            "request",
+            "unknown field 'extra' in the request; "
+            "known fields: meta, data, binData, strData, jsonData, status",
+            id="top-level",
+        ),
+        pytest.param(
+            {"data": {"ndarray": [[1]], "shape": [1, 1]}},
+            "feedback.truth",
+            "unknown field 'shape' in feedback.truth.data",
+            id="nested-data-named",
+        ),
+        pytest.param(
+            {"strdata": "x"},
+            "feedback.request",
+            "unknown field 'strdata' in feedback.request (did you mean 'strData'?)",
+            id="nested-message-named",
+        ),
+    ],
+)
+def test_strict_decode_rejects_unknown_fields(body, where, words):
+    with pytest.raises(BadRequest) as caught:
+        seldon_json.decode_message(body, where, strict=True)
+    assert words in caught.value.message
+    assert caught.value.reason == "MICROSERVICE_BAD_DATA"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            {
+                "meta": {"puid": "p", "tags": {"t": 1}},
+                "data": {"names": ["a", "b"], "ndarray": [[1, 2]]},
+                "status": {"code": 200, "status": "SUCCESS"},
+            },
+            id="meta-data-status",
+        ),
+        pytest.param({"data": {"names": [], "tensor": {"values": [1]}}}, id="tensor"),
+        pytest.param({"data": {"tftensor": array_to_tf_json(np.array([1.0]))}}, id="tftensor"),
+        pytest.param({"binData": base64.b64encode(b"x").decode()}, id="binData"),
+        pytest.param({"strData": "x", "meta": {}}, id="strData"),
+        pytest.param({"jsonData": {"any": {"keys": 1}}}, id="jsonData-keys-are-free"),
+    ],
+)
+def test_strict_decode_reads_what_lenient_decode_reads(body):
+    strict, lenient = (seldon_json.decode_message(body, strict=s) for s in (True, False))
+    assert (strict.kind, strict.names, strict.meta, strict.status) == (
+        lenient.kind,
+        lenient.names,
+        lenient.meta,
+        lenient.status,
+    )
+
+
+def test_lenient_decode_reads_unknown_fields_as_seldon_does():
+    """Node answers and *_raw results: Seldon's wrapper reads a data without a kind as []."""
+    msg = seldon_json.decode_message({"data": {"ndarry": [[1, 2]]}, "extra": 1}, "response")
+    assert msg.kind is DataKind.NDARRAY
+    assert msg.data.tolist() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        pytest.param(
+            {"reward": 1, "rewards": 2},
+            "unknown field 'rewards' in the feedback (did you mean 'reward'?); "
+            "known fields: request, response, reward, truth",
+            id="top-level",
+        ),
+        pytest.param(
+            {"request": {"data": {"ndarry": [[1]]}}},
+            "unknown field 'ndarry' in feedback.request.data",
+            id="request-data",
+        ),
+        pytest.param(
+            {"response": {"meta": {}, "jsonData": {}, "extra": 1}},
+            "unknown field 'extra' in feedback.response;",
+            id="response",
+        ),
+    ],
+)
+def test_strict_decode_feedback_rejects_unknown_fields(body, words):
+    with pytest.raises(BadRequest) as caught:
+        seldon_json.decode_feedback(body, strict=True)
+    assert words in caught.value.message
+    seldon_json.decode_feedback(body)  # lenient: read as before
 
 
 @pytest.mark.parametrize(
@@ -601,7 +709,9 @@ FUZZ_CASES = [_fuzz_message(random.Random(seed)) for seed in range(400)]
     "decode",
     [
         pytest.param(seldon_json.decode_message, id="message"),
+        pytest.param(partial(seldon_json.decode_message, strict=True), id="message-strict"),
         pytest.param(seldon_json.decode_feedback, id="feedback"),
+        pytest.param(partial(seldon_json.decode_feedback, strict=True), id="feedback-strict"),
         pytest.param(seldon_json.decode_aggregate, id="aggregate"),
     ],
 )
@@ -615,7 +725,8 @@ def test_fuzz_decoders_raise_only_bad_request(decode):
                 outcomes["bad_request"] += 1
                 continue
             except Exception as exc:  # pragma: no cover - the failure message is the point
-                pytest.fail(f"{decode.__name__}({obj!r}) raised {type(exc).__name__}: {exc}")
+                name = getattr(decode, "__name__", decode)
+                pytest.fail(f"{name}({obj!r}) raised {type(exc).__name__}: {exc}")
             outcomes["ok"] += 1
     assert outcomes["ok"] > 20 and outcomes["bad_request"] > 20, outcomes
 

@@ -107,6 +107,12 @@ class Component:
     def has(self, endpoint: str) -> bool:
         return any(self._methods[(endpoint, wire)] is not None for wire in WIRES)
 
+    def takes_raw(self, endpoint: str, wire: str = "json") -> bool:
+        """Whether ``endpoint`` is served by a ``*_raw`` (or legacy) method, which Seldon
+        hands the request as it came, so the transport must not refuse fields it lacks."""
+        spec = self._methods[(endpoint, wire)]
+        return spec is not None and spec.variant != "high"
+
     def servable(self) -> list[str]:
         return [endpoint for endpoint in METHOD_LABELS if self.has(endpoint)]
 

@@ -113,6 +113,10 @@ class ComponentDataPlane:
             if not self.ready:
                 await self.load()
 
+    def takes_raw(self, endpoint: str) -> bool:
+        """Whether ``endpoint`` gets the JSON request as it is (a ``*_raw`` method)."""
+        return self.component.takes_raw(endpoint, "json")
+
     def metadata(self) -> dict[str, Any]:
         if self._metadata_error is not None:
             raise self._metadata_error

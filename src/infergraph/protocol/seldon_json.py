@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,9 @@ from infergraph.protocol.tftensor import array_to_tf_json, tf_json_to_array
 from infergraph.protocol.v2_message import as_seldon
 
 __all__ = [
+    "DATA_FIELDS",
+    "FEEDBACK_FIELDS",
+    "MESSAGE_FIELDS",
     "decode_aggregate",
     "decode_feedback",
     "decode_message",
@@ -31,6 +35,16 @@ __all__ = [
 ]
 
 _METRIC_TYPES = ("COUNTER", "GAUGE", "TIMER")
+
+MESSAGE_FIELDS = ("meta", "data", "binData", "strData", "jsonData", "status")
+"""The fields of a SeldonMessage over REST (``customData`` is gRPC only)."""
+DATA_FIELDS = ("names", "ndarray", "tensor", "tftensor")
+"""The fields of a SeldonMessage's ``data``: names beside one data kind."""
+FEEDBACK_FIELDS = ("request", "response", "reward", "truth")
+"""The fields of a Seldon Feedback."""
+_MESSAGE_KNOWN = frozenset(MESSAGE_FIELDS)
+_DATA_KNOWN = frozenset(DATA_FIELDS)
+_FEEDBACK_KNOWN = frozenset(FEEDBACK_FIELDS)
 
 
 def _default(obj: Any) -> Any:
@@ -111,9 +125,29 @@ def decode_meta(obj: Any, where: str = "meta") -> Meta:
     return Meta(str(puid), dict(tags), dict(routing), dict(path), list(metrics))
 
 
-def _decode_data(data: Any, where: str) -> tuple[DataKind, Any, list[str]]:
+def _unknown_field(obj: dict[str, Any], fields: tuple[str, ...], where: str) -> BadRequest:
+    """The 400 for keys outside ``fields``: a misspelt field is never read as an absent one.
+
+    Callers test the keys first (one set test per request); this runs only for a bad one.
+    """
+    unknown = [key for key in obj if key not in fields]
+    first = str(unknown[0])
+    close = difflib.get_close_matches(first, fields, n=1, cutoff=0.75) or [
+        field for field in fields if field.lower() == first.lower()
+    ]
+    listed = ", ".join(repr(key) for key in unknown)
+    return BadRequest(
+        f"unknown field{'s' if len(unknown) > 1 else ''} {listed} in {where}"
+        + (f" (did you mean {close[0]!r}?)" if close else "")
+        + f"; known fields: {', '.join(fields)}"
+    )
+
+
+def _decode_data(data: Any, where: str, strict: bool = False) -> tuple[DataKind, Any, list[str]]:
     if not isinstance(data, dict):
         raise BadRequest(f"{where} must be an object with names and ndarray, tensor or tftensor")
+    if strict and not _DATA_KNOWN.issuperset(data):
+        raise _unknown_field(data, DATA_FIELDS, where)
     names = data.get("names") or []
     if not isinstance(names, list):
         raise BadRequest(f"{where}.names must be a list of strings")
@@ -141,18 +175,27 @@ def _decode_data(data: Any, where: str) -> tuple[DataKind, Any, list[str]]:
         return DataKind.TENSOR, array, names
     if "tftensor" in data:
         return DataKind.TFTENSOR, tf_json_to_array(data["tftensor"], f"{where}.tftensor"), names
+    if strict:
+        raise BadRequest(f"{where} has no data kind: it needs ndarray, tensor or tftensor")
     return DataKind.NDARRAY, np.array([]), names
 
 
-def decode_message(obj: Any, where: str = "request") -> Message:
-    """Decode one SeldonMessage JSON object (already parsed)."""
+def decode_message(obj: Any, where: str = "request", *, strict: bool = False) -> Message:
+    """Decode one SeldonMessage JSON object (already parsed).
+
+    ``strict`` is for a client's request: an unknown field, or a ``data`` without a data
+    kind, is a 400 naming it, where Seldon's wrapper quietly reads an empty array. Answers
+    of nodes and of ``*_raw`` methods are decoded leniently, as Seldon passes them on.
+    """
     if not isinstance(obj, dict):
         raise BadRequest(f"Invalid request data type: {where} must be a JSON object")
+    if strict and not _MESSAGE_KNOWN.issuperset(obj):
+        raise _unknown_field(obj, MESSAGE_FIELDS, "the request" if where == "request" else where)
     meta = decode_meta(obj.get("meta"), f"{where}.meta" if where != "request" else "meta")
     prefix = "" if where == "request" else f"{where}."
     status = _decode_status(obj.get("status"), f"{prefix}status")
     if "data" in obj:
-        kind, data, names = _decode_data(obj["data"], f"{prefix}data")
+        kind, data, names = _decode_data(obj["data"], f"{prefix}data", strict)
         return Message(kind, data, names, meta, status)
     if "strData" in obj:
         if not isinstance(obj["strData"], str):
@@ -197,10 +240,16 @@ def decode_aggregate(obj: Any) -> list[Message]:
     return [decode_message(item, f"seldonMessages[{i}]") for i, item in enumerate(obj)]
 
 
-def decode_feedback(obj: Any) -> Feedback:
-    """Decode Seldon's Feedback JSON: request, response, reward and truth."""
+def decode_feedback(obj: Any, *, strict: bool = False) -> Feedback:
+    """Decode Seldon's Feedback JSON: request, response, reward and truth.
+
+    ``strict`` refuses unknown fields in the feedback and in its messages, as Seldon's
+    wrapper does (it parses REST feedback with protobuf's parser).
+    """
     if not isinstance(obj, dict):
         raise BadRequest("Invalid feedback: the body must be a JSON object")
+    if strict and not _FEEDBACK_KNOWN.issuperset(obj):
+        raise _unknown_field(obj, FEEDBACK_FIELDS, "the feedback")
     reward = obj.get("reward", 0.0)
     if reward is None:
         reward = 0.0
@@ -213,7 +262,7 @@ def decode_feedback(obj: Any) -> Feedback:
         if isinstance(value, dict) and value.keys() <= {"meta"}:  # e.g. a response's puid only
             parts[key] = Message(meta=decode_meta(value.get("meta"), f"{where}.meta"))
         else:
-            parts[key] = None if value is None else decode_message(value, where)
+            parts[key] = None if value is None else decode_message(value, where, strict=strict)
     return Feedback(parts["request"], parts["response"], float(reward), parts["truth"])
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from infergraph.errors import BadRequest, InferGraphError, NotFound, NotReady
 from infergraph.graph.executor import CallContext, Executor
 from infergraph.graph.plan import DeploymentPlan, NodeClient, PredictorPlan
+from infergraph.graph.raw_input import takes_raw_request
 from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
@@ -104,6 +105,8 @@ class GraphDataPlane:
         self.shadow = next((p for p in plan.predictors if p.shadow), None)
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self.server_metrics = self.executors[live[0].name].metrics
+        self.takes_raw_request = any(takes_raw_request(p.root) for p in plan.predictors)
+        """Whether a node's ``*_raw`` method gets the request as it came (see raw_input)."""
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -116,13 +116,17 @@ class GraphRestApp(SeldonApp):
         return self.dataplane.context(self._headers(scope, puid_hint))
 
     async def _predict(self, scope: Scope, body: bytes) -> Reply:
-        request = seldon_json.decode_message(decode_body(scope, body))
+        obj = decode_body(scope, body)
+        raw = self.dataplane.takes_raw_request
+        request = seldon_json.decode_message(obj, strict=not raw)
+        if raw:  # the node's *_raw method gets the body as it came, as under Seldon
+            request.raw = obj
         ctx = self._context(scope, request.meta.puid)
         response, _ = await self.dataplane.predict(request, ctx)
         return seldon_reply(response)
 
     async def _feedback(self, scope: Scope, body: bytes) -> Reply:
-        feedback = seldon_json.decode_feedback(decode_body(scope, body))
+        feedback = seldon_json.decode_feedback(decode_body(scope, body), strict=True)
         ctx = self._context(scope, feedback.response.meta.puid if feedback.response else "")
         request_id = header(scope, b"seldon-puid") or ""  # feedback by id, when no routing
         return seldon_reply(await self.dataplane.feedback(feedback, ctx, request_id))

@@ -61,6 +61,11 @@ class RestApp(SeldonApp):
         timeout_ms = dataplane.settings.rest_timeout_ms
         self.timeout = timeout_ms / 1000.0 if timeout_ms else None
         self.v2 = V2Routes(component_service(dataplane))
+        # unknown fields are a 400, except for an endpoint whose *_raw method takes the body
+        self._strict = {
+            endpoint: not dataplane.takes_raw(endpoint)
+            for endpoint in ("predict", "transform_input", "transform_output", "route")
+        }
         predict = self._predict
         feedback = self._feedback
         both = ("GET", "POST")
@@ -122,9 +127,9 @@ class RestApp(SeldonApp):
 
     _decode = staticmethod(decode_body)
 
-    def _message(self, scope: Scope, body: bytes) -> Message:
+    def _message(self, scope: Scope, body: bytes, endpoint: str) -> Message:
         obj = self._decode(scope, body)
-        msg = seldon_json.decode_message(obj)
+        msg = seldon_json.decode_message(obj, strict=self._strict[endpoint])
         msg.raw = obj
         return msg
 
@@ -141,16 +146,20 @@ class RestApp(SeldonApp):
             if isinstance(result, bytes | bytearray):
                 return 200, bytes(result), JSON
             return 200, seldon_json.dumps(result), JSON
-        return self._reply(await self.dataplane.predict(self._message(scope, body)), scope)
+        return self._reply(
+            await self.dataplane.predict(self._message(scope, body, "predict")), scope
+        )
 
     async def _transform_input(self, scope: Scope, body: bytes) -> Reply:
-        return self._reply(await self.dataplane.transform_input(self._message(scope, body)), scope)
+        request = self._message(scope, body, "transform_input")
+        return self._reply(await self.dataplane.transform_input(request), scope)
 
     async def _transform_output(self, scope: Scope, body: bytes) -> Reply:
-        return self._reply(await self.dataplane.transform_output(self._message(scope, body)), scope)
+        request = self._message(scope, body, "transform_output")
+        return self._reply(await self.dataplane.transform_output(request), scope)
 
     async def _route(self, scope: Scope, body: bytes) -> Reply:
-        response = await self.dataplane.route(self._message(scope, body))
+        response = await self.dataplane.route(self._message(scope, body, "route"))
         if isinstance(response.raw, list):  # route_raw's bare JSON list, sent as it is
             return 200, seldon_json.dumps(response.raw), JSON
         return self._reply(response, scope)
@@ -161,7 +170,8 @@ class RestApp(SeldonApp):
         return self._reply(await self.dataplane.aggregate(messages, "json", raw=obj), scope)
 
     async def _feedback(self, scope: Scope, body: bytes) -> Reply:
-        feedback = seldon_json.decode_feedback(self._decode(scope, body))
+        # strict even for send_feedback_raw, as Seldon parses feedback with protobuf first
+        feedback = seldon_json.decode_feedback(self._decode(scope, body), strict=True)
         response = await self.dataplane.send_feedback(feedback)
         return 200, seldon_json.dumps(feedback_json(response)), JSON
 

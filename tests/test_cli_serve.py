@@ -303,3 +303,31 @@ def test_no_access_log_by_default(tmp_path: Path) -> None:
     assert (ok[0], bad[0]) == (200, 400)
     assert "infergraph.access" not in log, log[-3000:]
     assert '"POST /api/v1.0/predictions' not in log, log[-3000:]
+
+
+def test_the_flag_the_other_kinds_error_suggests_is_one_serve_takes(tmp_path: Path) -> None:
+    """A manifest file with a Service next to the deployment, as kubectl users keep them:
+    serve refuses it naming --skip-other-kinds, and with that flag it serves the graph."""
+    manifest, _ = write_graph(tmp_path, bandit_graph())
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cli-graph"}}
+    both = tmp_path / "with-service.yaml"
+    both.write_text(yaml.safe_dump(service) + "---\n" + manifest.read_text())
+    refused = run_to_exit(tmp_path, str(both))
+    assert refused.returncode == 1
+    assert "is a Service (v1)" in refused.stderr and "--skip-other-kinds" in refused.stderr
+    with serving(tmp_path, both, "--skip-other-kinds") as server:
+        status, body = server.post("/api/v1.0/predictions", {"data": {"ndarray": X}})
+        assert status == 200, body
+
+
+def test_the_readme_request_file_is_shipped_and_answers(tmp_path: Path) -> None:
+    """README's `curl ... -d @examples/bandit/request.json` against the bandit example."""
+    root = Path(__file__).parent.parent
+    body = json.loads((root / "examples" / "bandit" / "request.json").read_text())
+    readme = (root / "README.md").read_text()
+    assert "-d @examples/bandit/request.json" in readme
+    example = root / "examples" / "bandit" / "deployment.yaml"
+    with serving(root, example, "--path", str(root / "examples" / "bandit")) as server:
+        status, answer = server.post("/api/v1.0/predictions", body)
+        assert status == 200, answer
+        assert len(answer["data"]["ndarray"][0]) == 10  # a probability per digit

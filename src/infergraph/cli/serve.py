@@ -30,6 +30,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="YAML file with a GraphDeployment or SeldonDeployment")
     p.add_argument("--deployment", help="which deployment, when the file holds several")
+    p.add_argument(
+        "--skip-other-kinds",
+        action="store_true",
+        help="ignore documents of other kinds (a Service, a Secret) instead of refusing the file",
+    )
     p.add_argument("--http-port", type=int, default=None, help="orchestrator REST (8000)")
     p.add_argument("--grpc-port", type=int, default=None, help="orchestrator gRPC (5001)")
     p.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     start_server_process(settings.log_level, settings.malloc_tuning, settings.access_log)
     try:
-        deployments = load_deployments(args.file)
+        deployments = load_deployments(args.file, skip_other_kinds=args.skip_other_kinds)
     except SpecError as exc:
         print(f"infergraph serve: {exc}", file=sys.stderr)
         return 1

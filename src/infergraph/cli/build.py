@@ -31,6 +31,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "image's env, and the image runs `infergraph microservice`. The builder is podman, "
         "buildah or docker, the first found. Podman and buildah read CONTAINERS_CONF from "
         "the environment.",
+        epilog="Examples:\n  infergraph build ./my-model -t registry.example.com/my-model:1\n"
+        "  infergraph build ./my-model --dockerfile-only > Dockerfile",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("folder", metavar="DIR", help="the model's source folder")
     p.add_argument("-t", "--tag", metavar="IMAGE", help="name of the image to build")

@@ -27,6 +27,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "uses; e.g. 'infergraph crd | kubectl apply --server-side -f -'. With --kind "
         "SeldonDeployment, the same schema under Seldon Core v1's group and versions, for a "
         "cluster without Seldon Core installed (it replaces Seldon's own CRD).",
+        epilog="Examples:\n  infergraph crd | kubectl apply -f -\n"
+        "  infergraph crd --kind SeldonDeployment > seldondeployments-crd.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--kind",

@@ -28,6 +28,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "of a local path. The Kubernetes init container of a prepackaged server runs this. "
         "S3 credentials and endpoint come from the AWS environment variables "
         "(AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for MinIO and the like).",
+        epilog="Example:\n  infergraph fetch-model s3://models/sklearn/iris /mnt/models",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("uri", metavar="URI", help="where the model is")
     p.add_argument("dir", metavar="DIR", help="the folder to put it in, e.g. /mnt/models")

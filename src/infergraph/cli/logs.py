@@ -50,7 +50,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="only the last N lines of each container",
     )
-    p.add_argument("--kind", choices=("GraphDeployment", "SeldonDeployment"), default=None)
+    p.add_argument(
+        "--kind",
+        choices=("GraphDeployment", "SeldonDeployment"),
+        default=None,
+        help="which kind NAME is (default: a GraphDeployment, else a SeldonDeployment)",
+    )
     add_cluster_options(p)
     p.set_defaults(command=run)
     return p

@@ -25,6 +25,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="serve one Python class over REST and gRPC (seldon-core-microservice drop-in)",
         description="Serve one Seldon-style Python class over REST, gRPC and Prometheus metrics. "
         "Flags, environment variables and defaults are those of seldon-core-microservice.",
+        epilog="Example:\n  infergraph microservice MyModel --service-type MODEL   # REST :9000, "
+        "gRPC :5000, metrics :6000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compat = p.add_argument_group(
+        "accepted for compatibility",
+        "seldon-core-microservice flags infergraph takes and ignores, so its command lines run "
+        "unchanged",
     )
     p.add_argument(
         "interface_name",
@@ -39,17 +47,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="informational; every endpoint is served (default MODEL, or $SERVICE_TYPE)",
     )
-    p.add_argument("--persistence", type=int, default=None, help="deprecated and ignored")
+    compat.add_argument(
+        "--persistence", type=int, default=None, help="ignored (deprecated in Seldon too)"
+    )
     p.add_argument(
         "--parameters",
         default=None,
         help="JSON list of {name, value, type} (default $PREDICTIVE_UNIT_PARAMETERS)",
     )
     p.add_argument(
-        "--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default=None,
+        help="what is logged to stderr (default INFO, or $SELDON_LOG_LEVEL)",
     )
-    p.add_argument("--debug", action="store_true", help="accepted for compatibility; same server")
-    p.add_argument("--tracing", type=int, default=None, help="accepted for compatibility")
+    compat.add_argument(
+        "--debug", action="store_true", help="ignored: the same server runs either way"
+    )
+    compat.add_argument(
+        "--tracing", type=int, default=None, help="ignored (Jaeger tracing is not built in)"
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -62,11 +80,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="threads per worker for sync methods (default 1, or $GUNICORN_THREADS)",
     )
-    p.add_argument("--max-requests", type=int, default=None, help="accepted for compatibility")
-    p.add_argument(
-        "--max-requests-jitter", type=int, default=None, help="accepted for compatibility"
+    compat.add_argument(
+        "--max-requests", type=int, default=None, help="ignored: workers are never recycled"
     )
-    p.add_argument("--keepalive", type=int, default=None, help="accepted for compatibility")
+    compat.add_argument(
+        "--max-requests-jitter", type=int, default=None, help="ignored, as --max-requests"
+    )
+    compat.add_argument(
+        "--keepalive", type=int, default=None, help="ignored: connections are kept alive"
+    )
     p.add_argument(
         "--access-log",
         action="store_true",
@@ -99,7 +121,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="0 disables gRPC (default 1, or $GRPC_WORKERS)",
     )
-    p.add_argument("--grpc-threads", type=int, default=None, help="accepted for compatibility")
+    compat.add_argument(
+        "--grpc-threads", type=int, default=None, help="ignored: gRPC runs on the event loop"
+    )
     p.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
     p.add_argument("--path", default=None, help="folder to import the class from (default: .)")
     p.add_argument(

@@ -55,15 +55,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="handle only resources labelled infergraph.io/controller-id=ID "
         "(seldon.io/controller-id for SeldonDeployments); without it, only unlabelled ones",
     )
-    p.add_argument("--ingress", choices=INGRESS_KINDS, default=env("INFERGRAPH_INGRESS", "none"))
+    p.add_argument(
+        "--ingress",
+        choices=INGRESS_KINDS,
+        default=env("INFERGRAPH_INGRESS", "none"),
+        help="who splits traffic, as for `infergraph render` (default none: the orchestrator; "
+        "or $INFERGRAPH_INGRESS)",
+    )
     p.add_argument(
         "--image-prefix",
         default=env("INFERGRAPH_IMAGE_PREFIX", ""),
         metavar="P",
         help="registry/path of the runtime image, as for `infergraph render`",
     )
-    p.add_argument("--kubeconfig", default=None, metavar="FILE")
-    p.add_argument("--context", default=None)
+    p.add_argument(
+        "--kubeconfig",
+        default=None,
+        metavar="FILE",
+        help="default: $KUBECONFIG, else ~/.kube/config, else the pod's service account",
+    )
+    p.add_argument("--context", default=None, help="kubeconfig context (default: the current)")
     p.add_argument(
         "--resync",
         type=float,

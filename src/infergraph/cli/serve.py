@@ -27,6 +27,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "keys seldon and namespace are accepted). A container runs the Python class its env "
         "MODEL_NAME names, else the MODEL_NAME of its source folder's .s2i/environment, as "
         "Seldon's s2i images do: the folder is --path, or --image's for its image.",
+        epilog="Example:\n"
+        "  infergraph serve examples/bandit/deployment.yaml --path examples/bandit",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="YAML file with a GraphDeployment or SeldonDeployment")
     p.add_argument("--deployment", help="which deployment, when the file holds several")
@@ -82,7 +85,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="seed traffic splitting (tests, demos)")
     p.add_argument(
-        "--log-level", type=str.upper, default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        type=str.upper,
+        default=None,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="what is logged to stderr (default INFO, or $SELDON_LOG_LEVEL)",
     )
     p.add_argument(
         "--access-log",

@@ -35,6 +35,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "built-in or prepackaged server runs the node, and every local modelUri exists. "
         "Prints every problem with its file, line and field path. Exit status: 0 valid, "
         "1 invalid, 2 unreadable file or YAML syntax error.",
+        epilog="Example:\n  infergraph validate examples/bandit/deployment.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="YAML file; '-' reads stdin")
     p.add_argument(

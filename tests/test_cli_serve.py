@@ -327,7 +327,7 @@ def test_the_readme_request_file_is_shipped_and_answers(tmp_path: Path) -> None:
     readme = (root / "README.md").read_text()
     assert "-d @examples/bandit/request.json" in readme
     example = root / "examples" / "bandit" / "deployment.yaml"
-    with serving(root, example, "--path", str(root / "examples" / "bandit")) as server:
+    with serving(tmp_path, example, "--path", str(root / "examples" / "bandit")) as server:
         status, answer = server.post("/api/v1.0/predictions", body)
         assert status == 200, answer
         assert len(answer["data"]["ndarray"][0]) == 10  # a probability per digit

@@ -37,3 +37,23 @@ def test_demo_routes_most_late_traffic_to_the_better_model() -> None:
     with socket.socket() as s, pytest.raises(OSError):
         s.settimeout(1)
         s.connect(("127.0.0.1", port))
+
+
+def test_demo_says_what_its_overhead_figure_measures() -> None:
+    """The demo's figure is the server's wall-clock time outside the nodes; printed as a bare
+    "µs per hop" it read as a contradiction of the README's CPU per hop (issue 13)."""
+    from infergraph.demo import _overhead_report
+
+    metrics = "\n".join(
+        [
+            'infergraph_executor_overhead_seconds_sum{predictor_name="p"} 0.024',
+            'infergraph_executor_overhead_seconds_count{predictor_name="p"} 400',
+            'infergraph_executor_hops_sum{predictor_name="p"} 1200',
+        ]
+    )
+    text = " ".join(" ".join(_overhead_report(metrics)).split())
+    assert "60 µs per request" in text and "20.0 µs per node call" in text, text
+    assert "wall-clock" in text and "not CPU time" in text, text
+    assert "bench/RESULTS.md" in text and "bench/graph.py" in text, text
+    assert "per hop:" not in text, text
+    assert _overhead_report("") == []

@@ -96,7 +96,7 @@ class ServerType(enum.StrEnum):
 
 
 class PredictiveUnitType(enum.StrEnum):
-    """What a graph node does with a request (see DESIGN.md, graph semantics)."""
+    """What a graph node does with a request (docs/graph.md: how a graph runs)."""
 
     UNKNOWN_TYPE = "UNKNOWN_TYPE"
     ROUTER = "ROUTER"

@@ -14,6 +14,7 @@ import logging
 import random
 import uuid
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -103,32 +104,77 @@ class GraphDataPlane:
         self.shadow = next((p for p in plan.predictors if p.shadow), None)
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self.server_metrics = self.executors[live[0].name].metrics
+        self.loading = False
+        """:meth:`load` is running (``serve`` runs it beside its listening ports)."""
+        self.loaded = False
+        """:meth:`load` has finished once: a node that is not ready since is restarting."""
 
     # ---------------------------------------------------------------- lifecycle
 
     async def load(self) -> None:
         """Load every node (``load()`` of the user classes), then start payload loggers.
 
-        Nodes already loaded are skipped: ``serve`` loads before it binds its ports, and
-        the ASGI lifespan start-up (uvicorn) calls this again.
+        Nodes already loaded are skipped: ``serve`` loads once its ports listen, and the
+        ASGI lifespan start-up (uvicorn) does not load again while it does.
         """
-        for predictor in self.plan.predictors:
-            for name, node in predictor.nodes.items():
-                if node.client.ready:
-                    continue
-                try:
-                    await node.client.load()
-                except InferGraphError as exc:  # say which node failed to load
-                    if exc.node is None:
-                        exc.node = name
-                        exc.message = f"node {name!r}: {exc.message}"
-                    raise
-        for payload_logger in self.loggers:
-            await payload_logger.start()
+        self.loading = True
+        try:
+            for predictor in self.plan.predictors:
+                for name, node in predictor.nodes.items():
+                    if node.client.ready:
+                        continue
+                    try:
+                        await node.client.load()
+                    except InferGraphError as exc:  # say which node failed to load
+                        if exc.node is None:
+                            exc.node = name
+                            exc.message = f"node {name!r}: {exc.message}"
+                        raise
+            for payload_logger in self.loggers:
+                await payload_logger.start()
+        finally:
+            self.loading = False
+        self.loaded = True
+
+    def start_loading(
+        self, first: Callable[[], Awaitable[None]] | None = None
+    ) -> asyncio.Task[None]:
+        """:meth:`load` as a task, ``loading`` from now on; ``first`` (say, starting the
+        node processes) runs before it."""
+
+        async def run() -> None:
+            try:
+                if first is not None:
+                    await first()
+                await self.load()
+            finally:
+                self.loading = False
+
+        self.loading = True
+        return asyncio.get_running_loop().create_task(run())
 
     @property
     def ready(self) -> bool:
         return all(client.ready for client in self.plan.clients())
+
+    def _refuse_unless_ready(self) -> None:
+        """NotReady (503) naming the nodes that cannot serve yet, while some cannot."""
+        if self.ready:
+            return
+        waiting = sorted(
+            {
+                name
+                for p in self.plan.predictors
+                for name, n in p.nodes.items()
+                if not n.client.ready
+            }
+        )
+        nodes = ("node " if len(waiting) == 1 else "nodes ") + ", ".join(map(repr, waiting))
+        if not self.loaded:
+            raise NotReady(
+                f"the graph is loading: {nodes} not loaded yet; retry when GET /ready answers 200"
+            )
+        raise NotReady(f"the graph is not ready: {nodes} cannot serve (restarting?)")
 
     async def close(self) -> None:
         for task in list(self._shadow_tasks):
@@ -167,8 +213,7 @@ class GraphDataPlane:
 
     async def predict(self, request: Message, ctx: CallContext) -> tuple[Message, str]:
         """The answer of the chosen predictor, and its name; the shadow gets a copy."""
-        if not self.ready:
-            raise NotReady("the graph is not ready: some nodes are still loading")
+        self._refuse_unless_ready()
         predictor = self.choose(ctx.headers)
         response = await self.executors[predictor.name].predict(request, ctx)
         if self.routings is not None:
@@ -233,6 +278,8 @@ class GraphDataPlane:
         that id, as if the client had sent it; an id with no routing recorded (unknown,
         evicted or expired) is a 404 and no node sees the feedback.
         """
+        if self.loading:  # no user's send_feedback before its load()
+            self._refuse_unless_ready()
         response = feedback.response
         given = response.meta.puid if response is not None else ""
         request_id = given or request_id

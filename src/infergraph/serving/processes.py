@@ -348,9 +348,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
             stop,
             lambda spec: _mark_down(clients[(spec.predictor, spec.node)], spec),
         )
-        await supervisor.start()
-        if not stop.is_set():
-            await serve_graph(dataplane, settings, stop)
+        await serve_graph(dataplane, settings, stop, first=supervisor.start)
     finally:
         if supervisor is not None:
             await supervisor.shutdown()

@@ -38,6 +38,7 @@ from procs import (
     read_pids,
 )
 
+from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import (
     BadRequest,
     DeadlineExceeded,
@@ -52,11 +53,14 @@ from infergraph.errors import (
 from infergraph.graph.load import parse_resource
 from infergraph.graph.plan import compile_deployment
 from infergraph.graph.remote_nodes import GrpcNodeClient, error_from_rpc
+from infergraph.observability.component_metrics import REQUESTS_METRIC
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.runtime.graph_dataplane import GraphDataPlane
+from infergraph.settings import ComponentSettings
 from infergraph.testing import serve_grpc
+from infergraph.transport.grpc_server import build_grpc_server
 
 START_TIMEOUT = 30.0
 MiB = 1024 * 1024
@@ -672,6 +676,48 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0
         await asyncio.sleep(0.01)
 
 
+class LoadsUntilOpened(Everything):
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = asyncio.Event()
+
+    async def load(self) -> None:
+        await self.opened.wait()
+
+
+async def test_load_waits_for_a_node_that_listens_while_it_loads() -> None:
+    """A node process listens from the start and answers UNAVAILABLE until its load() has
+    run: the client asks again, as it would after a refused connection."""
+    user = LoadsUntilOpened()
+    node = ComponentDataPlane(user, ComponentSettings(unit_id="node"))
+    server = build_grpc_server(node, max_message_size=MiB)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    loading = node.start_loading()
+    try:
+        async with client_for(f"127.0.0.1:{port}", load_timeout=30) as client:
+            waiting = asyncio.create_task(client.load())
+
+            def refused() -> bool:
+                return any(
+                    dict(labels)["code"] == "UNAVAILABLE"
+                    for name, labels in node.registry.histograms
+                    if name == REQUESTS_METRIC
+                )
+
+            await eventually(refused, "the loading node to refuse the client's probe")
+            assert not waiting.done() and not client.ready
+            user.opened.set()
+            await asyncio.wait_for(waiting, 10)
+            assert client.ready
+            assert (await client.predict(rows(1, 2))).data.tolist() == [[2, 3]]
+    finally:
+        user.opened.set()
+        await loading
+        await server.stop(0)
+        node.close()
+
+
 async def test_replicas_take_turns_and_one_marked_down_rejoins_once_it_answers() -> None:
     with (
         serve_grpc(Everything("a"), unit_id="node") as first,
@@ -715,7 +761,7 @@ async def test_a_replica_that_stops_answering_is_retried_elsewhere_except_feedba
                 await client.aclose()
 
 
-async def test_not_ready_says_still_loading_at_start_up_and_restarting_once_marked_down() -> None:
+async def test_not_ready_says_loading_at_start_up_and_restarting_once_marked_down() -> None:
     deployment = parse_resource(_deployment("one", [], {"name": "node", "type": "MODEL"}))
     with contextlib.ExitStack() as server:
         address = server.enter_context(serve_grpc(Everything(), unit_id="node"))
@@ -725,7 +771,10 @@ async def test_not_ready_says_still_loading_at_start_up_and_restarting_once_mark
             ctx = dataplane.context({})
             with pytest.raises(NotReady) as info:
                 await dataplane.predict(rows(1), ctx)
-            assert str(info.value) == "the graph is not ready: some nodes are still loading"
+            assert str(info.value) == (
+                "the graph is loading: node 'node' not loaded yet; retry when GET /ready "
+                "answers 200"
+            )
             with pytest.raises(NotReady, match="'node' is still loading: none of its replicas"):
                 await client.predict(rows(1))
 

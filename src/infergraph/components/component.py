@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from infergraph.components.batching import Batcher
-from infergraph.components.invoke import Invoker
+from infergraph.components.invoke import Invoker, run_on_own_thread
 from infergraph.components.methods import MethodSpec, find_method, plain_method
 from infergraph.components.results import to_message, unwrap, validate_metrics
 from infergraph.components.user_errors import UserErrors, is_not_implemented
@@ -117,13 +117,17 @@ class Component:
         return [endpoint for endpoint in METHOD_LABELS if self.has(endpoint)]
 
     async def load(self) -> None:
-        """Run the user's ``load()`` once (per worker process)."""
+        """Run the user's ``load()`` once (per worker process).
+
+        A sync ``load()`` runs on a thread of its own, never on the event loop, so that the
+        servers answer ``/live`` and ``/ready`` (503) while it runs.
+        """
         if self._load_fn is not None:
             try:
                 if inspect.iscoroutinefunction(self._load_fn):
                     await self._load_fn()
                 else:
-                    await self.invoker.call(self._load_fn, False)
+                    await run_on_own_thread(self._load_fn, f"load-{self.class_name}")
             except (NotImplementedError, AttributeError):
                 pass
             except InferGraphError:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 from infergraph.components.component import Component
@@ -14,13 +17,15 @@ from infergraph.components.metadata import build_metadata
 from infergraph.components.methods import plain_method
 from infergraph.components.parameters import parse_parameters
 from infergraph.components.user_errors import is_not_implemented
-from infergraph.errors import BadMetadata, LoadError
+from infergraph.errors import BadMetadata, LoadError, NotReady
 from infergraph.observability.component_metrics import ComponentMetrics, seldon_labels
 from infergraph.observability.metrics import Registry
 from infergraph.protocol.message import Feedback, Message
 from infergraph.settings import ComponentSettings
 
 __all__ = ["ComponentDataPlane", "build_user_object"]
+
+log = logging.getLogger(__name__)
 
 
 def build_user_object(settings: ComponentSettings) -> Any:
@@ -33,14 +38,21 @@ def build_user_object(settings: ComponentSettings) -> Any:
 
 
 class ComponentDataPlane:
-    """Everything REST and gRPC need to serve one user object."""
+    """Everything REST and gRPC need to serve one user object.
+
+    ``also_ready`` is what else ``ready`` (``/ready``, V2 ready) waits for beyond this
+    process's ``load()``: with several workers, that every one of them has loaded.
+    """
 
     def __init__(
         self,
         user: Any,
         settings: ComponentSettings | None = None,
         registry: Registry | None = None,
+        *,
+        also_ready: Callable[[], bool] | None = None,
     ) -> None:
+        self.also_ready = also_ready
         self.settings = settings = settings or ComponentSettings()
         self.registry = registry or Registry()
         self.metrics = ComponentMetrics(
@@ -65,7 +77,9 @@ class ComponentDataPlane:
             max_batch_size=settings.max_batch_size,
             max_batch_time=settings.max_batch_time,
         )
-        self._load_lock: asyncio.Lock | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._loading_since: float | None = None
+        self._in_background = False
         self._metadata: dict[str, Any] | None = None
         self._metadata_error: BadMetadata | None = None
         try:
@@ -97,21 +111,67 @@ class ComponentDataPlane:
         return self.settings.unit_id or type(self.component.user).__name__
 
     @property
+    def loaded(self) -> bool:
+        """This process's ``load()`` has finished: calls are served."""
+        return bool(self.component.ready)
+
+    @property
     def ready(self) -> bool:
-        return self.component.ready
+        """What ``/ready`` reports: loaded, and whatever else ``also_ready`` waits for."""
+        return self.loaded and (self.also_ready is None or self.also_ready())
+
+    @property
+    def loading(self) -> bool:
+        """``load()`` is running now."""
+        return self._loading_since is not None
 
     async def load(self) -> None:
-        await self.component.load()
+        """Run the user's ``load()`` and log how long it took."""
+        started = self._loading_since = time.monotonic()
+        try:
+            await self.component.load()
+        finally:
+            self._loading_since = None
+        log.info("loaded model %s in %.2f s", self.name, time.monotonic() - started)
+
+    def start_loading(self) -> asyncio.Task[None]:
+        """Start ``load()`` beside the listening ports (what servers do): until it has
+        finished, calls are refused with NotReady and probes report it."""
+        self._in_background = True
+        return self._load_task()
+
+    def _load_task(self) -> asyncio.Task[None]:
+        """``load()`` as a task, started now unless one runs or succeeded already (a failed
+        one is tried again)."""
+        task = self._loading
+        if task is None or (task.done() and not self.loaded):
+            task = self._loading = asyncio.get_running_loop().create_task(self.load())
+            self._loading_since = time.monotonic()  # loading from now, not from its first step
+        return task
 
     async def ensure_loaded(self) -> None:
-        """Run the user's ``load()`` once, whichever transport asks first."""
-        if self.ready:
+        """Run the user's ``load()`` once, whichever transport asks first, and wait for it."""
+        if not self.loaded:
+            await asyncio.shield(self._load_task())
+
+    async def admit(self, probe: bool = False) -> None:
+        """Let a call through once ``load()`` has finished.
+
+        While a server's :meth:`start_loading` runs it, a ``probe`` (live, ready, ping)
+        passes at once to report it, and any other call is refused with NotReady (503,
+        gRPC UNAVAILABLE) instead of waiting. Otherwise (an app served in-process, without
+        a server) the first call runs ``load()`` and every call waits for it.
+        """
+        if self.loaded:
             return
-        if self._load_lock is None:
-            self._load_lock = asyncio.Lock()
-        async with self._load_lock:
-            if not self.ready:
-                await self.load()
+        since = self._loading_since
+        if not (self._in_background and since is not None):
+            await self.ensure_loaded()
+        elif not probe:
+            raise NotReady(
+                f"model {self.name!r} is loading (its load() started "
+                f"{time.monotonic() - since:.1f} s ago); retry when GET /ready answers 200"
+            )
 
     def takes_raw(self, endpoint: str) -> bool:
         """Whether ``endpoint`` gets the JSON request as it is (a ``*_raw`` method)."""

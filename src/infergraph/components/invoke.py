@@ -7,19 +7,24 @@ whose typical call takes longer than ``slow_after`` seconds moves to the compone
 pool (``threads``, Seldon's GUNICORN_THREADS), with the caller's contextvars copied, so the
 loop keeps answering probes and metrics while a slow model computes. ``mode`` forces
 ``"inline"`` or ``"thread"`` for every call.
+
+``load()`` is different: it runs once and may take minutes, so a sync one always runs on a
+thread of its own (:func:`run_on_own_thread`) while the servers already answer probes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["Invoker"]
+__all__ = ["Invoker", "run_on_own_thread"]
 
 SLOW_AFTER_SECONDS = 0.002
 _WEIGHT = 0.2  # of the newest call in the moving average
@@ -78,3 +83,35 @@ class Invoker:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+async def run_on_own_thread(fn: Callable[[], Any], name: str) -> Any:
+    """``fn()`` on a new daemon thread, with the caller's contextvars; awaited on the loop.
+
+    For a long one-off call (a model's ``load()``): the loop keeps serving meanwhile, and
+    a process told to stop while it runs exits without waiting for it, which a pool's
+    thread (joined at interpreter exit) would not allow.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    ctx = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            report = functools.partial(_settle, done, ctx.run(fn), None)
+        except BaseException as exc:
+            report = functools.partial(_settle, done, None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(report)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await done
+
+
+def _settle(done: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if done.done():  # the awaiting task was cancelled
+        return
+    if exc is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(result)

@@ -14,6 +14,7 @@ floats. Replicas, health and retries come from
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -75,6 +76,8 @@ _ERRORS: dict[grpc.StatusCode, type[InferGraphError]] = {
     grpc.StatusCode.UNIMPLEMENTED: NotImplementedByComponent,
 }
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_POLL_S = 0.05
+"""How often a replica that answers "unavailable" (still loading) is asked again."""
 
 
 def error_from_rpc(exc: RpcError) -> InferGraphError:
@@ -157,21 +160,34 @@ class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
             raise UserCodeError(f"invalid answer: {exc}") from None
 
     async def _ping(self, replica: Replica[GrpcChannel], timeout: float) -> bool:
-        """Ask for ``Model/Metadata``; any answer but "unreachable" means the replica is up."""
-        try:
-            answer = await self._rpc(
-                replica.conn, "metadata", empty_pb2.Empty(), timeout, wait_for_ready=True
-            )
-        except RpcError as exc:
-            if exc.code() in _UNREACHABLE:
-                return False
-            if self._metadata is None:  # e.g. BadMetadata: reported by metadata()
-                self._metadata_error = BadMetadata(exc.details() or exc.code().name)
-        else:
-            if self._metadata is None:
-                self._metadata, self._metadata_error = metadata_from_proto(answer), None
-        replica.up = True
-        return True
+        """Ask for ``Model/Metadata`` up to ``timeout``; any answer but "unreachable" means
+        the replica is up. A node that is still loading answers UNAVAILABLE: it is asked
+        again every 50 ms, as a refused connection is retried."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                answer = await self._rpc(
+                    replica.conn,
+                    "metadata",
+                    empty_pb2.Empty(),
+                    max(deadline - loop.time(), 0.001),
+                    wait_for_ready=True,
+                )
+            except RpcError as exc:
+                if exc.code() in _UNREACHABLE:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        return False
+                    await asyncio.sleep(min(_POLL_S, left))
+                    continue
+                if self._metadata is None:  # e.g. BadMetadata: reported by metadata()
+                    self._metadata_error = BadMetadata(exc.details() or exc.code().name)
+            else:
+                if self._metadata is None:
+                    self._metadata, self._metadata_error = metadata_from_proto(answer), None
+            replica.up = True
+            return True
 
     async def _send(self, replica: Replica[GrpcChannel], method: str, request: Any) -> Message:
         try:

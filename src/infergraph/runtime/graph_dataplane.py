@@ -14,6 +14,7 @@ import logging
 import random
 import uuid
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -107,28 +108,54 @@ class GraphDataPlane:
         self.server_metrics = self.executors[live[0].name].metrics
         self.takes_raw_request = any(takes_raw_request(p.root) for p in plan.predictors)
         """Whether a node's ``*_raw`` method gets the request as it came (see raw_input)."""
+        self.loading = False
+        """:meth:`load` is running (``serve`` runs it beside its listening ports)."""
+        self.loaded = False
+        """:meth:`load` has finished once: a node that is not ready since is restarting."""
 
     # ---------------------------------------------------------------- lifecycle
 
     async def load(self) -> None:
         """Load every node (``load()`` of the user classes), then start payload loggers.
 
-        Nodes already loaded are skipped: ``serve`` loads before it binds its ports, and
-        the ASGI lifespan start-up (uvicorn) calls this again.
+        Nodes already loaded are skipped: ``serve`` loads once its ports listen, and the
+        ASGI lifespan start-up (uvicorn) does not load again while it does.
         """
-        for predictor in self.plan.predictors:
-            for name, node in predictor.nodes.items():
-                if node.client.ready:
-                    continue
-                try:
-                    await node.client.load()
-                except InferGraphError as exc:  # say which node failed to load
-                    if exc.node is None:
-                        exc.node = name
-                        exc.message = f"node {name!r}: {exc.message}"
-                    raise
-        for payload_logger in self.loggers:
-            await payload_logger.start()
+        self.loading = True
+        try:
+            for predictor in self.plan.predictors:
+                for name, node in predictor.nodes.items():
+                    if node.client.ready:
+                        continue
+                    try:
+                        await node.client.load()
+                    except InferGraphError as exc:  # say which node failed to load
+                        if exc.node is None:
+                            exc.node = name
+                            exc.message = f"node {name!r}: {exc.message}"
+                        raise
+            for payload_logger in self.loggers:
+                await payload_logger.start()
+        finally:
+            self.loading = False
+        self.loaded = True
+
+    def start_loading(
+        self, first: Callable[[], Awaitable[None]] | None = None
+    ) -> asyncio.Task[None]:
+        """:meth:`load` as a task, ``loading`` from now on; ``first`` (say, starting the
+        node processes) runs before it."""
+
+        async def run() -> None:
+            try:
+                if first is not None:
+                    await first()
+                await self.load()
+            finally:
+                self.loading = False
+
+        self.loading = True
+        return asyncio.get_running_loop().create_task(run())
 
     @property
     def ready(self) -> bool:
@@ -136,17 +163,38 @@ class GraphDataPlane:
 
     def _not_ready(self) -> NotReady:
         """The 503 of a call the graph cannot serve yet: nodes whose processes died and are
-        being restarted say so (and why); otherwise some nodes are still loading."""
+        being restarted say so (and why); before the first load finished, the graph is
+        loading; otherwise the nodes that cannot serve are named."""
         down = {
             name: reason
             for predictor in self.plan.predictors
             for name, node in predictor.nodes.items()
             if (reason := _down_reason(node.client)) is not None
         }
-        if not down:
-            return NotReady("the graph is not ready: some nodes are still loading")
-        said = "; ".join(f"node {name!r} {reason}" for name, reason in down.items())
-        return NotReady(f"{said}; retry shortly", node=next(iter(down)) if len(down) == 1 else None)
+        if down:
+            said = "; ".join(f"node {name!r} {reason}" for name, reason in down.items())
+            return NotReady(
+                f"{said}; retry shortly", node=next(iter(down)) if len(down) == 1 else None
+            )
+        waiting = sorted(
+            {
+                name
+                for p in self.plan.predictors
+                for name, n in p.nodes.items()
+                if not n.client.ready
+            }
+        )
+        nodes = ("node " if len(waiting) == 1 else "nodes ") + ", ".join(map(repr, waiting))
+        if not self.loaded:
+            return NotReady(
+                f"the graph is loading: {nodes} not loaded yet; retry when GET /ready answers 200"
+            )
+        return NotReady(f"the graph is not ready: {nodes} cannot serve (restarting?)")
+
+    def _refuse_unless_ready(self) -> None:
+        """NotReady (503) naming the nodes that cannot serve yet, while some cannot."""
+        if not self.ready:
+            raise self._not_ready()
 
     async def close(self) -> None:
         for task in list(self._shadow_tasks):
@@ -185,8 +233,7 @@ class GraphDataPlane:
 
     async def predict(self, request: Message, ctx: CallContext) -> tuple[Message, str]:
         """The answer of the chosen predictor, and its name; the shadow gets a copy."""
-        if not self.ready:
-            raise self._not_ready()
+        self._refuse_unless_ready()
         predictor = self.choose(ctx.headers)
         response = await self.executors[predictor.name].predict(request, ctx)
         if self.routings is not None:
@@ -251,6 +298,8 @@ class GraphDataPlane:
         that id, as if the client had sent it; an id with no routing recorded (unknown,
         evicted or expired) is a 404 and no node sees the feedback.
         """
+        if self.loading:  # no user's send_feedback before its load()
+            self._refuse_unless_ready()
         response = feedback.response
         given = response.meta.puid if response is not None else ""
         request_id = given or request_id

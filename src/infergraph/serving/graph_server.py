@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from infergraph.graph.local_nodes import local_factory
@@ -83,11 +85,19 @@ def routing_store(
 
 
 async def serve_graph(
-    dataplane: GraphDataPlane, settings: GraphSettings, stop: asyncio.Event | None = None
+    dataplane: GraphDataPlane,
+    settings: GraphSettings,
+    stop: asyncio.Event | None = None,
+    *,
+    first: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Load every node, then serve REST and gRPC until stopped."""
-    await dataplane.load()
-    freeze_loaded_objects()
+    """Serve REST and gRPC until stopped, and load every node beside them.
+
+    The ports listen from the start: ``/live`` answers 200 at once, ``/ready`` and V2
+    ready 503 and predictions 503 "loading" until every node has loaded. ``first`` (the
+    node processes starting, with ``--processes``) runs before the nodes load; a node
+    that cannot load stops the servers with its error.
+    """
     ingress = SeldonIngress.of(dataplane.plan)
     rest = IngressPaths(GraphRestApp(dataplane, max_body_size=settings.max_message_size), ingress)
     http_sock = bind_socket(settings.host, settings.http_port)
@@ -101,7 +111,7 @@ async def serve_graph(
     await grpc_server.start()
     plan = dataplane.plan
     log.info(
-        "serving %s (%d predictor%s, %d nodes): REST on %s:%d, gRPC on %d",
+        "serving %s (%d predictor%s, %d nodes): REST on %s:%d, gRPC on %d; loading the nodes",
         plan.name,
         len(plan.predictors),
         "" if len(plan.predictors) == 1 else "s",
@@ -110,7 +120,17 @@ async def serve_graph(
         http_sock.getsockname()[1],
         settings.grpc_port,
     )
+    loading = asyncio.ensure_future(_when_loaded(dataplane, dataplane.start_loading(first)))
     try:
-        await run_servers([(rest, http_sock)], grpc_server, settings, stop)
+        await run_servers([(rest, http_sock)], grpc_server, settings, stop, loading)
     finally:
         await dataplane.close()
+
+
+async def _when_loaded(dataplane: GraphDataPlane, loading: asyncio.Task[None]) -> None:
+    started = time.monotonic()
+    await loading
+    freeze_loaded_objects()
+    log.info(
+        "%s is ready: every node loaded in %.2f s", dataplane.plan.name, time.monotonic() - started
+    )

@@ -35,7 +35,6 @@ class PeerMetrics:
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
         self._server = await asyncio.start_unix_server(self._answer, path=str(self._path))
-        (self.run_dir / f"ready-{os.getpid()}").touch()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

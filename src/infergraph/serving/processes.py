@@ -356,9 +356,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
             stop,
             lambda spec, reason: _mark_down(clients[(spec.predictor, spec.node)], spec, reason),
         )
-        await supervisor.start()
-        if not stop.is_set():
-            await serve_graph(dataplane, settings, stop)
+        await serve_graph(dataplane, settings, stop, first=supervisor.start)
     finally:
         if supervisor is not None:
             await supervisor.shutdown()

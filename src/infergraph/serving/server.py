@@ -17,6 +17,7 @@ import uvicorn
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
+from infergraph.serving.worker_marks import AllStarted, mark_started
 from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_common import Server as GrpcServer
 from infergraph.transport.grpc_server import build_grpc_server
@@ -158,9 +159,15 @@ async def run_servers(
     grpc_server: GrpcServer | None,
     settings: ComponentSettings | Any,
     stop: asyncio.Event | None = None,
+    loading: asyncio.Future[None] | None = None,
 ) -> None:
     """Serve ASGI apps on their sockets and a started gRPC server until ``stop`` is set
-    (or SIGTERM/SIGINT), then shut everything down gracefully."""
+    (or SIGTERM/SIGINT), then shut everything down gracefully.
+
+    ``loading`` is the models' load running beside the servers, which answer "loading"
+    meanwhile: when it fails the servers stop and its error is raised; when they stop
+    first it is cancelled.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -182,7 +189,13 @@ async def run_servers(
         for server, sock in zip(servers, sockets, strict=True)
     ]
     waiter = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    watched: set[asyncio.Future[Any]] = {waiter, *tasks}
+    if loading is not None:
+        watched.add(loading)
+    ended: set[asyncio.Future[Any]] = set()
+    while not ended:  # a stop, a server that ended, or a load that failed
+        done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        ended = {task for task in done if task is not loading or _failed(task)}
     for server in servers:
         server.should_exit = True
     for server_, _ in own:
@@ -191,9 +204,16 @@ async def run_servers(
         await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)
     waiter.cancel()
-    for task in done:
-        if task is not waiter and task.exception():
+    if loading is not None and not loading.done():
+        loading.cancel()  # stopped while loading: a sync load() thread is left to die
+        await asyncio.gather(loading, return_exceptions=True)
+    for task in ended:
+        if task is not waiter and _failed(task):
             raise task.exception()  # type: ignore[misc]
+
+
+def _failed(task: asyncio.Future[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 async def serve_component(
@@ -203,18 +223,30 @@ async def serve_component(
     sockets: dict[str, socket.socket] | None = None,
     run_dir: str | Path | None = None,
     stop: asyncio.Event | None = None,
+    listen_early: bool = True,
 ) -> None:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT). ``load()`` runs here, once.
 
-    With a ``run_dir`` (several workers), the worker announces itself there only once
-    it has loaded and bound every port: the supervisor tells a worker that failed to
-    start from one that died while serving by that mark.
+    The ports listen from the start and ``load()`` runs beside them: ``/live`` answers
+    200 at once, ``/ready`` 503 and other calls 503 "loading" until it has finished, so
+    probes never meet a refused connection. Without ``listen_early`` (a worker replacing
+    one that died, while its siblings serve) it loads first and then listens, so it is
+    never handed a call it would refuse.
+
+    With a ``run_dir`` (several workers), the worker marks itself there once it has
+    loaded and listens on every port: the supervisor tells a worker that failed to start
+    from one that died while serving by that mark, and a worker that listened early
+    reports ready once every worker has a mark.
     """
-    dataplane = ComponentDataPlane(user, settings)
+    siblings = None
+    if run_dir is not None and listen_early and settings.workers > 1:
+        siblings = AllStarted(run_dir, settings.workers)
+    dataplane = ComponentDataPlane(user, settings, also_ready=siblings)
     peers = PeerMetrics(dataplane.registry, run_dir)
     rest = RestApp(dataplane, metrics_text=peers.text, metrics_path=settings.metrics_endpoint)
-    await rest.ensure_loaded()
-    freeze_loaded_objects()
+    if not listen_early:
+        await dataplane.ensure_loaded()
+        freeze_loaded_objects()
     sockets = sockets or {}
     http_sock = sockets.get("http") or bind_socket(settings.host, settings.http_port)
     metrics_sock = sockets.get("metrics") or bind_socket(settings.host, settings.metrics_port)
@@ -227,21 +259,37 @@ async def serve_component(
         await grpc_server.start()
     await peers.start()
     log.info(
-        "serving %s: REST on %s:%d, gRPC on %s, metrics on %d%s",
+        "serving %s: REST on %s:%d, gRPC on %s, metrics on %d%s%s",
         dataplane.name,
         settings.host,
         http_sock.getsockname()[1],
         f"{settings.grpc_port}" if grpc_server else "off",
         metrics_sock.getsockname()[1],
         settings.metrics_endpoint,
+        "" if dataplane.loaded else "; loading the model",
     )
+    loading = None
+    if listen_early:  # started now, so that a lifespan start-up sees it running
+        loading = asyncio.ensure_future(_when_loaded(dataplane.start_loading(), run_dir))
+    elif run_dir is not None:
+        mark_started(run_dir)
     try:
         await run_servers(
             [(rest, http_sock), (_MetricsApp(peers, settings.metrics_endpoint), metrics_sock)],
             grpc_server,
             settings,
             stop,
+            loading,
         )
     finally:
         await peers.stop()
         dataplane.close()
+
+
+async def _when_loaded(loading: asyncio.Task[None], run_dir: str | Path | None) -> None:
+    """Once ``load()`` has finished: keep what it loaded out of the collector's scans, and
+    mark the worker started."""
+    await loading
+    freeze_loaded_objects()
+    if run_dir is not None:
+        mark_started(run_dir)

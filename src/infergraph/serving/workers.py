@@ -1,11 +1,15 @@
 """Run a component in one or more worker processes sharing the ports (SO_REUSEPORT).
 
 The user object is built once, in this process, before forking; each worker runs
-``load()`` and serves REST, gRPC and metrics on the same ports as its siblings. A
-worker that dies while serving is replaced; two in a row that die before they
-finished starting (loaded and bound every port) stop the whole service with a
-non-zero exit rather than looping. A class's ``custom_service`` (Seldon's hook for a
-server of its own) runs in one more process beside them, for as long as the service.
+``load()`` and serves REST, gRPC and metrics on the same ports as its siblings. The
+first workers listen at once: each answers calls "loading" until its own ``load()`` has
+run, and ``/ready`` 503 until every one of them has
+(:mod:`infergraph.serving.worker_marks`). A worker that replaces one that died while
+others serve loads first and listens after, so it is never handed a call it would
+refuse. Two workers in a row that die before they finished starting (loaded and
+listening on every port) stop the whole service with a non-zero exit rather than
+looping. A class's ``custom_service`` (Seldon's hook for a server of its own) runs in
+one more process beside them, for as long as the service.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ import signal
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from infergraph.errors import LoadError
 from infergraph.serving.server import BindError, refuse_taken_ports, serve_component
+from infergraph.serving.worker_marks import forget, has_started
 from infergraph.settings import ComponentSettings
 
 __all__ = ["run_component"]
@@ -43,11 +47,11 @@ def run_loop(coro: Any) -> None:
         runner.run(coro)
 
 
-def _worker(user: Any, settings: ComponentSettings, run_dir: str) -> int:
+def _worker(user: Any, settings: ComponentSettings, run_dir: str, listen_early: bool) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        run_loop(serve_component(user, settings, run_dir=run_dir))
+        run_loop(serve_component(user, settings, run_dir=run_dir, listen_early=listen_early))
     except BaseException as exc:  # report, then exit non-zero: the parent decides
         if not isinstance(exc, KeyboardInterrupt | SystemExit):
             quiet = isinstance(exc, BindError | LoadError)  # clear messages; logged already
@@ -56,12 +60,12 @@ def _worker(user: Any, settings: ComponentSettings, run_dir: str) -> int:
     return 0
 
 
-def _spawn(user: Any, settings: ComponentSettings, run_dir: str) -> int:
+def _spawn(user: Any, settings: ComponentSettings, run_dir: str, listen_early: bool = True) -> int:
     pid = os.fork()
     if pid == 0:  # child
         code = 1
         try:
-            code = _worker(user, settings, run_dir)
+            code = _worker(user, settings, run_dir, listen_early)
         finally:
             os._exit(code)
     return pid
@@ -174,9 +178,7 @@ def _supervise(
         if pid not in children:
             continue
         children.discard(pid)
-        marker = Path(run_dir) / f"ready-{pid}"
-        started = marker.exists()
-        marker.unlink(missing_ok=True)
+        started = forget(run_dir, pid)
         if stopping:
             continue
         code = os.waitstatus_to_exitcode(status)
@@ -196,5 +198,6 @@ def _supervise(
         recent_deaths = [t for t in recent_deaths if now - t < CRASH_WINDOW_SECONDS] + [now]
         if len(recent_deaths) > settings.workers * 3:
             time.sleep(1.0)  # a crash loop while serving: restart, but not in a tight loop
-        children.add(_spawn(user, settings, run_dir))
+        # while a sibling serves, the new worker listens only once it has loaded
+        children.add(_spawn(user, settings, run_dir, not has_started(run_dir, children)))
     return exit_code

@@ -67,6 +67,8 @@ PUID = "infergraph.puid"
 """Scope key where an app leaves the puid of the request it answers (a graph's, or the
 ``meta.puid`` of a component's answer), for the access log."""
 UNTIMED = frozenset({"metrics", "live", "ready", "ping"})
+PROBES = frozenset({"metrics", "live", "ready", "ping", "v2-model-ready"})
+"""Routes answered while the models load (to report it); every other route waits for them."""
 V2_PREFIX = "/v2"
 
 
@@ -165,8 +167,8 @@ class SeldonApp:
     async def shutdown(self) -> None:
         """Runs at ASGI lifespan shutdown."""
 
-    async def before(self, scope: Scope) -> None:
-        """Runs before every handler (e.g. load on first use)."""
+    async def before(self, scope: Scope, probe: bool) -> None:
+        """Runs before every handler (e.g. load on first use); ``probe`` for :data:`PROBES`."""
 
     def extra_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         return []
@@ -249,7 +251,7 @@ class SeldonApp:
                 if body:
                     encoding = header(scope, b"content-encoding")
                     body = decode_content(encoding, body, self.max_body_size)
-                await self.before(scope)
+                await self.before(scope, route[2] in PROBES)
                 reply = await self.call(route[0], scope, body)
                 status, out, ctype = reply[0], reply[1], reply[2]
                 if len(reply) > 3:

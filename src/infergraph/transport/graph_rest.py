@@ -72,7 +72,9 @@ class GraphRestApp(SeldonApp):
         return None
 
     async def startup(self) -> None:
-        await self.dataplane.load()
+        """Load at ASGI start-up, unless ``serve`` already loads beside its listening ports."""
+        if not self.dataplane.loading:
+            await self.dataplane.load()
 
     async def shutdown(self) -> None:
         await self.dataplane.close()

@@ -143,7 +143,7 @@ class _SeldonServicer:
             response_type,
             self.dataplane.metrics.request,
             self.server,
-            self.dataplane.ensure_loaded,
+            self.dataplane.admit,
         )
 
 
@@ -167,7 +167,11 @@ def build_grpc_server(
     }
     services.update(
         v2_handlers(
-            component_service(dataplane), dataplane.metrics.request, server, dataplane.ensure_loaded
+            component_service(dataplane),
+            dataplane.metrics.request,
+            server,
+            dataplane.admit,
+            before_probe=lambda: dataplane.admit(probe=True),
         )
     )
     register(server, services, (*SERVICE_NAMES, V2_SERVICE) if reflection else None)

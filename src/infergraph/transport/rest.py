@@ -93,14 +93,14 @@ class RestApp(SeldonApp):
         }
 
     async def startup(self) -> None:
-        await self.ensure_loaded()
+        """Load at ASGI start-up, unless a server already loads beside its listening ports."""
+        await self.dataplane.admit(probe=True)
 
     async def shutdown(self) -> None:
         self.dataplane.close()
 
-    async def before(self, scope: Scope) -> None:
-        if not self.dataplane.ready:
-            await self.ensure_loaded()
+    async def before(self, scope: Scope, probe: bool) -> None:
+        await self.dataplane.admit(probe)
 
     async def call(self, handler: Handler, scope: Scope, body: bytes) -> Reply:
         if self.timeout is None:

@@ -85,14 +85,22 @@ _TYPES = {
 }
 
 
+PROBES = frozenset({"ServerLive", "ServerReady", "ModelReady"})
+"""Answered while the models load, to report it (``before_probe`` runs first, not ``before``)."""
+
+
 def v2_handlers(
     service: V2Service,
     record: Record,
     server: Server,
     before: Callable[[], Any] | None = None,
     headers_of: HeadersOf = metadata_headers,
+    before_probe: Callable[[], Any] | None = None,
 ) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
     """The service's handlers, ready for :func:`~infergraph.transport.grpc_common.register`."""
     servicer = _V2Servicer(service, headers_of)
-    handlers = service_handlers(SERVICE, servicer, _TYPES, record, server, before)
+    calls = {m: types for m, types in _TYPES.items() if m not in PROBES}
+    probes = {m: types for m, types in _TYPES.items() if m in PROBES}
+    handlers = service_handlers(SERVICE, servicer, calls, record, server, before)
+    handlers.update(service_handlers(SERVICE, servicer, probes, record, server, before_probe))
     return {SERVICE: handlers}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_cases import CASES, FIXTURES, MANIFESTS, deployment, options, params
+from kube_cases import CASES, FIXTURES, MANIFESTS, ROOT, deployment, options, params
 
 from infergraph.graph.spec_problems import SpecError
 from infergraph.kube.autoscalers import convert_v2beta1_metric
@@ -128,6 +128,20 @@ def test_user_probes_are_kept_and_missing_ones_defaulted() -> None:
     model = _container(dep, "classifier")
     assert model["readinessProbe"] == {"httpGet": {"path": "/health/ping", "port": "http"}}
     assert model["livenessProbe"]["initialDelaySeconds"] == 60
+
+
+def test_the_runtime_image_is_ready_when_its_model_is_loaded() -> None:
+    """infergraph listens while load() runs, so its readiness is /ready, not an open port;
+    a user's image keeps Seldon's TCP probe (it may serve no /ready)."""
+    served = _container(
+        _one(_render(FIXTURES / "sklearn-model-uri.yaml"), "Deployment"), "classifier"
+    )
+    assert served["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert served["livenessProbe"]["tcpSocket"] == {"port": "http"}
+    own = _container(
+        _one(_render(ROOT / "examples" / "bandit" / "deployment.yaml"), "Deployment"), "scaler"
+    )
+    assert own["readinessProbe"]["tcpSocket"] == {"port": "http"}
 
 
 def test_hpa_replaces_replicas_and_converts_v2beta1_metrics() -> None:

@@ -30,7 +30,12 @@ __all__ = ["PODINFO_MOUNT", "PODINFO_VOLUME", "node_container"]
 PODINFO_VOLUME = "seldon-podinfo"
 PODINFO_MOUNT = {"name": PODINFO_VOLUME, "mountPath": "/etc/podinfo"}
 METRICS_PATH = "/prometheus"
-_TCP_PROBE = {"periodSeconds": 5, "failureThreshold": 3, "successThreshold": 1, "timeoutSeconds": 1}
+_PROBE_TIMING = {
+    "periodSeconds": 5,
+    "failureThreshold": 3,
+    "successThreshold": 1,
+    "timeoutSeconds": 1,
+}
 
 
 def node_container(
@@ -48,6 +53,7 @@ def node_container(
     problems: list[Problem] = []
     params = [{"name": p.name, "value": p.value, "type": str(p.type)} for p in node.parameters]
     implementation = node.implementation or ""
+    runs_infergraph = False  # the runtime image: it answers /ready only once load() is done
     if is_prepackaged(implementation) and not container.image:
         server = prepackaged_class(implementation)
         if server is None:
@@ -60,6 +66,7 @@ def node_container(
             )
         else:
             out["image"] = runtime_image
+            runs_infergraph = True
             out["command"] = ["infergraph", "microservice", interface_name(server)]
             out["env"] = [
                 {"name": "MODEL_NAME", "value": interface_name(server)},
@@ -112,13 +119,21 @@ def node_container(
         out["livenessProbe"] = {
             "tcpSocket": {"port": probe_port},
             "initialDelaySeconds": 60,
-            **_TCP_PROBE,
+            **_PROBE_TIMING,
         }
-    if "readinessProbe" not in out:
+    if "readinessProbe" not in out and runs_infergraph:
+        # infergraph listens while load() runs, so an open port does not mean ready; /ready
+        # does. Other images keep Seldon's TCP probe: they may serve no /ready at all.
+        out["readinessProbe"] = {
+            "httpGet": {"path": "/ready", "port": "http"},
+            "initialDelaySeconds": 5,
+            **_PROBE_TIMING,
+        }
+    elif "readinessProbe" not in out:
         out["readinessProbe"] = {
             "tcpSocket": {"port": probe_port},
             "initialDelaySeconds": 20,
-            **_TCP_PROBE,
+            **_PROBE_TIMING,
         }
     out.setdefault(
         "lifecycle", {"preStop": {"exec": {"command": ["/bin/sh", "-c", "/bin/sleep 10"]}}}

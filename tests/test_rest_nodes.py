@@ -171,14 +171,14 @@ async def test_client_calls_every_seldon_method() -> None:
         assert client.ready
         answer = await client.predict(rows(1, 2))
         assert answer.kind is DataKind.NDARRAY and answer.raw is None
-        assert answer.data.tolist() == [[2, 3]] and answer.data.dtype.kind == "i"  # JSON ints
+        assert answer.data == [[2, 3]] and type(answer.data[0][0]) is int  # the JSON, as it is
         assert answer.meta.puid == "p1" and answer.meta.tags == {"replica": "a"}
         assert answer.meta.request_path == {"node": "ex/node:2"}
-        assert (await client.transform_input(rows(1, 2))).data.tolist() == [[2, 4]]
-        assert (await client.transform_output(rows(1, 2))).data.tolist() == [[3, 6]]
-        assert (await client.route(rows(1, 2))).data.tolist() == [[1]]
+        assert (await client.transform_input(rows(1, 2))).data == [[2, 4]]
+        assert (await client.transform_output(rows(1, 2))).data == [[3, 6]]
+        assert (await client.route(rows(1, 2))).data == [[1]]
         summed = await client.aggregate([rows(1, 2), rows(10, 20)])
-        assert summed.data.tolist() == [[11, 22]]
+        assert summed.data == [[11, 22]]
         response = Message(DataKind.NDARRAY, [[2.0]], [], Meta(routing={"node": 1}))
         assert (await client.send_feedback(Feedback(rows(1, 2), response, 0.5, None))).meta
         assert user.rewards == [(0.5, 1)]
@@ -194,7 +194,7 @@ async def test_client_sends_the_fields_not_a_stale_raw_message() -> None:
         message = rows(1, 2, puid="new")
         message.raw = {"strData": "stale", "meta": {"puid": "old"}}
         answer = await client.predict(message)
-        assert answer.data.tolist() == [[2, 3]] and answer.meta.puid == "new"
+        assert answer.data == [[2, 3]] and answer.meta.puid == "new"
 
 
 async def test_bad_metadata_is_reported_by_metadata_not_load() -> None:
@@ -264,14 +264,14 @@ async def test_timeout_and_message_limits() -> None:
             await client.predict(rows(1))
         assert client.replica_up(address)
         stuck.release.set()
-        assert (await client.predict(rows(1))).data.tolist() == [[1]]
+        assert (await client.predict(rows(1))).data == [[1]]
     async with serving(Zeros()) as (address, _), client_for(address, limit=1024) as client:
         await client.load()
         with pytest.raises(PayloadTooLarge, match="answer"):
             await client.predict(rows(1000))
         with pytest.raises(PayloadTooLarge, match="request"):
             await client.predict(rows(*range(1000)))
-        assert (await client.predict(rows(2))).data.tolist() == [[0.0, 0.0]]
+        assert (await client.predict(rows(2))).data == [[0.0, 0.0]]
 
 
 async def test_load_fails_when_nothing_answers() -> None:

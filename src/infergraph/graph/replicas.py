@@ -28,8 +28,9 @@ __all__ = ["Replica", "ReplicatedNodeClient", "Unreachable"]
 C = TypeVar("C")
 
 # Calls that may be sent again to another replica when the first one was unreachable.
-# Feedback is not: a reward counted twice would skew a bandit.
-_RETRIED = frozenset({"predict", "transform_input", "transform_output", "route", "aggregate"})
+# Feedback is not: a reward counted twice would skew a bandit. ``v2`` is a V2 hop
+# (``infergraph.graph.v2_nodes``), which carries one of the others, never feedback.
+_RETRIED = frozenset({"predict", "transform_input", "transform_output", "route", "aggregate", "v2"})
 
 
 class Unreachable(Exception):

@@ -4,7 +4,8 @@ Seldon's executor calls each node over REST unless ``spec.transport`` is ``grpc`
 Seldon JSON body POSTed to ``/predict``, ``/transform-input``, ``/transform-output``,
 ``/route``, ``/aggregate`` (a JSON list of SeldonMessages) or ``/send-feedback``. So does
 :class:`RestNodeClient`, and any Seldon-compatible microservice can be a node. Over REST,
-``ndarray`` integers stay integers (gRPC's protobuf turns them into floats).
+``ndarray`` integers stay integers (gRPC's protobuf turns them into floats), and a list a
+node answers stays the list it is, as Seldon's executor passes it on.
 
 Why REST and not gRPC between processes: Python's gRPC costs about 0.5 ms a hop, mostly in
 the node's gRPC server; the node's httptools server answers REST in about a tenth of that,
@@ -106,7 +107,7 @@ def _answer(body: bytes) -> Message:
             return Message(DataKind.NONE, None, [], raw=obj)
         if isinstance(obj, dict) and not any(key in obj for key in _PAYLOADS):
             return Message(DataKind.NONE, None, [], seldon_json.decode_meta(obj.get("meta")))
-        return seldon_json.decode_message(obj, "response")
+        return seldon_json.decode_message(obj, "response", lists=True)
     except BadRequest as exc:  # the node's fault, not the caller's
         raise UserCodeError(f"invalid answer: {exc}") from None
 

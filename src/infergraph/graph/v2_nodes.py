@@ -5,13 +5,23 @@
 ``raw_input_contents``): tensors travel as raw bytes, never as JSON numbers, and the
 Seldon fields V2 has no place for ride in one parameter (:mod:`infergraph.protocol.v2_hop`).
 
-Which messages: every V2 message, and every tensor of at least :data:`BINARY_FROM`
-elements. A smaller Seldon message (a row or two, a string, JSON) goes in the Seldon
-protocol of the same transport, as do ``aggregate`` (a list of messages) and
-``send_feedback``: measured (``bench/graph.py``), a one-row hop costs 84 µs of CPU in
-Seldon JSON and 164 µs as V2, whose fixed costs (two JSON headers, the envelope) only pay
-off once the tensor is large (a 1000x100 tensor is 1.7 MB of JSON text, 400 KB binary).
-Everything else (replicas, probes, retries) is the Seldon clients'.
+Which messages depends on the transport, so that no number changes type on the way:
+
+- over REST, every V2 message, every numpy array of at least :data:`BINARY_FROM`
+  elements, and smaller ones that JSON would change (``float32``, NaN). A smaller Seldon
+  message (a row or two, a string, JSON, a list a model returned) goes as Seldon JSON,
+  which keeps every number as it is: measured (``bench/graph.py``), a one-row hop costs
+  84 µs of CPU in Seldon JSON and 164 µs as V2, whose fixed costs (two JSON headers, the
+  envelope) only pay off once the tensor is large (a 1000x100 tensor is 1.7 MB of JSON
+  text, 400 KB binary);
+- over gRPC, every message but ``customData``, whatever its size: Seldon's protobuf would
+  turn every ``ndarray``, ``tensor``, ``jsonData`` and tag number into a float, in the
+  call and in the node's answer (a classifier's integer labels too). A small payload rides
+  in the hop's parameter as JSON, which costs less than protobuf's ``Value`` per number.
+
+``aggregate`` (a list of messages) goes as Seldon JSON: over REST to ``/aggregate``, over
+gRPC in a V2 hop. ``send_feedback`` goes in the Seldon protocol of the transport. Everything
+else (replicas, probes, retries) is the Seldon clients'.
 """
 
 from __future__ import annotations
@@ -41,31 +51,42 @@ from infergraph.graph.rest_nodes import ERRORS_BY_STATUS, RestNodeClient
 from infergraph.protocol import v2_pb, v2_rest
 from infergraph.protocol.message import DataKind, Message
 from infergraph.protocol.proto import inference_pb2 as pb
-from infergraph.protocol.v2_hop import read_answer, write_call
+from infergraph.protocol.v2_hop import json_gives_back, read_answer, write_aggregate, write_call
 
 __all__ = ["V2GrpcNodeClient", "V2RestNodeClient"]
 
 HOP = "v2"
-"""The ``_send`` method name of a V2 hop (whatever node method it asks for)."""
+"""The ``_send`` method name of a V2 hop (whatever node method it asks for); retried on
+another replica like the calls it carries."""
 BINARY_FROM = 256
-"""Tensors of this many elements or more travel as binary V2; smaller ones as Seldon."""
+"""Over REST, tensors of this many elements or more travel as binary V2; smaller ones as
+Seldon JSON, when it gives them back as they are."""
 
 
 def binary_worthy(message: Message) -> bool:
-    """Whether ``message`` goes as a V2 hop: a V2 message, or a large numeric tensor."""
+    """Whether ``message`` goes as a V2 hop over REST: a V2 message, a large numeric
+    tensor, or one that Seldon JSON would not give back as it is (``float32``, NaN, an
+    empty array's shape). An ``ndarray`` list is not: it travels as the JSON it is."""
     if message.kind is DataKind.V2:
         return True
     if not message.kind.is_data:
         return False
     data = message.data
     if isinstance(data, np.ndarray):
-        return data.size >= BINARY_FROM and data.dtype.kind in "biuf"
-    if isinstance(data, list) and data:
+        if data.dtype.kind not in "biuf":
+            return False
+        return data.size >= BINARY_FROM or not json_gives_back(data)
+    if isinstance(data, list) and data and message.kind is not DataKind.NDARRAY:
         first = data[0]
         rows = len(data)
         width = len(first) if isinstance(first, list) else 1
         return rows * width >= BINARY_FROM
     return False
+
+
+def v2_carries(message: Message) -> bool:
+    """Whether a V2 hop can carry ``message``: every kind but ``customData``."""
+    return message.kind is not DataKind.CUSTOM
 
 
 def v2_error(status: int, body: bytes) -> InferGraphError:
@@ -97,12 +118,17 @@ class _V2Hops:
         return await self._hop_or_seldon("route", request, wire)
 
     async def _hop_or_seldon(self, method: str, request: Message, wire: str) -> Message:
-        if not binary_worthy(request):
+        if not self._goes_v2(request):
             seldon: Any = getattr(super(), method)
             answer: Message = await seldon(request, wire)
             return answer
         answer = await self._call(HOP, self._hop(request, method))
         return answer
+
+    @staticmethod
+    def _goes_v2(message: Message) -> bool:
+        """Whether ``message`` travels as a V2 hop on this transport."""
+        raise NotImplementedError
 
     if TYPE_CHECKING:  # supplied by the Seldon client and the subclass
 
@@ -112,7 +138,9 @@ class _V2Hops:
 
 
 class V2RestNodeClient(_V2Hops, RestNodeClient):
-    """A node over REST: hops as binary V2 to ``/v2/models/<node>/infer``."""
+    """A node over REST: large arrays as binary V2 to ``/v2/models/<node>/infer``."""
+
+    _goes_v2 = staticmethod(binary_worthy)
 
     def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(name, *args, **kwargs)
@@ -159,6 +187,8 @@ class V2RestNodeClient(_V2Hops, RestNodeClient):
 class V2GrpcNodeClient(_V2Hops, GrpcNodeClient):
     """A node over gRPC: hops as ``inference.GRPCInferenceService/ModelInfer``, raw."""
 
+    _goes_v2 = staticmethod(v2_carries)
+
     paths = {
         **GrpcNodeClient.paths,
         HOP: ("/inference.GRPCInferenceService/ModelInfer", pb.ModelInferResponse),
@@ -166,6 +196,16 @@ class V2GrpcNodeClient(_V2Hops, GrpcNodeClient):
 
     def _hop(self, message: Message, method: str) -> Any:
         return v2_pb.encode_request(write_call(message, method, self.name), raw=True)
+
+    async def aggregate(
+        self, requests: list[Message], wire: str = "json", raw: Any = None
+    ) -> Message:
+        """The combiner's inputs as Seldon JSON in a V2 hop; with ``customData``, which
+        only protobuf carries, as a ``SeldonMessageList``."""
+        if not all(v2_carries(m) for m in requests):
+            return await super().aggregate(requests, wire, raw)
+        request = v2_pb.encode_request(write_aggregate(requests, self.name), raw=True)
+        return await self._call(HOP, request)
 
     def _answer(self, method: str, answer: Any) -> Message:
         if method != HOP:

@@ -143,7 +143,9 @@ def _unknown_field(obj: dict[str, Any], fields: tuple[str, ...], where: str) -> 
     )
 
 
-def _decode_data(data: Any, where: str, strict: bool = False) -> tuple[DataKind, Any, list[str]]:
+def _decode_data(
+    data: Any, where: str, strict: bool = False, lists: bool = False
+) -> tuple[DataKind, Any, list[str]]:
     if not isinstance(data, dict):
         raise BadRequest(f"{where} must be an object with names and ndarray, tensor or tftensor")
     if strict and not _DATA_KNOWN.issuperset(data):
@@ -154,6 +156,8 @@ def _decode_data(data: Any, where: str, strict: bool = False) -> tuple[DataKind,
     if "ndarray" in data:
         if not isinstance(data["ndarray"], list):
             raise BadRequest(f"{where}.ndarray must be a list (of rows)")
+        if lists:
+            return DataKind.NDARRAY, data["ndarray"], names
         return DataKind.NDARRAY, _to_array(data["ndarray"], f"{where}.ndarray"), names
     if "tensor" in data:
         tensor = data["tensor"]
@@ -180,12 +184,16 @@ def _decode_data(data: Any, where: str, strict: bool = False) -> tuple[DataKind,
     return DataKind.NDARRAY, np.array([]), names
 
 
-def decode_message(obj: Any, where: str = "request", *, strict: bool = False) -> Message:
+def decode_message(
+    obj: Any, where: str = "request", *, strict: bool = False, lists: bool = False
+) -> Message:
     """Decode one SeldonMessage JSON object (already parsed).
 
     ``strict`` is for a client's request: an unknown field, or a ``data`` without a data
     kind, is a 400 naming it, where Seldon's wrapper quietly reads an empty array. Answers
     of nodes and of ``*_raw`` methods are decoded leniently, as Seldon passes them on.
+    ``lists`` keeps an ``ndarray`` as the list it is, for a node's answer: Seldon's executor
+    passes it on untouched, so ``[[0.9, 1]]`` stays mixed (an array would make it floats).
     """
     if not isinstance(obj, dict):
         raise BadRequest(f"Invalid request data type: {where} must be a JSON object")
@@ -195,7 +203,7 @@ def decode_message(obj: Any, where: str = "request", *, strict: bool = False) ->
     prefix = "" if where == "request" else f"{where}."
     status = _decode_status(obj.get("status"), f"{prefix}status")
     if "data" in obj:
-        kind, data, names = _decode_data(obj["data"], f"{prefix}data", strict)
+        kind, data, names = _decode_data(obj["data"], f"{prefix}data", strict, lists)
         return Message(kind, data, names, meta, status)
     if "strData" in obj:
         if not isinstance(obj["strData"], str):

@@ -17,6 +17,7 @@ from infergraph._version import __version__
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import BadRequest, NotImplementedByComponent, NotReady
 from infergraph.protocol.message import DataKind, Message, Meta
+from infergraph.protocol.seldon_json import decode_aggregate
 from infergraph.protocol.v2_hop import read_call, write_answer
 from infergraph.protocol.v2_message import as_v2
 from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse
@@ -165,7 +166,12 @@ def component_service(dataplane: ComponentDataPlane) -> V2Service:
         if call is None:
             return await dataplane.predict(message)
         method, inner = call  # a graph hop: a Seldon message in V2 tensors
-        answer: Message = await getattr(dataplane, method)(inner)
+        answer: Message
+        if method == "aggregate":  # the JSON list of the combiner's inputs
+            messages = decode_aggregate(inner.data)
+            answer = await dataplane.aggregate(messages, "json", raw=inner.data)
+        else:
+            answer = await getattr(dataplane, method)(inner)
         return Message(DataKind.V2, write_answer(answer), [], answer.meta)
 
     def ready() -> bool:

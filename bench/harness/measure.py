@@ -111,7 +111,8 @@ def post(url: str, body: bytes, timeout_s: float = 5.0) -> tuple[int, bytes]:
 
 
 def wait_ready(m: Measured, settings: Settings) -> None:
-    """Poll the prediction endpoint until it answers 200 with the expected body."""
+    """Poll the prediction endpoint until it answers 200 with the expected body (a 503 while
+    the server loads its models is waited out)."""
     assert m.server is not None
     url = m.target.url(m.port)
     deadline = time.monotonic() + settings.startup_timeout_s
@@ -127,6 +128,10 @@ def wait_ready(m: Measured, settings: Settings) -> None:
             status, body = post(url, m.target.body, timeout_s=2.0)
         except OSError as err:
             last = str(err)
+            time.sleep(0.25)
+            continue
+        if status == 503:  # listening while its models load (infergraph, KServe): wait
+            last = f"HTTP 503: {body[:200]!r}"
             time.sleep(0.25)
             continue
         if status != 200:

@@ -22,7 +22,7 @@ from infergraph.graph.spec_problems import SpecError
 from infergraph.kube.api import KINDS, ApiError, AsyncApi, kind_of
 from infergraph.kube.names import MANAGED_BY
 from infergraph.kube.options import RenderOptions
-from infergraph.kube.render import render
+from infergraph.kube.render import RENDERED_KINDS, render
 from infergraph.kube.status import ChildKey, child_key, compute_status, rejected_status, same_status
 
 __all__ = [
@@ -37,17 +37,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHILD_KINDS = (
-    "ConfigMap",
-    "Service",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "ScaledObject",
-    "PodDisruptionBudget",
-    "VirtualService",
-    "DestinationRule",
-    "HTTPRoute",
-)
+CHILD_KINDS = RENDERED_KINDS
 """Every kind ``render`` can return: the kinds listed to find children to prune."""
 OPTIONAL_KINDS = frozenset({"ScaledObject", "VirtualService", "DestinationRule", "HTTPRoute"})
 """Kinds whose CRDs (KEDA, Istio, Gateway API) a cluster may lack, or whose RBAC

@@ -47,9 +47,9 @@ from infergraph.kube.orchestrator import (
 )
 from infergraph.kube.services import node_services, predictor_service
 
-__all__ = ["render"]
+__all__ = ["RENDERED_KINDS", "render"]
 
-_ORDER = (
+RENDERED_KINDS = (
     "ConfigMap",
     "Service",
     "Deployment",
@@ -60,6 +60,7 @@ _ORDER = (
     "DestinationRule",
     "HTTPRoute",
 )
+"""Every kind ``render`` returns, in the order it returns them."""
 
 
 def render(resource: Deployment, options: RenderOptions | None = None) -> list[dict[str, Any]]:
@@ -85,7 +86,7 @@ def render(resource: Deployment, options: RenderOptions | None = None) -> list[d
     if problems:
         raise SpecError(problems)
     objects += _traffic(deployment, options)
-    objects.sort(key=lambda obj: _ORDER.index(obj["kind"]))
+    objects.sort(key=lambda obj: RENDERED_KINDS.index(obj["kind"]))
     collisions = _collisions(objects)
     if collisions:
         raise SpecError(collisions)

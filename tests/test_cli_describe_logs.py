@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from doc_blocks import shown
 from kube_emulator import KubeEmulator, declare_core
 from operator_harness import client, write_kubeconfig
 from test_kube_diagnose import (
@@ -350,21 +351,13 @@ async def test_logs_follow(kmock: KubeEmulator, kubeconfig: Path) -> None:
 DOCS = Path(__file__).parent.parent / "docs" / "kubernetes.md"
 
 
-def _docs_block(marker: str) -> str:
-    """The fenced block after ``<!-- marker -->`` in docs/kubernetes.md."""
-    text = DOCS.read_text()
-    start = text.index(f"<!-- {marker} -->")
-    fence = text.index("```text\n", start) + len("```text\n")
-    return text[fence : text.index("```\n", fence)]
-
-
-def _check_docs(marker: str, out: str) -> None:
-    """The block must be ``out``; INFERGRAPH_REGENERATE_DOCS=1 writes it instead."""
+def _check_docs(which: int, out: str) -> None:
+    """docs/kubernetes.md's ``which``-th block labelled for this file must be ``out``;
+    INFERGRAPH_REGENERATE_DOCS=1 writes it instead."""
+    block = shown("docs/kubernetes.md", "tests/test_cli_describe_logs.py")[which]
     if os.environ.get("INFERGRAPH_REGENERATE_DOCS") == "1":
-        text = DOCS.read_text()
-        old = f"<!-- {marker} -->\n```text\n{_docs_block(marker)}```\n"
-        DOCS.write_text(text.replace(old, f"<!-- {marker} -->\n```text\n{out}```\n"))
-    assert _docs_block(marker) == out, f"docs/kubernetes.md should show:\n{out}"
+        DOCS.write_text(DOCS.read_text().replace(f"```text\n{block.text}```\n", f"```text\n{out}```\n"))
+    assert block.text == out, f"{block.where} should show:\n{out}"
 
 
 async def test_the_failing_deployment_in_the_docs(kmock: KubeEmulator, kubeconfig: Path) -> None:
@@ -403,7 +396,7 @@ async def test_the_failing_deployment_in_the_docs(kmock: KubeEmulator, kubeconfi
         kmock.seed_logs(NS, name_of(suffix), "classifier-model-initializer", _stamped(log, 49))
     code, out, err = await infergraph(kubeconfig, "describe", "iris", "-n", NS)
     assert code == 1 and err == ""
-    _check_docs("describe-output", out)
+    _check_docs(0, out)
     code, out, err = await infergraph(kubeconfig, "logs", "iris", "-n", NS, "--node", "classifier")
     assert code == 0 and err == ""
-    _check_docs("logs-output", out)
+    _check_docs(1, out)

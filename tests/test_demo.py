@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from doc_blocks import same_shape, shown
 from procs import clean_env
 
 
@@ -31,6 +32,14 @@ def test_demo_routes_most_late_traffic_to_the_better_model() -> None:
     assert re.search(r"logreg +\d+% +\d+% +\d+% +9\d% of \d+", output), output  # accuracy
     assert '"eg-router": ' in output, output  # meta.routing of a response
     assert "infergraph_executor_overhead_seconds" in output, output
+    # the summary has the lines examples/bandit/README.md shows, with this run's figures
+    (summary,) = shown("examples/bandit/README.md", "tests/test_demo.py")
+    printed = output.splitlines()
+    for line in summary.lines:
+        if line.strip().startswith("first requests went to:"):  # the order of this run
+            assert any(p.strip().startswith("first requests went to:") for p in printed), output
+        else:
+            assert any(same_shape(line, p) for p in printed), f"no line like {line!r}:\n{output}"
 
     # the server is stopped: nothing listens on its REST port any more
     port = int(re.search(r"--http-port (\d+)", output).group(1))  # type: ignore[union-attr]

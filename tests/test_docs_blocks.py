@@ -1,0 +1,442 @@
+"""Every fenced block in README.md, docs/ and the examples' READMEs runs as written, or says why not.
+
+Each block is claimed by exactly one way of checking it (``tests/doc_blocks.py`` lists the
+markers). Unmarked blocks run here, each in a fresh folder that holds a link to every top-level
+entry of the repository (so ``examples/iris`` resolves) and the files the doc defined above the
+block (``# MyModel.py: ...``):
+
+- ``bash``/``sh``: run by bash, command by command. A full-line comment under a command is what
+  it prints, ``...`` standing for anything. An ``infergraph microservice`` or ``infergraph
+  serve`` command is started as a server instead, on free ports: its documented ports (9000,
+  5000, 6000; 8000, 5001) are given as ``--http-port``/``--grpc-port``/``--metrics-port``
+  flags, the commands after it have ``localhost:9000`` (and so on) rewritten to match, and
+  they run once its ``/ready`` answers 200;
+- ``console``: each ``$ command`` runs, and what it prints (stdout and stderr) is the lines under it;
+- ``python``: runs as a program and exits 0;
+- ``yaml``: parses; a SeldonDeployment or GraphDeployment (or a predictor's ``graph:``) has no
+  problem ``infergraph validate`` reports; other Kubernetes kinds pass their official schema.
+
+Every ``infergraph`` command in any block parses with infergraph's own command line, whatever
+its marker, so a renamed flag breaks this test rather than a reader.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from doc_blocks import ROOT, Block, all_blocks, shown, wildcard
+from procs import PYTHON, Service, clean_env, free_ports
+
+from infergraph.cli.main import build_parser
+
+BLOCKS = all_blocks()
+SERVER = re.compile(r"^infergraph (microservice|serve)\b")
+# the ports the docs show, by command, and the flags that move them
+PORTS = {
+    "microservice": {"9000": "--http-port", "5000": "--grpc-port", "6000": "--metrics-port"},
+    "serve": {"8000": "--http-port", "5001": "--grpc-port"},
+}
+# what a bash block may run here; anything else needs a marker
+RUNNABLE = re.compile(r"^(infergraph|curl|grep|echo|cat|[A-Z]+=)")
+
+
+def ids(blocks: list[Block]) -> list[str]:
+    return [b.where for b in blocks]
+
+
+def commands(block: Block) -> list[tuple[str, str | None]]:
+    """Each command of a bash block (continuations joined) and the output shown under it."""
+    out: list[tuple[str, str | None]] = []
+    pending = ""
+    for line in block.lines:
+        if pending:
+            pending += "\n" + line
+        elif line.lstrip().startswith("#"):
+            if out:
+                command, shown = out[-1]
+                text = line.strip().removeprefix("#").strip()
+                out[-1] = (command, (shown or "") + text)
+            continue
+        elif line.strip():
+            pending = line
+        if pending and not pending.endswith("\\"):
+            out.append((pending, None))
+            pending = ""
+    return out
+
+
+def infergraph_argv(command: str) -> list[str] | None:
+    """``infergraph ...`` up to a pipe or redirection, as argv without the program."""
+    words = shlex.split(command.replace("\\\n", " "), comments=True)
+    words = words[next((i for i, w in enumerate(words) if "=" not in w), len(words)) :]
+    if not words or words[0] != "infergraph":
+        return None
+    argv = []
+    for word in words[1:]:
+        if word in ("|", ">", "&&", ";"):
+            break
+        argv.append(word)
+    return argv
+
+
+# ---------------------------------------------------------------- every block is claimed
+
+
+def check_run_by(block: Block, test_file: str) -> None:
+    """Each command of a block ``# run by tests/FILE.py`` is one that FILE runs."""
+    source = (ROOT / test_file).read_text()
+    installed = (ROOT / "scripts" / "install-services.sh").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    for command, _ in commands(block):
+        words = shlex.split(command, comments=True)
+        if words[:2] == ["apt-get", "install"]:
+            missing = [p for p in words[2:] if not p.startswith("-") and p not in installed]
+            assert not missing, f"{block.where}: scripts/install-services.sh lacks {missing}"
+        elif "pytest" in words:
+            assert any(test_file.startswith(w) for w in words), (block.where, command)
+        elif words[0] == "bash" or words[0].endswith("python"):
+            assert Path(words[1]).name in source, f"{block.where}: {test_file} never runs {command}"
+        elif words[0] == "infergraph":
+            assert f'"{words[1]}"' in source, f"{block.where}: {test_file} never runs {command}"
+        elif words[0] == "make":  # a target of the Makefile; `make test` runs every test
+            assert re.search(rf"^{words[1]}:", makefile, re.M), (block.where, command)
+            assert words[1] == "test" or "infergraph." + words[1] in source, (block.where, command)
+        else:
+            pytest.fail(f"{block.where}: {test_file} is said to run '{command}'; say how")
+
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=ids(BLOCKS))
+def test_each_block_is_claimed(block: Block) -> None:
+    how = (
+        "start it with '# needs a cluster', '# needs Docker', '# needs the network', "
+        "'# run by tests/FILE.py', "
+        "'# with your own files', '# a fragment' (python) or '# FILE.py: ...' (a file later "
+        "blocks use); or put '<!-- run by tests/FILE.py -->' on the line above a block without "
+        "comments, in a test that compares it with doc_blocks.shown()"
+    )
+    marker = block.marker
+    if block.label:
+        source = (ROOT / block.label.removeprefix("run by ")).read_text()
+        assert block.doc in source and "shown(" in source, (
+            f"{block.where}: {block.label}, but that file never compares it: "
+            f"call doc_blocks.shown({block.doc!r}, ...) there"
+        )
+    elif block.test_file:
+        check_run_by(block, block.test_file)
+    elif marker and marker.group("file"):
+        later = [b.text for b in BLOCKS if b.doc == block.doc and b.line > block.line]
+        name = Path(marker.group("file")).stem
+        assert any(name in text for text in later), f"{block.where}: no later block uses {name}"
+    elif block.claim == "run here":
+        assert block.lang in ("bash", "sh", "console", "python", "yaml"), f"{block.where}: {how}"
+        if block.lang in ("bash", "sh"):
+            for command, _ in commands(block):
+                assert RUNNABLE.match(command), f"{block.where}: cannot run {command!r}; {how}"
+
+
+def test_the_docs_have_blocks_of_every_kind() -> None:
+    claims = {b.claim for b in BLOCKS}
+    assert {"run here", "needs a cluster", "a fragment"} <= claims, claims
+    assert len(BLOCKS) >= 50
+
+
+DOCUMENTED = [
+    (block, command)
+    for block in BLOCKS
+    if block.lang in ("bash", "sh")
+    for command, _ in commands(block)
+    if infergraph_argv(command) is not None
+]
+
+
+@pytest.mark.parametrize(
+    ("block", "command"), DOCUMENTED, ids=[f"{b.where}-{c.split()[1]}" for b, c in DOCUMENTED]
+)
+def test_every_infergraph_command_parses(
+    block: Block, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = infergraph_argv(command)
+    assert argv is not None
+    if block.claim == "with your own files":  # the reader's folders: made up here
+        monkeypatch.chdir(tmp_path)
+        for flag, value in zip(argv, argv[1:], strict=False):
+            if flag in ("--path", "--image"):
+                (tmp_path / value.rsplit("=", 1)[-1]).mkdir(parents=True, exist_ok=True)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        pytest.fail(f"{block.where}: '{command}' does not parse (exit {exc.code})")
+    assert hasattr(args, "command"), command
+
+
+# ---------------------------------------------------------------- running them
+
+
+def folder_for(block: Block, tmp_path: Path) -> Path:
+    """A folder like the repository root, holding the files the doc defined above ``block``."""
+    for entry in ROOT.iterdir():
+        if not entry.name.startswith("."):
+            (tmp_path / entry.name).symlink_to(entry)
+    for earlier in BLOCKS:
+        marker = earlier.marker
+        if earlier.doc == block.doc and earlier.line < block.line and marker:
+            if marker.group("file"):
+                (tmp_path / marker.group("file")).write_text(earlier.text)
+    return tmp_path
+
+
+def env() -> dict[str, str]:
+    return clean_env({"PYTHON": PYTHON, "PYTHONPATH": str(ROOT / "src")})
+
+
+# the docs' `infergraph` is this interpreter's
+PRELUDE = 'infergraph() { "$PYTHON" -m infergraph "$@"; }\n'
+SEPARATOR = "@@@ next command @@@"
+
+
+def run_commands(
+    block: Block, folder: Path, steps: list[tuple[str, str | None]], ports: dict[str, str]
+) -> None:
+    script = PRELUDE + "set -eo pipefail\n"
+    for command, _ in steps:
+        for shown_port, port in ports.items():
+            command = command.replace(f"localhost:{shown_port}", f"localhost:{port}")
+        script += f"{command}\necho; echo '{SEPARATOR}'\n"
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=folder, env=env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"{block.where}: exit {result.returncode}\n{result.stderr}"
+    outputs = result.stdout.split(SEPARATOR + "\n")
+    for (command, shown), printed in zip(steps, outputs, strict=False):
+        if shown is not None:
+            assert wildcard(shown).fullmatch(printed.strip()), (
+                f"{block.where}: `{command}` printed\n{printed.strip()}\nthe docs show\n{shown}"
+            )
+
+
+def start_server(block: Block, folder: Path, command: str) -> tuple[Service, dict[str, str]]:
+    argv = infergraph_argv(command)
+    assert argv is not None
+    flags = PORTS[argv[0]]
+    chosen = dict(zip(flags, map(str, free_ports(len(flags))), strict=True))
+    for shown_port, flag in flags.items():
+        argv += [flag, chosen[shown_port]]
+    logs = folder / f"logs-{time.monotonic_ns()}"
+    logs.mkdir()
+    with (logs / "stdout.txt").open("wb") as out, (logs / "stderr.txt").open("wb") as err:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "infergraph", *argv], cwd=folder, env=env(),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+        )  # fmt: skip
+    ports = [int(chosen[p]) for p in flags]
+    service = Service(proc, ports[0], ports[1], ports[-1], logs)
+    return service, chosen
+
+
+def run_bash(block: Block, folder: Path) -> None:
+    steps = commands(block)
+    servers: list[Service] = []
+    ports: dict[str, str] = {}
+    try:
+        pending: list[tuple[str, str | None]] = []
+        for command, shown in steps:
+            if SERVER.match(command):
+                run_commands(block, folder, pending, ports)
+                pending = []
+                service, ports = start_server(block, folder, command)
+                servers.append(service)
+                service.wait_ready(60)
+            else:
+                pending.append((command, shown))
+        run_commands(block, folder, pending, ports)
+    finally:
+        for service in servers:
+            service.kill()
+
+
+def run_console(block: Block, folder: Path) -> None:
+    transcript: list[tuple[str, list[str]]] = []
+    for line in block.lines:
+        if line.startswith("$ "):
+            transcript.append((line[2:], []))
+        else:
+            transcript[-1][1].append(line)
+    for command, shown in transcript:
+        result = subprocess.run(
+            ["bash", "-c", PRELUDE + command],
+            cwd=folder, env=env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        printed = (result.stdout + result.stderr).strip()
+        assert wildcard("\n".join(shown).strip()).fullmatch(printed), (
+            f"{block.where}: `{command}` printed\n{printed}\nthe docs show\n" + "\n".join(shown)
+        )
+
+
+def run_python(block: Block, folder: Path) -> None:
+    result = subprocess.run(
+        [PYTHON, "-c", block.text], cwd=folder, env=env(), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{block.where}: exit {result.returncode}\n{result.stderr}"
+
+
+def check_yaml(block: Block, folder: Path) -> None:
+    from infergraph.graph.load import load_documents
+    from infergraph.graph.validate import validate
+
+    documents = list(yaml.safe_load_all(block.text))
+    assert documents and all(isinstance(d, dict) for d in documents), block.where
+    for document in documents:
+        kind = document.get("kind")
+        if "graph" in document and kind is None:  # a predictor's graph, shown alone
+            document = {
+                "apiVersion": "machinelearning.seldon.io/v1",
+                "kind": "SeldonDeployment",
+                "metadata": {"name": "example"},
+                "spec": {"predictors": [{"name": "default", **document}]},
+            }
+            kind = "SeldonDeployment"
+        if kind in ("SeldonDeployment", "GraphDeployment"):
+            path = folder / "deployment.yaml"
+            path.write_text(yaml.safe_dump(document))
+            (deployment,) = load_documents(str(path))
+            problems = validate(deployment)
+            assert not problems, f"{block.where}: {problems}"
+        elif kind == "ConfigMap":
+            import kubernetes_validate
+
+            kubernetes_validate.validate(document, "1.33", strict=True)
+        elif kind is not None:  # a custom resource of another project: its required fields
+            assert {"apiVersion", "kind", "metadata", "spec"} <= set(document), block.where
+        else:  # a model's metadata.yaml
+            from infergraph.components.metadata import validate_metadata
+
+            validate_metadata(document)
+
+
+RUN_HERE = [b for b in BLOCKS if b.claim == "run here"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", RUN_HERE, ids=ids(RUN_HERE))
+def test_each_block_runs_as_shown(block: Block, tmp_path: Path) -> None:
+    folder = folder_for(block, tmp_path)
+    if block.lang in ("bash", "sh"):
+        run_bash(block, folder)
+    elif block.lang == "console":
+        run_console(block, folder)
+    elif block.lang == "python":
+        run_python(block, folder)
+    elif block.lang == "yaml":
+        check_yaml(block, folder)
+
+
+# ---------------------------------------------------------------- fragments
+
+
+def calls(tree: ast.AST) -> Iterator[ast.Call]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            yield node
+
+
+def resolve(node: ast.expr, names: dict[str, Any]) -> Any:
+    """The object ``node`` names, or None for the reader's own variables."""
+    if isinstance(node, ast.Name):
+        return names.get(node.id)
+    if isinstance(node, ast.Attribute):
+        owner = resolve(node.value, names)
+        if owner is None:
+            return None
+        assert hasattr(owner, node.attr), f"{owner!r} has no attribute {node.attr!r}"
+        return getattr(owner, node.attr)
+    return None
+
+
+FRAGMENTS = [b for b in BLOCKS if b.claim == "a fragment"]
+
+
+@pytest.mark.parametrize("block", FRAGMENTS, ids=ids(FRAGMENTS))
+def test_each_fragment_names_what_exists(block: Block) -> None:
+    """A fragment uses the reader's objects; what it imports and calls must exist as written."""
+    tree = ast.parse(block.text)
+    names: dict[str, Any] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = importlib.import_module(node.module or "")
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{block.where}: {node.module}.{alias.name}"
+                names[alias.asname or alias.name] = getattr(module, alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                names[alias.asname or alias.name] = importlib.import_module(alias.name)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            made = resolve(node.value.func, names)
+            for target in node.targets:
+                if isinstance(target, ast.Name) and inspect.isclass(made):
+                    names[target.id] = made  # an instance: its methods are the class's
+    checked = 0
+    for call in calls(tree):
+        function = resolve(call.func, names)
+        if function is None:
+            continue
+        positional = [None] * sum(not isinstance(a, ast.Starred) for a in call.args)
+        keywords = {k.arg: None for k in call.keywords if k.arg is not None}
+        signature = inspect.signature(function)
+        if inspect.isclass(function) or isinstance(call.func, ast.Attribute):
+            positional = [None, *positional] if "self" in signature.parameters else positional
+        try:
+            signature.bind_partial(*positional, **keywords)
+        except TypeError as exc:
+            pytest.fail(f"{block.where}: {ast.unparse(call)}: {exc}")
+        checked += 1
+    assert checked, f"{block.where}: no call of infergraph's was checked"
+
+
+# ---------------------------------------------------------------- diagrams and synopses
+
+
+def test_the_readme_layout_names_every_package() -> None:
+    (layout,) = shown("README.md", "tests/test_docs_blocks.py")
+    named = re.findall(r"^  (\w+)/", layout.text, re.M)
+    packages = sorted(p.parent.name for p in (ROOT / "src" / "infergraph").glob("*/__init__.py"))
+    assert sorted(named) == packages, f"README.md:{layout.line} names {named}, src has {packages}"
+
+
+def test_the_validate_synopsis_is_its_command_line() -> None:
+    (synopsis,) = shown("docs/graph-spec.md", "tests/test_docs_blocks.py")
+    flags = set(re.findall(r"--[\w-]+", synopsis.text))
+    validate = next(
+        a.choices["validate"]
+        for a in build_parser()._actions
+        if isinstance(a.choices, dict) and "validate" in a.choices
+    )
+    options = {o for a in validate._actions for o in a.option_strings if o.startswith("--")}
+    assert flags <= options, f"docs/graph-spec.md:{synopsis.line}: {flags - options}"
+    assert {"--skip-other-kinds", "--path", "--image"} <= flags
+
+
+def test_the_bandit_diagram_is_its_deployment() -> None:
+    (diagram,) = shown("examples/bandit/README.md", "tests/test_docs_blocks.py")
+    drawn = re.findall(r"([\w-]+) +\((\w+)", diagram.text)
+    (document,) = yaml.safe_load_all((ROOT / "examples/bandit/deployment.yaml").read_text())
+
+    def walk(node: dict[str, Any]) -> Iterator[tuple[str, str]]:
+        yield node["name"], node.get("implementation") or node["type"]
+        for child in node.get("children", []):
+            yield from walk(child)
+
+    assert drawn == list(walk(document["spec"]["predictors"][0]["graph"]))

@@ -1,12 +1,12 @@
-"""The fenced code blocks of README.md, docs/*.md and the examples' READMEs, and how each is checked.
+"""The fenced blocks of README.md, docs/*.md and the examples' READMEs, and how each is checked.
 
 A block says how it is checked with a marker a reader can see and skip:
 
 - a first comment line, in a block whose language has ``#`` comments (bash, sh, python, yaml):
-  ``# needs a cluster``, ``# needs Docker``, ``# needs the network`` (CI has none of them), ``# run by tests/FILE.py`` (that
-  test runs it), ``# with your own files`` (names the reader fills in: its ``infergraph``
-  commands must parse), ``# a fragment`` (python: its imports and calls must resolve), or
-  ``# NAME.EXT: ...`` (the file ``NAME.EXT``, written where the doc's later commands run);
+  ``# needs a cluster``, ``# needs Docker``, ``# needs the network`` (CI has none of them),
+  ``# run by tests/FILE.py`` (that test runs it), ``# with your own files`` (names the reader
+  fills in: its ``infergraph`` commands must parse), ``# a fragment`` (python: its imports and
+  calls must resolve), or ``# NAME.EXT: ...`` (the file ``NAME.EXT``, written where the doc's later commands run);
 - ``<!-- run by tests/FILE.py -->`` on the line above a block without comments (a log, an
   output, a diagram): that test produces it and compares it with :func:`shown`.
 

@@ -15,8 +15,10 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
+from doc_blocks import same_shape, shown
 
 from infergraph.app import component_app
+from infergraph.cli.server_process import LOG_FORMAT
 from infergraph.serving.server import bind_socket
 from infergraph.transport.access_log import (
     ACCESS_LOGGER,
@@ -157,6 +159,15 @@ async def test_a_line_per_answer_with_errors_and_v2_paths(
         ("POST", "/predict", "413", ""),
         ("GET", "/nope", "404", ""),
     ]
+    # the lines docs/microservice.md shows, as the CLI's log format writes them
+    formatter = logging.Formatter(LOG_FORMAT)
+    printed = [
+        re.sub(r"puid=\S+", "puid=abc", formatter.format(r))
+        for r in caplog.records
+        if r.name == ACCESS_LOGGER
+    ]
+    for line in shown("docs/microservice.md", "tests/test_access_log.py")[0].lines:
+        assert any(same_shape(line, p) for p in printed), (line, printed)
 
 
 async def test_no_line_without_access_log(plain: int, caplog: pytest.LogCaptureFixture) -> None:

@@ -356,7 +356,9 @@ def _check_docs(which: int, out: str) -> None:
     INFERGRAPH_REGENERATE_DOCS=1 writes it instead."""
     block = shown("docs/kubernetes.md", "tests/test_cli_describe_logs.py")[which]
     if os.environ.get("INFERGRAPH_REGENERATE_DOCS") == "1":
-        DOCS.write_text(DOCS.read_text().replace(f"```text\n{block.text}```\n", f"```text\n{out}```\n"))
+        DOCS.write_text(
+            DOCS.read_text().replace(f"```text\n{block.text}```\n", f"```text\n{out}```\n")
+        )
     assert block.text == out, f"{block.where} should show:\n{out}"
 
 

@@ -1,4 +1,4 @@
-"""Every fenced block in README.md, docs/ and the examples' READMEs runs as written, or says why not.
+"""Every fenced block in README.md, docs/ and the examples' READMEs runs as written, or says why.
 
 Each block is claimed by exactly one way of checking it (``tests/doc_blocks.py`` lists the
 markers). Unmarked blocks run here, each in a fresh folder that holds a link to every top-level
@@ -11,7 +11,7 @@ block (``# MyModel.py: ...``):
   5000, 6000; 8000, 5001) are given as ``--http-port``/``--grpc-port``/``--metrics-port``
   flags, the commands after it have ``localhost:9000`` (and so on) rewritten to match, and
   they run once its ``/ready`` answers 200;
-- ``console``: each ``$ command`` runs, and what it prints (stdout and stderr) is the lines under it;
+- ``console``: each ``$ command`` runs and prints (stdout and stderr) the lines under it;
 - ``python``: runs as a program and exits 0;
 - ``yaml``: parses; a SeldonDeployment or GraphDeployment (or a predictor's ``graph:``) has no
   problem ``infergraph validate`` reports; other Kubernetes kinds pass their official schema.
@@ -25,10 +25,10 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import itertools
 import re
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,7 +117,6 @@ def check_run_by(block: Block, test_file: str) -> None:
             pytest.fail(f"{block.where}: {test_file} is said to run '{command}'; say how")
 
 
-
 @pytest.mark.parametrize("block", BLOCKS, ids=ids(BLOCKS))
 def test_each_block_is_claimed(block: Block) -> None:
     how = (
@@ -172,7 +171,7 @@ def test_every_infergraph_command_parses(
     assert argv is not None
     if block.claim == "with your own files":  # the reader's folders: made up here
         monkeypatch.chdir(tmp_path)
-        for flag, value in zip(argv, argv[1:], strict=False):
+        for flag, value in itertools.pairwise(argv):
             if flag in ("--path", "--image"):
                 (tmp_path / value.rsplit("=", 1)[-1]).mkdir(parents=True, exist_ok=True)
     try:
@@ -180,6 +179,22 @@ def test_every_infergraph_command_parses(
     except SystemExit as exc:
         pytest.fail(f"{block.where}: '{command}' does not parse (exit {exc.code})")
     assert hasattr(args, "command"), command
+
+
+PIPED = [(block, command) for block, command in DOCUMENTED if "| kubectl" in command]
+
+
+@pytest.mark.parametrize(("block", "command"), PIPED, ids=[b.where for b, _ in PIPED])
+def test_what_is_piped_to_kubectl_runs_here(block: Block, command: str) -> None:
+    """``infergraph ... | kubectl ...`` needs a cluster only after the pipe."""
+    argv = infergraph_argv(command)
+    assert argv is not None
+    result = subprocess.run(
+        [PYTHON, "-m", "infergraph", *argv],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{block.where}: {result.stderr}"
+    assert "apiVersion:" in result.stdout
 
 
 # ---------------------------------------------------------------- running them
@@ -192,9 +207,8 @@ def folder_for(block: Block, tmp_path: Path) -> Path:
             (tmp_path / entry.name).symlink_to(entry)
     for earlier in BLOCKS:
         marker = earlier.marker
-        if earlier.doc == block.doc and earlier.line < block.line and marker:
-            if marker.group("file"):
-                (tmp_path / marker.group("file")).write_text(earlier.text)
+        if earlier.doc == block.doc and earlier.line < block.line and marker and marker["file"]:
+            (tmp_path / marker.group("file")).write_text(earlier.text)
     return tmp_path
 
 
@@ -220,10 +234,10 @@ def run_commands(
     )
     assert result.returncode == 0, f"{block.where}: exit {result.returncode}\n{result.stderr}"
     outputs = result.stdout.split(SEPARATOR + "\n")
-    for (command, shown), printed in zip(steps, outputs, strict=False):
-        if shown is not None:
-            assert wildcard(shown).fullmatch(printed.strip()), (
-                f"{block.where}: `{command}` printed\n{printed.strip()}\nthe docs show\n{shown}"
+    for (command, expected), printed in zip(steps, outputs, strict=False):
+        if expected is not None:
+            assert wildcard(expected).fullmatch(printed.strip()), (
+                f"{block.where}: `{command}` printed\n{printed.strip()}\nthe docs show\n{expected}"
             )
 
 
@@ -274,14 +288,14 @@ def run_console(block: Block, folder: Path) -> None:
             transcript.append((line[2:], []))
         else:
             transcript[-1][1].append(line)
-    for command, shown in transcript:
+    for command, expected in transcript:
         result = subprocess.run(
             ["bash", "-c", PRELUDE + command],
             cwd=folder, env=env(), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         printed = (result.stdout + result.stderr).strip()
-        assert wildcard("\n".join(shown).strip()).fullmatch(printed), (
-            f"{block.where}: `{command}` printed\n{printed}\nthe docs show\n" + "\n".join(shown)
+        assert wildcard("\n".join(expected).strip()).fullmatch(printed), (
+            f"{block.where}: `{command}` printed\n{printed}\nthe docs show\n" + "\n".join(expected)
         )
 
 

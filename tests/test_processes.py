@@ -27,6 +27,7 @@ import grpc
 import numpy as np
 import pytest
 import yaml
+from doc_blocks import same_shape, shown, wildcard
 from procs import (
     Sample,
     clean_env,
@@ -279,6 +280,10 @@ def test_each_node_container_is_its_own_process(chain: Graph) -> None:
     double, model = chain.pids("double"), chain.pids("model")
     assert len(double) == 1 and len(model) == 1
     assert len({chain.proc.pid, *double, *model}) == 3
+    # the lines docs/processes.md shows for a node's ports, with this run's pid and ports
+    printed = chain.stderr().splitlines()
+    for line in DOCS_SHOW[0].lines:
+        assert any(same_shape(line, p) for p in printed), f"no {line!r}:\n{chain.stderr()}"
 
 
 @pytest.mark.slow
@@ -442,9 +447,9 @@ def test_killed_node_is_restarted_and_sigterm_stops_everything(tmp_path: Path) -
         stop(graph)
 
 
-RESTARTING = (
-    "node 'model' is restarting: its process was killed by signal 9 (SIGKILL); retry shortly"
-)
+DOCS_SHOW = shown("docs/processes.md", "tests/test_processes.py")
+RESTARTING = DOCS_SHOW[2].text.strip()
+assert "node 'model' is restarting: its process was killed by signal 9" in RESTARTING
 
 
 @pytest.mark.slow
@@ -505,6 +510,7 @@ def test_node_that_cannot_start_stops_everything(tmp_path: Path) -> None:
         assert code != 0, stderr
         assert "node 'model'" in stderr and "during start-up" in stderr, stderr
         assert "missing_module" in stderr
+        assert any(wildcard(DOCS_SHOW[1].text.strip()).fullmatch(p) for p in stderr.splitlines())
         assert _leftovers(tmp_path) == []
     finally:
         stop(graph)

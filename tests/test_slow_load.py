@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from doc_blocks import same_shape, shown
 from procs import (
     Service,
     clean_env,
@@ -152,6 +153,11 @@ def test_microservice_answers_probes_while_load_runs(loading: Service, tmp_path:
 
     assert loading.predict(BODY)["data"]["ndarray"] == [[2, 4]]
     assert _loaded_lines(loading.stderr()) == ["SlowModel"]  # logged before /ready said 200
+    # the two lines docs/microservice.md shows, with this run's times and ports
+    (logged,) = shown("docs/microservice.md", "tests/test_slow_load.py")
+    printed = loading.stderr().replace("SlowModel", "MyModel").splitlines()
+    for line in logged.lines:
+        assert any(same_shape(line, p) for p in printed), f"no {line!r}:\n{loading.stderr()}"
 
 
 def test_microservice_exits_when_load_fails_after_listening(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["start_server_process"]
+__all__ = ["LOG_FORMAT", "start_server_process"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""How a server's log lines look on stderr (docs/microservice.md shows some)."""
 
 
 def start_server_process(log_level: str, malloc_tuning: bool, access_log: bool = False) -> None:
@@ -16,7 +19,7 @@ def start_server_process(log_level: str, malloc_tuning: bool, access_log: bool =
     """
     logging.basicConfig(
         level=log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     if access_log:

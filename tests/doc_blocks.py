@@ -6,7 +6,8 @@ A block says how it is checked with a marker a reader can see and skip:
   ``# needs a cluster``, ``# needs Docker``, ``# needs the network`` (CI has none of them),
   ``# run by tests/FILE.py`` (that test runs it), ``# with your own files`` (names the reader
   fills in: its ``infergraph`` commands must parse), ``# a fragment`` (python: its imports and
-  calls must resolve), or ``# NAME.EXT: ...`` (the file ``NAME.EXT``, written where the doc's later commands run);
+  calls must resolve), or ``# NAME.EXT: ...`` (the file ``NAME.EXT``, written where the doc's
+  later blocks run);
 - ``<!-- run by tests/FILE.py -->`` on the line above a block without comments (a log, an
   output, a diagram): that test produces it and compares it with :func:`shown`.
 

@@ -23,6 +23,7 @@ its marker, so a renamed flag breaks this test rather than a reader.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
 import itertools
@@ -31,17 +32,20 @@ import shlex
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from doc_blocks import ROOT, Block, all_blocks, shown, wildcard
+from model_stores import CREDENTIALS, s3_endpoint
 from procs import PYTHON, Service, clean_env, free_ports
 
 from infergraph.cli.main import build_parser
 
 BLOCKS = all_blocks()
+__all__ = ["s3_endpoint"]  # a fixture: the moto S3 server docs/servers.md's bucket lives on
 SERVER = re.compile(r"^infergraph (microservice|serve)\b")
 # the ports the docs show, by command, and the flags that move them
 PORTS = {
@@ -49,7 +53,7 @@ PORTS = {
     "serve": {"8000": "--http-port", "5001": "--grpc-port"},
 }
 # what a bash block may run here; anything else needs a marker
-RUNNABLE = re.compile(r"^(infergraph|curl|grep|echo|cat|[A-Z]+=)")
+RUNNABLE = re.compile(r"^(infergraph|curl|grep|echo|cat|pip install|[A-Z0-9_]+=)")
 
 
 def ids(blocks: list[Block]) -> list[str]:
@@ -212,8 +216,8 @@ def folder_for(block: Block, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def env() -> dict[str, str]:
-    return clean_env({"PYTHON": PYTHON, "PYTHONPATH": str(ROOT / "src")})
+def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return clean_env({"PYTHON": PYTHON, "PYTHONPATH": str(ROOT / "src"), **(extra or {})})
 
 
 # the docs' `infergraph` is this interpreter's
@@ -221,17 +225,29 @@ PRELUDE = 'infergraph() { "$PYTHON" -m infergraph "$@"; }\n'
 SEPARATOR = "@@@ next command @@@"
 
 
-def run_commands(
-    block: Block, folder: Path, steps: list[tuple[str, str | None]], ports: dict[str, str]
-) -> None:
+def check_pip_install(block: Block, command: str) -> None:
+    """Not run (the test environment has every extra): the extras it names must exist."""
+    extras = re.findall(r"infergraph\[([\w,]+)\]", command)
+    declared = re.findall(r"^([a-z0-9]+) = \[", (ROOT / "pyproject.toml").read_text(), re.M)
+    for name in ",".join(extras).split(","):
+        assert name in declared, f"{block.where}: pyproject.toml has no extra {name!r}"
+
+
+def run_commands(block: Block, folder: Path, steps: list[tuple[str, str | None]], at: At) -> None:
     script = PRELUDE + "set -eo pipefail\n"
     for command, _ in steps:
-        for shown_port, port in ports.items():
+        if command.startswith("pip install"):
+            check_pip_install(block, command)
+            command = ":"
+        for shown_port, port in at.ports.items():
             command = command.replace(f"localhost:{shown_port}", f"localhost:{port}")
+        for shown_url, url in at.urls.items():
+            command = command.replace(shown_url, url)
         script += f"{command}\necho; echo '{SEPARATOR}'\n"
     result = subprocess.run(
-        ["bash", "-c", script], cwd=folder, env=env(), capture_output=True, text=True, timeout=60
-    )
+        ["bash", "-c", script], cwd=folder, env=env(at.env), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
     assert result.returncode == 0, f"{block.where}: exit {result.returncode}\n{result.stderr}"
     outputs = result.stdout.split(SEPARATOR + "\n")
     for (command, expected), printed in zip(steps, outputs, strict=False):
@@ -241,7 +257,16 @@ def run_commands(
             )
 
 
-def start_server(block: Block, folder: Path, command: str) -> tuple[Service, dict[str, str]]:
+@dataclass
+class At:
+    """Where a block's commands run: the ports and URLs the docs show, and the real ones."""
+
+    ports: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def start_server(block: Block, folder: Path, command: str, at: At) -> Service:
     argv = infergraph_argv(command)
     assert argv is not None
     flags = PORTS[argv[0]]
@@ -252,30 +277,29 @@ def start_server(block: Block, folder: Path, command: str) -> tuple[Service, dic
     logs.mkdir()
     with (logs / "stdout.txt").open("wb") as out, (logs / "stderr.txt").open("wb") as err:
         proc = subprocess.Popen(
-            [PYTHON, "-m", "infergraph", *argv], cwd=folder, env=env(),
+            [PYTHON, "-m", "infergraph", *argv], cwd=folder, env=env(at.env),
             stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
         )  # fmt: skip
+    at.ports = chosen
     ports = [int(chosen[p]) for p in flags]
-    service = Service(proc, ports[0], ports[1], ports[-1], logs)
-    return service, chosen
+    return Service(proc, ports[0], ports[1], ports[-1], logs)
 
 
-def run_bash(block: Block, folder: Path) -> None:
+def run_bash(block: Block, folder: Path, at: At) -> None:
     steps = commands(block)
     servers: list[Service] = []
-    ports: dict[str, str] = {}
     try:
         pending: list[tuple[str, str | None]] = []
-        for command, shown in steps:
+        for command, expected in steps:
             if SERVER.match(command):
-                run_commands(block, folder, pending, ports)
+                run_commands(block, folder, pending, at)
                 pending = []
-                service, ports = start_server(block, folder, command)
+                service = start_server(block, folder, command, at)
                 servers.append(service)
                 service.wait_ready(60)
             else:
-                pending.append((command, shown))
-        run_commands(block, folder, pending, ports)
+                pending.append((command, expected))
+        run_commands(block, folder, pending, at)
     finally:
         for service in servers:
             service.kill()
@@ -341,15 +365,46 @@ def check_yaml(block: Block, folder: Path) -> None:
             validate_metadata(document)
 
 
+def docs_bucket(endpoint: str) -> At:
+    """The bucket ``s3://models`` of docs/servers.md, on a moto S3 server: the iris classifier
+    saved with skops (a remote pickle is refused unless trusted) under the keys the docs name.
+    ``http://minio:9000`` in a command, and AWS_ENDPOINT_URL_S3, become the moto server."""
+    import boto3
+    import skops.io
+    from model_files import classifier
+
+    client = boto3.client("s3", endpoint_url=endpoint, **BOTO_CREDENTIALS)
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket="models")
+    body = skops.io.dumps(classifier())
+    for prefix in ("sklearn/iris", "iris"):
+        client.put_object(Bucket="models", Key=f"{prefix}/model.skops", Body=body)
+    return At(
+        urls={"http://minio:9000": endpoint},
+        env={**CREDENTIALS, "AWS_ENDPOINT_URL_S3": endpoint},
+    )
+
+
+BOTO_CREDENTIALS = {
+    "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
+}
 RUN_HERE = [b for b in BLOCKS if b.claim == "run here"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", RUN_HERE, ids=ids(RUN_HERE))
-def test_each_block_runs_as_shown(block: Block, tmp_path: Path) -> None:
+def test_each_block_runs_as_shown(
+    block: Block, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     folder = folder_for(block, tmp_path)
+    at = At()
+    defined = [f.read_text() for f in folder.iterdir() if f.is_file() and not f.is_symlink()]
+    if block.lang in ("bash", "sh") and "s3://" in "".join([block.text, *defined]):
+        at = docs_bucket(request.getfixturevalue("s3_endpoint"))
     if block.lang in ("bash", "sh"):
-        run_bash(block, folder)
+        run_bash(block, folder, at)
     elif block.lang == "console":
         run_console(block, folder)
     elif block.lang == "python":

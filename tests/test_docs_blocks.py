@@ -131,11 +131,12 @@ def test_each_block_is_claimed(block: Block) -> None:
         "comments, in a test that compares it with doc_blocks.shown()"
     )
     marker = block.marker
+    assert not (marker and block.label), f"{block.where}: a marker and a label; keep one"
     if block.label:
-        source = (ROOT / block.label.removeprefix("run by ")).read_text()
-        assert block.doc in source and "shown(" in source, (
-            f"{block.where}: {block.label}, but that file never compares it: "
-            f"call doc_blocks.shown({block.doc!r}, ...) there"
+        test_file = block.label.removeprefix("run by ")
+        call = f'shown("{block.doc}", "{test_file}")'
+        assert call in (ROOT / test_file).read_text(), (
+            f"{block.where}: {block.label}, but that file never compares it: call {call} there"
         )
     elif block.test_file:
         check_run_by(block, block.test_file)
@@ -148,6 +149,20 @@ def test_each_block_is_claimed(block: Block) -> None:
         if block.lang in ("bash", "sh"):
             for command, _ in commands(block):
                 assert RUNNABLE.match(command), f"{block.where}: cannot run {command!r}; {how}"
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        pytest.param("", "some output\n", id="output"),
+        pytest.param("bash", "kubectl get pods\n", id="command"),
+        pytest.param("toml", "[tool]\n", id="language"),
+    ],
+)
+def test_a_new_block_without_a_marker_says_how_to_mark_it(lang: str, text: str) -> None:
+    block = Block(doc="docs/new.md", line=3, lang=lang, text=text, label=None)
+    with pytest.raises(AssertionError, match=r"docs/new.md:3: .*'# needs a cluster'.*<!-- run by"):
+        test_each_block_is_claimed(block)
 
 
 def test_the_docs_have_blocks_of_every_kind() -> None:

@@ -5,12 +5,15 @@ markers). Unmarked blocks run here, each in a fresh folder that holds a link to 
 entry of the repository (so ``examples/iris`` resolves) and the files the doc defined above the
 block (``# MyModel.py: ...``):
 
-- ``bash``/``sh``: run by bash, command by command. A full-line comment under a command is what
-  it prints, ``...`` standing for anything. An ``infergraph microservice`` or ``infergraph
-  serve`` command is started as a server instead, on free ports: its documented ports (9000,
-  5000, 6000; 8000, 5001) are given as ``--http-port``/``--grpc-port``/``--metrics-port``
-  flags, the commands after it have ``localhost:9000`` (and so on) rewritten to match, and
-  they run once its ``/ready`` answers 200;
+- ``bash``/``sh``: run by bash, command by command. The full-line comments right under a
+  command are what it prints, ``...`` standing for anything (after a blank line, a comment is
+  prose); a ``curl`` with nothing shown must answer, and not with an error. An ``infergraph
+  microservice`` or ``infergraph serve`` command is started as a server instead, on free
+  ports: its documented ports (9000, 5000, 6000; 8000, 5001) are given as ``--http-port``/
+  ``--grpc-port``/``--metrics-port`` flags, the commands after it have ``localhost:9000``
+  (and so on) rewritten to match, and they run once its ``/ready`` answers 200. In
+  docs/servers.md the bucket ``s3://models`` is a moto S3 server (see :func:`docs_bucket`);
+  ``pip install`` is not run, but the extras it names must exist;
 - ``console``: each ``$ command`` runs and prints (stdout and stderr) the lines under it;
 - ``python``: runs as a program and exits 0;
 - ``yaml``: parses; a SeldonDeployment or GraphDeployment (or a predictor's ``graph:``) has no
@@ -64,20 +67,24 @@ def commands(block: Block) -> list[tuple[str, str | None]]:
     """Each command of a bash block (continuations joined) and the output shown under it."""
     out: list[tuple[str, str | None]] = []
     pending = ""
+    printing = False  # comment lines now are the last command's output, not prose
     for line in block.lines:
         if pending:
             pending += "\n" + line
         elif line.lstrip().startswith("#"):
-            if out:
+            if printing:
                 command, shown = out[-1]
                 text = line.strip().removeprefix("#").strip()
                 out[-1] = (command, (shown or "") + text)
             continue
         elif line.strip():
             pending = line
+        else:
+            printing = False
         if pending and not pending.endswith("\\"):
             out.append((pending, None))
             pending = ""
+            printing = True
     return out
 
 
@@ -266,6 +273,10 @@ def run_commands(block: Block, folder: Path, steps: list[tuple[str, str | None]]
     assert result.returncode == 0, f"{block.where}: exit {result.returncode}\n{result.stderr}"
     outputs = result.stdout.split(SEPARATOR + "\n")
     for (command, expected), printed in zip(steps, outputs, strict=False):
+        if expected is None and command.startswith("curl") and "> /dev/null" not in command:
+            # nothing shown: an answer all the same, and not an error (curl -s exits 0 on 4xx)
+            assert printed.strip(), f"{block.where}: `{command}` printed nothing"
+            assert not re.search(r'"(FAILURE|error)"', printed), f"{block.where}: {printed}"
         if expected is not None:
             assert wildcard(expected).fullmatch(printed.strip()), (
                 f"{block.where}: `{command}` printed\n{printed.strip()}\nthe docs show\n{expected}"

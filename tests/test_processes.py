@@ -66,6 +66,8 @@ from infergraph.transport.grpc_server import build_grpc_server
 
 START_TIMEOUT = 30.0
 MiB = 1024 * 1024
+# what docs/processes.md shows: a node's ports, a start-up failure, a restarting node's answer
+DOCS_SHOW = shown("docs/processes.md", "tests/test_processes.py")
 
 NODES = """
 import os
@@ -447,7 +449,6 @@ def test_killed_node_is_restarted_and_sigterm_stops_everything(tmp_path: Path) -
         stop(graph)
 
 
-DOCS_SHOW = shown("docs/processes.md", "tests/test_processes.py")
 RESTARTING = DOCS_SHOW[2].text.strip()
 assert "node 'model' is restarting: its process was killed by signal 9" in RESTARTING
 

@@ -39,16 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import model_stores
 import pytest
 import yaml
 from doc_blocks import ROOT, Block, all_blocks, shown, wildcard
-from model_stores import CREDENTIALS, s3_endpoint
+from model_stores import CREDENTIALS
 from procs import PYTHON, Service, clean_env, free_ports
 
 from infergraph.cli.main import build_parser
 
 BLOCKS = all_blocks()
-__all__ = ["s3_endpoint"]  # a fixture: the moto S3 server docs/servers.md's bucket lives on
+s3_endpoint = model_stores.s3_endpoint  # the moto S3 server docs/servers.md's bucket is on
 SERVER = re.compile(r"^infergraph (microservice|serve)\b")
 # the ports the docs show, by command, and the flags that move them
 PORTS = {

@@ -345,6 +345,7 @@ def run_console(block: Block, folder: Path) -> None:
             cwd=folder, env=env(), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         printed = (result.stdout + result.stderr).strip()
+        assert "Traceback" not in printed, f"{block.where}: `{command}`:\n{printed}"
         assert wildcard("\n".join(expected).strip()).fullmatch(printed), (
             f"{block.where}: `{command}` printed\n{printed}\nthe docs show\n" + "\n".join(expected)
         )

@@ -150,6 +150,12 @@ class Prometheus:
             for s in self.query(expr)
         }
 
+    def ready(self) -> bool:
+        try:
+            return self.http.get("/-/ready").status_code == 200
+        except httpx.TransportError:  # not listening yet
+            return False
+
     def label_values(self, label: str, match: str) -> list[str]:
         answer = self.http.get(f"/api/v1/label/{label}/values", params={"match[]": match})
         assert answer.status_code == 200, answer.text
@@ -216,6 +222,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[procs.Serv
     prometheus = Prometheus(prom_port)
     try:
         server.wait_ready(READY_TIMEOUT)
+
+        def prometheus_ready() -> bool:
+            if prom.poll() is not None:
+                log = (logs / "prometheus.txt").read_text(errors="replace")
+                raise AssertionError(f"prometheus exited with {prom.returncode}:\n{log[-4000:]}")
+            return prometheus.ready()
+
+        _wait(prometheus_ready, "Prometheus to start")
         _wait(
             lambda: prometheus.values('up{job="infergraph"}') == {(): 1.0},
             "Prometheus to scrape infergraph serve",

@@ -8,6 +8,8 @@
 #                               recommends, so --no-install-recommends leaves it out
 #   npm                         the KEDA / Istio / Gateway API schema models
 #                               (tests/test_kube_render_schemas.py)
+#   prometheus                  scrapes `infergraph serve` and answers the queries of
+#                               deploy/grafana/infergraph.json (tests/test_prometheus.py)
 #
 # Idempotent: a service already on PATH is left alone. Debian/Ubuntu only (apt-get);
 # run as root, or with sudo available.
@@ -47,13 +49,15 @@ command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v catatonit >/dev/null 2>&1 || need+=(catatonit)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "services: redis-server, podman, runc, catatonit, debootstrap and npm already installed"
+    echo "services: redis-server, podman, runc, catatonit, debootstrap, npm and prometheus already installed"
 else
     echo "services: installing ${need[*]} with apt-get (system-wide)"
     apt_install "${need[@]}"
 fi
-# The tests start their own redis-server on a free port; a system-wide one the package may
-# have started on 6379 is neither needed nor touched.
+# The tests start their own redis-server and prometheus on free ports; system-wide ones the
+# packages may have started (6379, 9090) are neither needed nor touched.
 echo "  $(redis-server --version | cut -d' ' -f1-3)"
 echo "  $(podman --version)"
+echo "  $(prometheus --version 2>&1 | head -n 1)"

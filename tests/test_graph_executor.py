@@ -365,6 +365,57 @@ async def test_executor_metrics(graph: GraphHarness) -> None:
     assert 0 <= overhead < 1.0
 
 
+async def test_node_calls_are_measured_with_the_node_type(graph: GraphHarness) -> None:
+    spec = unit("t", "TRANSFORMER", router("r", 1, model("a"), model("b")), cls="Transformer")
+    served = await graph.serve(deployment(spec))
+    for _ in range(2):
+        await served.ok(X)
+    samples = await served.metrics()
+    name = "infergraph_node_request_duration_seconds_count"
+    counts = {
+        (s.labels["node"], s.labels["node_type"], s.labels["service"]): s.value
+        for s in samples
+        if s.name == name and s.labels["predictor_name"] == "default"
+    }
+    assert counts == {
+        ("t", "TRANSFORMER", "/transform-input"): 2,
+        ("r", "ROUTER", "/route"): 2,
+        ("b", "MODEL", "/predict"): 2,
+    }
+
+
+async def test_router_decisions_and_feedback_are_counted_per_child(graph: GraphHarness) -> None:
+    spec = unit(
+        "bandit", None, model("a", 1.0), model("b", 2.0),
+        implementation="EPSILON_GREEDY", params={"n_branches": 2, "seed": 3, "epsilon": 0.5},
+    )  # fmt: skip
+    served = await graph.serve(deployment(spec))
+    routed: dict[str, int] = {"a": 0, "b": 0}
+    rewards = {"a": 0.25, "b": 1.0}
+    for _ in range(20):
+        body = await served.ok(X)
+        child = "ab"[body["meta"]["routing"]["bandit"]]
+        routed[child] += 1
+        feedback = {"request": {"data": {"ndarray": X}}, "response": body}
+        ack = await served.feedback({**feedback, "reward": rewards[child]})
+        assert ack.status_code == 200, ack.text
+    assert all(routed.values()), routed
+    samples = await served.metrics()
+    for branch, child in enumerate("ab"):
+        labels = {"router": "bandit", "branch": str(branch), "child": child}
+        assert metric_sum(samples, "infergraph_router_routes_total", **labels) == routed[child]
+        assert metric_sum(samples, "infergraph_router_feedback_total", **labels) == routed[child]
+        reward = metric_sum(samples, "infergraph_router_reward_total", **labels)
+        assert reward == routed[child] * rewards[child]
+
+
+async def test_router_calling_every_child_is_counted_as_all(graph: GraphHarness) -> None:
+    served = await graph.serve(deployment(router("r", -1, model("a"))))
+    await served.ok(X)
+    routes = await served.metric("infergraph_router_routes_total", branch="-1", child="*")
+    assert routes == 1
+
+
 async def test_hops_count_every_call_of_a_fan_out(graph: GraphHarness) -> None:
     spec = unit("c", "COMBINER", meeting("a", 1.0), meeting("b", 2.0), cls="Combiner")
     served = await graph.serve(deployment(spec))

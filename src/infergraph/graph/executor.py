@@ -15,6 +15,8 @@
 
 ``meta.routing`` (node -> chosen child, -1 for nodes that called all their children) and
 ``meta.requestPath`` are always in the answer, and ``meta.puid`` is set on every message.
+Every node call is measured with its node type, and every routing decision and every
+feedback a router takes is counted per child (see ExecutorMetrics).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import status_label
 
-__all__ = ["CallContext", "Executor", "PayloadSink", "route_index"]
+__all__ = ["CallContext", "Executor", "PayloadSink", "node_type", "route_index"]
 
 WIRE = "json"
 
@@ -76,6 +78,28 @@ def route_index(response: Message, node: str) -> int:
     raise BadRequest(f"router {node!r} answered {response.kind.value}, not a child index")
 
 
+def node_type(node: PlanNode) -> str:
+    """Seldon's type name for what a node does (a router that also predicts is a MODEL)."""
+    if node.predict:
+        return "MODEL"
+    if node.route:
+        return "ROUTER"
+    if node.aggregate:
+        return "COMBINER"
+    if node.transform_input:
+        return "TRANSFORMER"
+    if node.transform_output:
+        return "OUTPUT_TRANSFORMER"
+    return "UNKNOWN_TYPE"
+
+
+def _child_name(node: PlanNode, index: int) -> str:
+    """The child a routing index names, for metric labels: ``*`` for all, ``-`` for none."""
+    if 0 <= index < len(node.children):
+        return node.children[index].name
+    return "*" if index == -1 else "-"
+
+
 class Executor:
     """Runs requests and feedback through one predictor's plan."""
 
@@ -88,6 +112,7 @@ class Executor:
         self.plan = plan
         self.metrics = metrics
         self.payloads = payloads
+        self._types = {name: node_type(node) for name, node in plan.nodes.items()}
         self._checks = {
             name: check
             for name, node in plan.nodes.items()
@@ -126,7 +151,15 @@ class Executor:
             elapsed = time.perf_counter() - started
             ctx.node_seconds += elapsed
             ctx.hops += 1
-            self.metrics.client(node.name, node.image, service, node.transport, code, elapsed)
+            self.metrics.client(
+                node.name,
+                node.image,
+                service,
+                node.transport,
+                code,
+                elapsed,
+                self._types.get(node.name, ""),
+            )
 
     def _log(self, node: PlanNode, event: str, message: Any, ctx: CallContext) -> None:
         if self.payloads is not None and node.logger_mode is not None:
@@ -179,6 +212,8 @@ class Executor:
         if node.route:
             answer = await self._call(node, "/route", node.client.route(msg, WIRE), ctx)
             index = route_index(answer, node.name)
+            if -2 <= index < len(node.children):  # a bad index is refused below, not counted
+                self.metrics.route(node.name, index, _child_name(node, index))
         routing[node.name] = index
         children = node.children
         if index == -2:
@@ -262,9 +297,14 @@ class Executor:
             elif index != -2:
                 await self._feedback(children[index], feedback, routing, ctx)
         if node.feedback:
-            return await self._call(
+            answer = await self._call(
                 node, "/send-feedback", node.client.send_feedback(feedback, WIRE), ctx
             )
+            if node.route and node.name in routing:
+                self.metrics.router_feedback(
+                    node.name, index, _child_name(node, index), feedback.reward
+                )
+            return answer
         return None
 
 

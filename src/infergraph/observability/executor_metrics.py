@@ -1,9 +1,16 @@
 """The orchestrator's metrics, with the Seldon executor's names, buckets and labels, plus
-the overhead the graph adds on top of the time spent inside its nodes."""
+the overhead the graph adds on top of the time spent inside its nodes, every node's calls
+by node type, and what each router chose and was rewarded for, per child.
+
+Every series is listed in docs/graph.md (Metrics), which the Grafana dashboard in
+deploy/grafana/ is built on. Label tuples are built once per key and kept, so a request
+costs a dictionary lookup and an addition per series; the per-node histogram is Seldon's
+client histogram exposed a second time, at no cost per call.
+"""
 
 from __future__ import annotations
 
-from infergraph.observability.metrics import EXECUTOR_BUCKETS, Histogram, Registry
+from infergraph.observability.metrics import EXECUTOR_BUCKETS, Histogram, Labels, Registry
 
 __all__ = ["ExecutorMetrics"]
 
@@ -11,6 +18,10 @@ SERVER = "seldon_api_executor_server_requests_seconds"
 CLIENT = "seldon_api_executor_client_requests_seconds"
 OVERHEAD = "infergraph_executor_overhead_seconds"
 HOPS = "infergraph_executor_hops"
+NODE = "infergraph_node_request_duration_seconds"
+ROUTES = "infergraph_router_routes_total"
+FEEDBACK = "infergraph_router_feedback_total"
+REWARD = "infergraph_router_reward_total"
 OVERHEAD_BUCKETS = (
     1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1,
 )  # fmt: skip
@@ -29,13 +40,14 @@ class ExecutorMetrics:
         self, registry: Registry, deployment: str, predictor: str, predictor_version: str = ""
     ) -> None:
         self.registry = registry
-        self._base = (
+        self._base: Labels = (
             ("deployment_name", deployment),
             ("predictor_name", predictor),
             ("predictor_version", predictor_version),
         )
         self._server: dict[tuple[str, str, str], Histogram] = {}
         self._client: dict[tuple[str, str, str, str, str], Histogram] = {}
+        self._branches: dict[tuple[str, int], Labels] = {}
         self._overhead = registry.histogram(
             OVERHEAD,
             self._base,
@@ -57,8 +69,16 @@ class ExecutorMetrics:
         hist.observe(seconds)
 
     def client(
-        self, node: str, image: str, service: str, method: str, code: str, seconds: float
+        self,
+        node: str,
+        image: str,
+        service: str,
+        method: str,
+        code: str,
+        seconds: float,
+        node_type: str = "",
     ) -> None:
+        """One call to a node: Seldon's client histogram, and ours with the node's type."""
         key = (node, image, service, method, code)
         hist = self._client.get(key)
         if hist is None:
@@ -75,7 +95,38 @@ class ExecutorMetrics:
             hist = self._client[key] = self.registry.histogram(
                 CLIENT, labels, EXECUTOR_BUCKETS, "Calls the orchestrator made to graph nodes"
             )
+            # a node's image and transport are fixed: the same observations, our names
+            ours = (
+                *self._base,
+                ("node", node),
+                ("node_type", node_type),
+                ("service", service),
+                ("code", code),
+            )
+            self.registry.share(NODE, ours, hist, "Calls to each graph node, by node type")
         hist.observe(seconds)
+
+    def _branch(self, router: str, branch: int, child: str) -> Labels:
+        labels = self._branches.get((router, branch))
+        if labels is None:
+            labels = self._branches[(router, branch)] = (
+                *self._base,
+                ("router", router),
+                ("branch", str(branch)),
+                ("child", child),
+            )
+        return labels
+
+    def route(self, router: str, branch: int, child: str) -> None:
+        """A router chose ``branch`` (``child``; -1 is every child, -2 none)."""
+        labels = self._branch(router, branch, child)
+        self.registry.inc(ROUTES, labels, 1.0, "Routing decisions of each router, per child")
+
+    def router_feedback(self, router: str, branch: int, child: str, reward: float) -> None:
+        """A router took a feedback for the request it sent to ``branch``."""
+        labels = self._branch(router, branch, child)
+        self.registry.inc(FEEDBACK, labels, 1.0, "Feedback each router took, per child")
+        self.registry.inc(REWARD, labels, reward, "Sum of the rewards each router took, per child")
 
     def overhead(self, seconds: float, hops: int) -> None:
         self._overhead.observe(max(seconds, 0.0))

@@ -105,6 +105,11 @@ class Registry:
             child = self.histograms[key] = Histogram(buckets)
         return child
 
+    def share(self, name: str, labels: Labels, child: Histogram, help_text: str = "") -> None:
+        """Expose ``child`` under another name and labels too: one observation, two series."""
+        self._declare(name, "histogram", help_text)
+        self.histograms.setdefault((name, labels), child)
+
     def observe(
         self, name: str, labels: Labels, value: float, buckets: Sequence[float], help_text: str = ""
     ) -> None:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
@@ -31,10 +32,11 @@ from infergraph.errors import BadRequest, DeadlineExceeded, InferGraphError, Use
 from infergraph.graph.feedback_checks import feedback_check
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
+from infergraph.observability.tracing import Tracing
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import status_label
 
-__all__ = ["CallContext", "Executor", "PayloadSink", "route_index"]
+__all__ = ["CallContext", "Executor", "PayloadSink", "node_type", "route_index"]
 
 WIRE = "json"
 
@@ -84,10 +86,12 @@ class Executor:
         plan: PredictorPlan,
         metrics: ExecutorMetrics,
         payloads: PayloadSink | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.plan = plan
         self.metrics = metrics
         self.payloads = payloads
+        self.tracing = tracing
         self._checks = {
             name: check
             for name, node in plan.nodes.items()
@@ -101,6 +105,8 @@ class Executor:
     ) -> Message:
         started = time.perf_counter()
         code = "200"
+        if self.tracing is not None:
+            call = self._traced(node, service, call, ctx)
         try:
             if node.timeout is None:
                 return await call
@@ -128,6 +134,31 @@ class Executor:
             ctx.hops += 1
             self.metrics.client(node.name, node.image, service, node.transport, code, elapsed)
 
+    async def _traced(
+        self, node: PlanNode, service: str, call: Awaitable[Message], ctx: CallContext
+    ) -> Message:
+        """``call`` inside the node call's span (a hop's span, for a node in another process)."""
+        assert self.tracing is not None
+        attributes = {
+            "infergraph.node.name": node.name,
+            "infergraph.node.type": node_type(node),
+            "infergraph.node.method": service,
+            "seldon.puid": ctx.puid,
+        }
+        with self.tracing.node(
+            f"{node.name} {service}", attributes, node.transport != "local"
+        ) as span:
+            try:
+                answer = await call
+            except InferGraphError as exc:
+                span.set_attribute("infergraph.status", status_label(exc))
+                raise
+            span.set_attribute("infergraph.status", "200")
+            if service == "/route":
+                with contextlib.suppress(InferGraphError):  # _children reports a bad answer
+                    span.set_attribute("infergraph.route", route_index(answer, node.name))
+            return answer
+
     def _log(self, node: PlanNode, event: str, message: Any, ctx: CallContext) -> None:
         if self.payloads is not None and node.logger_mode is not None:
             mode = node.logger_mode
@@ -142,6 +173,16 @@ class Executor:
 
     async def predict(self, request: Message, ctx: CallContext) -> Message:
         """The graph's answer, with routing, requestPath and puid in its meta."""
+        if self.tracing is not None:
+            attributes = {
+                "infergraph.predictor": self.plan.name,
+                "seldon.puid": ctx.puid,
+            }
+            with self.tracing.request("predict", ctx.headers, attributes):
+                return await self._predict_graph(request, ctx)
+        return await self._predict_graph(request, ctx)
+
+    async def _predict_graph(self, request: Message, ctx: CallContext) -> Message:
         started = time.perf_counter()
         if request.meta.puid != ctx.puid:
             request = replace(request, meta=request.meta.copy())
@@ -266,6 +307,21 @@ class Executor:
                 node, "/send-feedback", node.client.send_feedback(feedback, WIRE), ctx
             )
         return None
+
+
+def node_type(node: PlanNode) -> str:
+    """The node's Seldon type, from what the executor calls on it."""
+    if node.route:
+        return "ROUTER"
+    if node.aggregate:
+        return "COMBINER"
+    if node.predict:
+        return "MODEL"
+    if node.transform_input:
+        return "TRANSFORMER"
+    if node.transform_output:
+        return "OUTPUT_TRANSFORMER"
+    return "UNKNOWN"
 
 
 def _finish(msg: Message, routing: dict[str, int], puid: str) -> Message:

@@ -317,6 +317,8 @@ def _command(settings: GraphSettings, limit: int) -> Callable[[NodeProcess], lis
     path = str(Path(settings.path).resolve())
     level = settings.log_level.upper()
     flags = ["--log-level", level] if level in ("DEBUG", "INFO", "WARNING", "ERROR") else []
+    if settings.tracing.enabled:  # on by the flag too, not only by the env the nodes inherit
+        flags += ["--tracing", "1"]
 
     def command(spec: NodeProcess) -> list[str]:
         return [

@@ -150,7 +150,7 @@ class Executor:
         ) as span:
             try:
                 answer = await call
-            except InferGraphError as exc:
+            except Exception as exc:
                 span.set_attribute("infergraph.status", status_label(exc))
                 raise
             span.set_attribute("infergraph.status", "200")

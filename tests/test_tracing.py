@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -104,10 +105,14 @@ def receiver() -> Iterator[Receiver]:
     receiver.server.stop(None)
 
 
-def start_chain(folder: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, Path]:
+def start_chain(
+    folder: Path, env: dict[str, str], transport: str
+) -> tuple[subprocess.Popen[bytes], int, Path]:
     """``serve --processes`` on TRANSFORMER ``double`` -> MODEL ``model``."""
     (folder / "nodes.py").write_text(NODES)
-    (folder / "graph.yaml").write_text(yaml.safe_dump(chain_yaml(folder)))
+    spec = chain_yaml(folder)
+    spec["spec"]["transport"] = transport
+    (folder / "graph.yaml").write_text(yaml.safe_dump(spec))
     http, grpc_port = free_ports(2)
     log = folder / "serve.log"
     args = ["serve", "graph.yaml", "--processes", "--path", str(folder), "--host", "127.0.0.1"]
@@ -126,12 +131,21 @@ def start_chain(folder: Path, env: dict[str, str]) -> tuple[subprocess.Popen[byt
 
 
 @pytest.mark.slow
-def test_a_request_through_node_processes_is_one_trace(tmp_path: Path, receiver: Receiver) -> None:
+@pytest.mark.parametrize(
+    ("transport", "served_as"),
+    [
+        pytest.param("grpc", r"/inference\.GRPCInferenceService/ModelInfer", id="grpc-hops"),
+        pytest.param("rest", r"POST /(transform-input|predict)", id="rest-hops"),
+    ],
+)
+def test_a_request_through_node_processes_is_one_trace(
+    tmp_path: Path, receiver: Receiver, transport: str, served_as: str
+) -> None:
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         "OTEL_BSP_SCHEDULE_DELAY": "50",
     }
-    proc, port, log = start_chain(tmp_path, env)
+    proc, port, log = start_chain(tmp_path, env, transport)
     try:
 
         def ready() -> bool:
@@ -173,7 +187,7 @@ def test_a_request_through_node_processes_is_one_trace(tmp_path: Path, receiver:
         (served,) = [s for s in spans if s["parent"] == hop["span_id"]]
         assert served["kind"] == SERVER
         assert served["service"] == hop["attributes"]["infergraph.node.name"]
-        assert served["name"].endswith("/ModelInfer")
+        assert re.fullmatch(served_as, served["name"]), served
     assert len(by_id) == len(spans) == 5
     assert {s["service"] for s in (root, *hops)} == {"chain"}
 

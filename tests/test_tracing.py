@@ -439,3 +439,46 @@ def test_spans_go_over_otlp_http_protobuf(monkeypatch: pytest.MonkeyPatch) -> No
         CALLER_SPAN,
     )
     assert span["attributes"] == {"k": "v"}
+
+
+# ---------------------------------------------------------------- the flags
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "enabled"),
+    [
+        pytest.param(["microservice", "M", "--tracing", "1"], {}, True, id="microservice-1"),
+        pytest.param(["microservice", "M"], {"TRACING": "1"}, True, id="microservice-env"),
+        pytest.param(
+            ["microservice", "M", "--tracing", "0"], {"TRACING": "1"}, False, id="microservice-0"
+        ),
+        pytest.param(["microservice", "M"], {}, False, id="microservice-off"),
+    ],
+)
+def test_microservice_tracing_flag_turns_tracing_on(
+    argv: list[str], env: dict[str, str], enabled: bool
+) -> None:
+    from infergraph.cli.main import build_parser
+    from infergraph.cli.microservice import settings_from_args
+
+    args = build_parser().parse_args(argv)
+    assert settings_from_args(args, env).tracing.enabled is enabled
+
+
+def test_serve_tracing_flag_turns_tracing_on_and_reaches_the_node_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infergraph.cli.main import build_parser
+    from infergraph.cli.serve import settings_from_args
+    from infergraph.graph.remote_nodes import NodeProcess
+    from infergraph.serving.processes import _command
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER", "TRACING"):
+        monkeypatch.delenv(name, raising=False)
+    off = settings_from_args(build_parser().parse_args(["serve", "g.yaml"]))
+    on = settings_from_args(build_parser().parse_args(["serve", "g.yaml", "--tracing"]))
+    assert (off.tracing.enabled, on.tracing.enabled) == (False, True)
+    node = NodeProcess("default", "model", "m:1", {"MODEL_NAME": "M"}, 1, 2, 3, "model-0")
+    assert "--tracing" not in _command(off, 1)(node)
+    command = _command(on, 1)(node)
+    assert command[command.index("--tracing") + 1] == "1"

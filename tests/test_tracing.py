@@ -29,12 +29,13 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from procs import clean_env, free_ports, http_request, poll
 from test_processes import NODES, chain_yaml
 
+from infergraph.errors import BadRequest
 from infergraph.graph.executor import CallContext, Executor
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
 from infergraph.observability.tracing import Parent, parent_of
-from infergraph.protocol.message import DataKind, Message
+from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.settings import TracingSettings
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -353,6 +354,43 @@ def test_node_spans_say_the_route_a_router_chose() -> None:
     assert route.attributes["infergraph.node.type"] == "ROUTER"
     assert route.parent is not None and route.parent.span_id == spans["predict"].context.span_id
     assert {s.context.trace_id for s in spans.values()} == {TRACE_ID}
+
+
+class _Refusing:
+    async def predict(self, msg: Message, wire: str) -> Message:
+        raise BadRequest("no rows")
+
+    async def send_feedback(self, feedback: Feedback, wire: str) -> Message:
+        return Message(DataKind.NDARRAY, [])
+
+
+def test_a_failed_node_call_and_a_feedback_are_traced() -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+
+    from infergraph.observability.otel_tracing import OtelTracing
+
+    exported = InMemorySpanExporter()
+    tracing = OtelTracing(TracingSettings(enabled=True), "g", exported)
+    node = PlanNode("m", _Refusing(), "", predict=True, feedback=True)  # type: ignore[arg-type]
+    plan = PredictorPlan("default", node, 100, False, "")
+    executor = Executor(plan, ExecutorMetrics(Registry(), "g", "default", ""), None, tracing)
+    headers = {"traceparent": TRACEPARENT}
+    with pytest.raises(BadRequest):
+        asyncio.run(executor.predict(Message(DataKind.NDARRAY, [[1]]), CallContext("p", headers)))
+    feedback = Feedback(reward=1.0)
+    asyncio.run(executor.feedback(feedback, CallContext("p", headers)))
+    tracing.shutdown()
+    spans = [(s.name, s) for s in exported.get_finished_spans()]
+    assert [name for name, _ in spans] == ["m /predict", "predict", "m /send-feedback", "feedback"]
+    failed = spans[0][1]
+    assert failed.attributes is not None and failed.attributes["infergraph.status"] == "400"
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [e.name for e in failed.events] == ["exception"]
+    assert spans[1][1].status.status_code is StatusCode.ERROR
+    assert spans[2][1].parent is not None
+    assert spans[2][1].parent.span_id == spans[3][1].context.span_id
+    assert {s.context.trace_id for _, s in spans} == {TRACE_ID}
 
 
 def test_tracing_off_never_imports_opentelemetry(tmp_path: Path) -> None:

@@ -263,7 +263,12 @@ class Executor:
         """Replay the routing of the response the feedback refers to; children first."""
         routing = feedback.response.meta.routing if feedback.response is not None else {}
         self._check(self.plan.root, feedback, routing)
-        answer = await self._feedback(self.plan.root, feedback, routing, ctx)
+        if self.tracing is not None:
+            attributes = {"infergraph.predictor": self.plan.name, "seldon.puid": ctx.puid}
+            with self.tracing.request("feedback", ctx.headers, attributes):
+                answer = await self._feedback(self.plan.root, feedback, routing, ctx)
+        else:
+            answer = await self._feedback(self.plan.root, feedback, routing, ctx)
         return _finish(answer or Message(DataKind.NDARRAY, []), {}, ctx.puid)
 
     def _check(self, node: PlanNode, feedback: Feedback, routing: dict[str, int]) -> None:

@@ -193,6 +193,35 @@ def test_a_request_through_node_processes_is_one_trace(
     assert {s["service"] for s in (root, *hops)} == {"chain"}
 
 
+@pytest.mark.slow
+def test_spans_still_buffered_are_exported_when_serve_stops(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",  # never on schedule: only the shutdown exports
+    }
+    proc, port, log = start_chain(tmp_path, env, "grpc")
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, log.read_text()
+            return http_request(port, "GET", "/ready")[0] == 200
+
+        poll(ready, timeout=60, what=f"ready; log:\n{log.read_text()[-3000:]}")
+        assert (
+            http_request(port, "POST", "/api/v1.0/predictions", {"data": {"ndarray": [[1]]}})[0]
+            == 200
+        )
+        assert receiver.got() == []
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0, log.read_text()[-3000:]
+    spans = receiver.got()
+    assert len(spans) == 5, spans
+    assert {s["service"] for s in spans} == {"chain", "double", "model"}
+
+
 # ---------------------------------------------------------------- trace context
 
 

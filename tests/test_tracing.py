@@ -549,3 +549,45 @@ def test_serve_tracing_flag_turns_tracing_on_and_reaches_the_node_processes(
     assert "--tracing" not in _command(off, 1)(node)
     command = _command(on, 1)(node)
     assert command[command.index("--tracing") + 1] == "1"
+
+
+async def test_a_grpc_request_to_the_orchestrator_continues_the_callers_trace(
+    tmp_path: Path,
+) -> None:
+    """Over the orchestrator's gRPC API (Seldon's ``Predict``), B3 in the call's metadata;
+    a local router's node span says which child it chose."""
+    from google.protobuf import json_format
+    from graph_fixtures import GraphHarness, deployment, unit
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from infergraph.observability.otel_tracing import OtelTracing
+    from infergraph.protocol.proto import prediction_pb2 as pb
+    from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
+    from infergraph.transport.graph_grpc import build_graph_grpc_server
+
+    exported = InMemorySpanExporter()
+    tracing = OtelTracing(TracingSettings(enabled=True), "g", exported)
+    models = [unit(n, "MODEL", cls="Model", params={"add": a}) for n, a in (("a", 1.0), ("b", 2.0))]
+    graph = unit("r", "ROUTER", *models, cls="Router", params={"choice": 1})
+    async with GraphHarness(tmp_path) as harness:
+        served = await harness.serve(deployment(graph))
+        for executor in served.dp.executors.values():  # as build_dataplane would, by settings
+            executor.tracing = tracing
+        server = build_graph_grpc_server(served.dp, max_message_size=1 << 20)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                request = json_format.ParseDict({"data": {"ndarray": [[1.0]]}}, pb.SeldonMessage())
+                b3 = (("x-b3-traceid", f"{TRACE_ID:032x}"), ("x-b3-spanid", f"{CALLER_SPAN:016x}"))
+                await pb_grpc.SeldonStub(channel).Predict(request, metadata=b3, timeout=10)
+        finally:
+            await server.stop(None)
+    tracing.shutdown()
+    spans = {s.name: s for s in exported.get_finished_spans()}
+    assert set(spans) == {"predict", "r /route", "b /predict"}
+    assert {s.context.trace_id for s in spans.values()} == {TRACE_ID}
+    root = spans["predict"]
+    assert root.parent is not None and root.parent.span_id == CALLER_SPAN
+    assert spans["r /route"].attributes is not None
+    assert spans["r /route"].attributes["infergraph.route"] == 1

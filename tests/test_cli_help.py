@@ -46,6 +46,7 @@ def test_seldon_flags_without_effect_are_grouped_as_such() -> None:
     compat = groups.get("accepted for compatibility")
     assert compat is not None, sorted(t for t in groups if t)
     flags = {o for a in compat._group_actions for o in a.option_strings}
-    assert {"--persistence", "--tracing", "--max-requests", "--keepalive"} <= flags
+    assert {"--persistence", "--max-requests", "--keepalive"} <= flags
+    assert "--tracing" not in flags  # OpenTelemetry tracing (docs/observability.md)
     for action in compat._group_actions:
         assert "ignored" in (action.help or "") or "no effect" in (action.help or ""), action

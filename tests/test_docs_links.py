@@ -41,6 +41,13 @@ PARENT_PATH = re.compile(r"(?<![\w./-])\.\./[\w./-]*")
 COMMAND = re.compile(r"(?<![\w./-])infergraph ([a-z][\w-]*)")
 DOTTED = re.compile(r"(?<![\w./-])infergraph(?:\.[A-Za-z_]\w*)+")
 NOT_PYTHON = {"infergraph.io", "infergraph.access"}  # the API group; the access log's logger
+NOT_PYTHON |= {  # span attributes (docs/tracing.md)
+    "infergraph.node.name",
+    "infergraph.node.type",
+    "infergraph.node.method",
+    "infergraph.predictor",
+    "infergraph.route",
+}
 
 
 def _prose(text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,10 @@ __all__ = [
     "FEEDBACK_ID_TTL",
     "GRPC_SERVERS",
     "SERVICE_TYPES",
+    "TRACE_PROTOCOLS",
     "ComponentSettings",
     "GraphSettings",
+    "TracingSettings",
     "read_annotations",
 ]
 
@@ -148,6 +151,8 @@ class ComponentSettings:
     sync_mode: str = "auto"
     """Where sync user methods run: auto (inline while fast, on the thread pool once a call
     typically takes over 2 ms), inline, or thread."""
+    tracing: TracingSettings = field(default_factory=lambda: TracingSettings())
+    """OpenTelemetry tracing of the calls this component serves (off by default)."""
 
     @property
     def grpc_message_limit(self) -> int:
@@ -213,6 +218,7 @@ class ComponentSettings:
             max_batch_time=_float(env, "INFERGRAPH_MAX_BATCH_TIME", 0.0),
             malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
             grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
+            tracing=TracingSettings.from_env(env),
             **cls._model_storage_from_env(env),
         )
 
@@ -288,6 +294,8 @@ class GraphSettings:
     request_logger_default_endpoint: str = "http://default-broker"
     seed: int | None = None
     """Seed for traffic splitting (tests, reproducible demos)."""
+    tracing: TracingSettings = field(default_factory=lambda: TracingSettings())
+    """OpenTelemetry tracing of requests and node calls (off by default)."""
     malloc_tuning: bool = True
     """As :attr:`ComponentSettings.malloc_tuning` (env INFERGRAPH_MALLOC_TUNING)."""
     grpc_server: str = "native"
@@ -326,4 +334,84 @@ class GraphSettings:
             node_protocol=env.get("INFERGRAPH_NODE_PROTOCOL", "v2") or "v2",
             malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
             grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
+            tracing=TracingSettings.from_env(env),
+        )
+
+
+TRACE_PROTOCOLS = ("grpc", "http/protobuf")
+"""The OTLP protocols spans are exported with (OTEL_EXPORTER_OTLP_PROTOCOL)."""
+OTLP_GRPC_PORT = 4317
+OTLP_HTTP_PORT = 4318
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """OpenTelemetry tracing, from the standard ``OTEL_*`` variables and Seldon's ``TRACING``
+    and ``JAEGER_*`` ones (docs/observability.md has the mapping)."""
+
+    enabled: bool = False
+    """Spans are made and exported: OTEL_TRACES_EXPORTER or an OTLP endpoint is set, or
+    Seldon's ``--tracing 1`` / TRACING=1; OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
+    turns it off whatever else is set."""
+    exporter: str = "otlp"
+    """``otlp``, or ``console`` (spans as JSON on stdout, for a quick look)."""
+    protocol: str = "grpc"
+    """OTLP over ``grpc`` or ``http/protobuf`` (OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL)."""
+    endpoint: str | None = None
+    """Where spans go when Seldon's JAEGER_* named it; None: the exporter reads
+    OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT itself (default localhost:4317 or :4318)."""
+    service_name: str | None = None
+    """OTEL_SERVICE_NAME (or Seldon's JAEGER_SERVICE_NAME); None: the deployment's or the
+    node's name."""
+    b3: bool = False
+    """Also send B3 headers on hops (JAEGER_TRACE_PROPAGATION_TYPE=b3, or ``b3`` or
+    ``b3multi`` in OTEL_PROPAGATORS); W3C ``traceparent`` is always sent."""
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, flag: int | None = None
+    ) -> TracingSettings:
+        """``flag`` is ``--tracing`` (1 on, 0 off, None: TRACING decides)."""
+        env = os.environ if env is None else env
+        exporter = (env.get("OTEL_TRACES_EXPORTER") or "").split(",")[0].strip().lower()
+        if _bool(env.get("OTEL_SDK_DISABLED"), False) or exporter == "none":
+            return cls()
+        if exporter not in ("", "otlp", "console"):
+            raise ValueError(
+                f"OTEL_TRACES_EXPORTER={exporter!r} is not supported: use otlp, console or none"
+            )
+        seldon = bool(flag) if flag is not None else _bool(env.get("TRACING"), False)
+        otlp_endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        if not (exporter or otlp_endpoint or seldon):
+            return cls()
+        protocol = (
+            env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "grpc"
+        ).strip()
+        endpoint = None
+        if not otlp_endpoint and env.get("JAEGER_ENDPOINT"):
+            # Jaeger's collector (http://HOST:14268/api/traces): its OTLP/HTTP port
+            url = urllib.parse.urlsplit(env["JAEGER_ENDPOINT"])
+            protocol = "http/protobuf"
+            endpoint = f"{url.scheme or 'http'}://{url.hostname}:{OTLP_HTTP_PORT}/v1/traces"
+        elif not otlp_endpoint and env.get("JAEGER_AGENT_HOST"):
+            # the agent's ports are UDP Thrift; a Jaeger (or collector) there takes OTLP/gRPC
+            endpoint = f"http://{env['JAEGER_AGENT_HOST']}:{OTLP_GRPC_PORT}"
+            protocol = "grpc"
+        if protocol not in TRACE_PROTOCOLS:
+            raise ValueError(
+                f"OTLP protocol {protocol!r} is not supported: use {' or '.join(TRACE_PROTOCOLS)}"
+            )
+        propagators = {p.strip().lower() for p in env.get("OTEL_PROPAGATORS", "").split(",")}
+        return cls(
+            enabled=True,
+            exporter=exporter or "otlp",
+            protocol=protocol,
+            endpoint=endpoint,
+            service_name=env.get("OTEL_SERVICE_NAME") or env.get("JAEGER_SERVICE_NAME") or None,
+            b3=env.get("JAEGER_TRACE_PROPAGATION_TYPE", "").lower() == "b3"
+            or bool(propagators & {"b3", "b3multi"}),
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 from infergraph.cli.server_process import start_server_process
 from infergraph.errors import InferGraphError
-from infergraph.settings import GRPC_SERVERS, SERVICE_TYPES, ComponentSettings
+from infergraph.settings import GRPC_SERVERS, SERVICE_TYPES, ComponentSettings, TracingSettings
 
 __all__ = ["add_parser", "run"]
 
@@ -65,8 +65,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     compat.add_argument(
         "--debug", action="store_true", help="ignored: the same server runs either way"
     )
-    compat.add_argument(
-        "--tracing", type=int, default=None, help="ignored (Jaeger tracing is not built in)"
+    p.add_argument(
+        "--tracing",
+        type=int,
+        default=None,
+        help="1: OpenTelemetry tracing, OTLP to OTEL_EXPORTER_OTLP_ENDPOINT or JAEGER_AGENT_HOST "
+        "(default $TRACING; on as well when OTEL_* names an exporter or endpoint)",
     )
     p.add_argument(
         "--workers",
@@ -216,6 +220,8 @@ def settings_from_args(
     changes["log_level"] = level
     if args.single_threaded:
         changes["threads"] = 1
+    if args.tracing is not None:
+        changes["tracing"] = TracingSettings.from_env(env, args.tracing)
     return base.replace(**changes)
 
 

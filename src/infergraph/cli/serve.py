@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from infergraph.cli.server_process import start_server_process
 from infergraph.cli.source_options import add_image_option
 from infergraph.errors import InferGraphError
-from infergraph.settings import GRPC_SERVERS, GraphSettings
+from infergraph.settings import GRPC_SERVERS, GraphSettings, TracingSettings
 
 if TYPE_CHECKING:
     from infergraph.graph.spec import Deployment
@@ -85,6 +85,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="seed traffic splitting (tests, demos)")
     p.add_argument(
+        "--tracing",
+        action="store_true",
+        default=None,
+        help="OpenTelemetry tracing of requests and node calls, OTLP to "
+        "OTEL_EXPORTER_OTLP_ENDPOINT (default localhost:4317); on as well when OTEL_* names "
+        "an exporter or endpoint",
+    )
+    p.add_argument(
         "--log-level",
         type=str.upper,
         default=None,
@@ -137,6 +145,8 @@ def settings_from_args(args: argparse.Namespace) -> GraphSettings:
     changes = {name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None}
     if getattr(args, "remote", None):
         changes["remote"] = parse_remote(args.remote)
+    if getattr(args, "tracing", None):
+        changes["tracing"] = TracingSettings.from_env(flag=1)
     return GraphSettings.from_env().replace(**changes)
 
 

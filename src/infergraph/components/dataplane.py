@@ -20,6 +20,7 @@ from infergraph.components.user_errors import is_not_implemented
 from infergraph.errors import BadMetadata, LoadError, NotReady
 from infergraph.observability.component_metrics import ComponentMetrics, seldon_labels
 from infergraph.observability.metrics import Registry
+from infergraph.observability.tracing import Tracing
 from infergraph.protocol.message import Feedback, Message
 from infergraph.settings import ComponentSettings
 
@@ -51,8 +52,11 @@ class ComponentDataPlane:
         registry: Registry | None = None,
         *,
         also_ready: Callable[[], bool] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.also_ready = also_ready
+        self.tracing = tracing
+        """A server span per data call (None: tracing is off); its owner shuts it down."""
         self.settings = settings = settings or ComponentSettings()
         self.registry = registry or Registry()
         self.metrics = ComponentMetrics(

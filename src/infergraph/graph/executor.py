@@ -22,6 +22,7 @@ feedback a router takes is counted per child (see ExecutorMetrics).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,7 @@ from infergraph.errors import BadRequest, DeadlineExceeded, InferGraphError, Use
 from infergraph.graph.feedback_checks import feedback_check
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
+from infergraph.observability.tracing import Tracing
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import status_label
 
@@ -108,11 +110,13 @@ class Executor:
         plan: PredictorPlan,
         metrics: ExecutorMetrics,
         payloads: PayloadSink | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.plan = plan
         self.metrics = metrics
         self.payloads = payloads
         self._types = {name: node_type(node) for name, node in plan.nodes.items()}
+        self.tracing = tracing
         self._checks = {
             name: check
             for name, node in plan.nodes.items()
@@ -126,6 +130,8 @@ class Executor:
     ) -> Message:
         started = time.perf_counter()
         code = "200"
+        if self.tracing is not None:
+            call = self._traced(node, service, call, ctx)
         try:
             if node.timeout is None:
                 return await call
@@ -161,6 +167,31 @@ class Executor:
                 self._types.get(node.name, ""),
             )
 
+    async def _traced(
+        self, node: PlanNode, service: str, call: Awaitable[Message], ctx: CallContext
+    ) -> Message:
+        """``call`` inside the node call's span (a hop's span, for a node in another process)."""
+        assert self.tracing is not None
+        attributes = {
+            "infergraph.node.name": node.name,
+            "infergraph.node.type": node_type(node),
+            "infergraph.node.method": service,
+            "seldon.puid": ctx.puid,
+        }
+        with self.tracing.node(
+            f"{node.name} {service}", attributes, node.transport != "local"
+        ) as span:
+            try:
+                answer = await call
+            except Exception as exc:
+                span.set_attribute("infergraph.status", status_label(exc))
+                raise
+            span.set_attribute("infergraph.status", "200")
+            if service == "/route":
+                with contextlib.suppress(InferGraphError):  # _children reports a bad answer
+                    span.set_attribute("infergraph.route", route_index(answer, node.name))
+            return answer
+
     def _log(self, node: PlanNode, event: str, message: Any, ctx: CallContext) -> None:
         if self.payloads is not None and node.logger_mode is not None:
             mode = node.logger_mode
@@ -175,6 +206,16 @@ class Executor:
 
     async def predict(self, request: Message, ctx: CallContext) -> Message:
         """The graph's answer, with routing, requestPath and puid in its meta."""
+        if self.tracing is not None:
+            attributes = {
+                "infergraph.predictor": self.plan.name,
+                "seldon.puid": ctx.puid,
+            }
+            with self.tracing.request("predict", ctx.headers, attributes):
+                return await self._predict_graph(request, ctx)
+        return await self._predict_graph(request, ctx)
+
+    async def _predict_graph(self, request: Message, ctx: CallContext) -> Message:
         started = time.perf_counter()
         if request.meta.puid != ctx.puid:
             request = replace(request, meta=request.meta.copy())
@@ -257,7 +298,12 @@ class Executor:
         """Replay the routing of the response the feedback refers to; children first."""
         routing = feedback.response.meta.routing if feedback.response is not None else {}
         self._check(self.plan.root, feedback, routing)
-        answer = await self._feedback(self.plan.root, feedback, routing, ctx)
+        if self.tracing is not None:
+            attributes = {"infergraph.predictor": self.plan.name, "seldon.puid": ctx.puid}
+            with self.tracing.request("feedback", ctx.headers, attributes):
+                answer = await self._feedback(self.plan.root, feedback, routing, ctx)
+        else:
+            answer = await self._feedback(self.plan.root, feedback, routing, ctx)
         return _finish(answer or Message(DataKind.NDARRAY, []), {}, ctx.puid)
 
     def _check(self, node: PlanNode, feedback: Feedback, routing: dict[str, int]) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import grpc
 
 from infergraph.graph.grpc_connection import Connection, RpcError, Unprocessed, retrieve
+from infergraph.observability.tracing import HOP_HEADERS
 
 __all__ = ["GrpcChannel", "RpcError"]
 
@@ -145,6 +146,9 @@ class GrpcChannel:
                 f"{self.max_message_size} bytes",
             )
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        hop = HOP_HEADERS.get()  # a node call's trace context, when tracing is on
+        if hop:
+            metadata = (*metadata, *hop)
         retries = 0
         while True:
             conn = await self._connection(deadline, wait_for_ready)

@@ -20,6 +20,8 @@ from typing import cast
 
 import httptools
 
+from infergraph.observability.tracing import HOP_HEADERS
+
 Answer = tuple[int, bytes, int | None]
 """An answer's status, body and ``Inference-Header-Content-Length``."""
 HEADER_LENGTH = b"inference-header-content-length"
@@ -249,6 +251,9 @@ class HttpPool:
                 b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1"))
                 for k, v in headers.items()
             )
+        hop = HOP_HEADERS.get()  # a node call's trace context, when tracing is on
+        if hop:
+            head += b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in hop)
         data = head + b"\r\n" + body
         if timeout is None:
             return await self._exchange(data, idempotent)

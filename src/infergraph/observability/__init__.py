@@ -1,1 +1,1 @@
-"""Metrics (an app-owned registry, Prometheus text), logs and payload logging."""
+"""Metrics (an app-owned registry, Prometheus text), logs, payload logging and tracing."""

@@ -27,6 +27,7 @@ from infergraph.graph.raw_input import takes_raw_request
 from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
+from infergraph.observability.tracing import Tracing
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.runtime.feedback_ids import RoutingStore, Served, unknown_id
 from infergraph.runtime.payload_logger import PayloadLogger
@@ -76,8 +77,11 @@ class GraphDataPlane:
         seed: int | None = None,
         payload_options: dict[str, Any] | None = None,
         routings: RoutingStore | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.plan = plan
+        self.tracing = tracing
+        """Spans of requests and node calls (None: tracing is off); shut down by :meth:`close`."""
         self.routings = routings
         """Recent predictions' routings by request id (None: feedback by id is off)."""
         self.registry = registry or Registry()
@@ -98,7 +102,7 @@ class GraphDataPlane:
                 )
                 self.loggers.append(payloads)
             metrics = ExecutorMetrics(self.registry, plan.name, predictor.name, predictor.version)
-            self.executors[predictor.name] = Executor(predictor, metrics, payloads)
+            self.executors[predictor.name] = Executor(predictor, metrics, payloads, tracing)
         live = [p for p in plan.predictors if not p.shadow]
         weights = [p.traffic if len(live) > 1 else 100 for p in live]
         self._live = live
@@ -209,6 +213,8 @@ class GraphDataPlane:
                 await aclose()
             else:
                 client.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # exports what is left
 
     # ---------------------------------------------------------------- requests
 

@@ -18,6 +18,7 @@ from infergraph.graph.model_sources import ModelSources
 from infergraph.graph.plan import ClientFactory, DeploymentPlan, compile_deployment
 from infergraph.graph.spec import Deployment
 from infergraph.observability.metrics import Registry
+from infergraph.observability.tracing import start_tracing
 from infergraph.routers import RedisStore
 from infergraph.runtime.feedback_ids import MemoryRoutingStore, RedisRoutingStore, RoutingStore
 from infergraph.runtime.graph_dataplane import GraphDataPlane
@@ -67,6 +68,7 @@ def build_dataplane(
         seed=settings.seed,
         payload_options=options,
         routings=routing_store(settings, plan.name, store),
+        tracing=start_tracing(settings.tracing, plan.name),
     )
 
 

@@ -230,7 +230,9 @@ class Supervisor:
     async def _keep_alive(self, child: _Child) -> None:
         spec, loop = child.spec, asyncio.get_running_loop()
         while child.exited is not None:
-            code = await child.exited
+            # shielded: cancelling this watch (shutdown) must not cancel the exit's own task,
+            # which shutdown waits on to give the process its grace period
+            code = await asyncio.shield(child.exited)
             if self.stopping:
                 return
             # at once, unless it keeps dying young: then 0.5 s, 1 s, 2 s... (a crash loop)
@@ -317,6 +319,8 @@ def _command(settings: GraphSettings, limit: int) -> Callable[[NodeProcess], lis
     path = str(Path(settings.path).resolve())
     level = settings.log_level.upper()
     flags = ["--log-level", level] if level in ("DEBUG", "INFO", "WARNING", "ERROR") else []
+    if settings.tracing.enabled:  # on by the flag too, not only by the env the nodes inherit
+        flags += ["--tracing", "1"]
 
     def command(spec: NodeProcess) -> list[str]:
         return [

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from infergraph.components.dataplane import ComponentDataPlane
+from infergraph.observability.tracing import start_tracing
 from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
 from infergraph.serving.worker_marks import AllStarted, mark_started
@@ -241,7 +242,8 @@ async def serve_component(
     siblings = None
     if run_dir is not None and listen_early and settings.workers > 1:
         siblings = AllStarted(run_dir, settings.workers)
-    dataplane = ComponentDataPlane(user, settings, also_ready=siblings)
+    tracing = start_tracing(settings.tracing, settings.unit_id or settings.interface_name)
+    dataplane = ComponentDataPlane(user, settings, also_ready=siblings, tracing=tracing)
     peers = PeerMetrics(dataplane.registry, run_dir)
     rest = RestApp(dataplane, metrics_text=peers.text, metrics_path=settings.metrics_endpoint)
     if not listen_early:
@@ -284,6 +286,8 @@ async def serve_component(
     finally:
         await peers.stop()
         dataplane.close()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)  # exports what is left
 
 
 async def _when_loaded(loading: asyncio.Task[None], run_dir: str | Path | None) -> None:

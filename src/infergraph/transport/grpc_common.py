@@ -32,6 +32,7 @@ from grpc_reflection.v1alpha.reflection_pb2_grpc import (
 )
 
 from infergraph.errors import InferGraphError
+from infergraph.observability.tracing import Tracing
 from infergraph.protocol.proto._pool import POOL, include
 from infergraph.settings import GRPC_SERVERS
 from infergraph.status import grpc_status
@@ -136,8 +137,11 @@ def unary_handler(
     record: Record,
     server: Server,
     before: Callable[[], Awaitable[None]] | None = None,
+    tracing: Tracing | None = None,
 ) -> grpc.RpcMethodHandler:
-    """A unary handler: errors leave as status codes from the one table, never a crash."""
+    """A unary handler: errors leave as status codes from the one table, never a crash.
+    With ``tracing``, each call is a server span continuing the caller's trace."""
+    attributes = {"rpc.system": "grpc", "rpc.method": full_name}
 
     async def run(request: Any, context: Any) -> tuple[Any, grpc.StatusCode, str]:
         started = time.perf_counter()
@@ -145,7 +149,10 @@ def unary_handler(
         try:
             if before is not None:
                 await before()
-            return await call(request, context), code, details
+            answer = call(request, context)
+            if tracing is not None:
+                answer = tracing.serve(full_name, _metadata(context), attributes, answer)
+            return await answer, code, details
         except CallAbort:  # the native server's own status: it sends it as it is
             raise
         except InferGraphError as exc:
@@ -185,6 +192,10 @@ def unary_handler(
     )
 
 
+def _metadata(context: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
 def service_handlers(
     service: str,
     servicer: Any,
@@ -192,6 +203,7 @@ def service_handlers(
     record: Record,
     server: Server,
     before: Callable[[], Awaitable[None]] | None = None,
+    tracing: Tracing | None = None,
 ) -> dict[str, grpc.RpcMethodHandler]:
     """One unary handler per method of ``types`` (method -> (request, response) classes),
     each served by the ``servicer`` method of that name."""
@@ -204,6 +216,7 @@ def service_handlers(
             record,
             server,
             before,
+            tracing,
         )
         for method, (request, response) in types.items()
     }

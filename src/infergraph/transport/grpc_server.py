@@ -58,6 +58,8 @@ _TYPES: dict[str, tuple[Any, Any]] = {
 }
 
 Call = Callable[[Any], Awaitable[Any]]
+_UNTRACED = frozenset({"Metadata", "ModelMetadata", "GraphMetadata"})
+"""Calls that are no data: health checks of the orchestrator, no spans."""
 
 
 def model_metadata_proto(meta: dict[str, Any]) -> Any:
@@ -144,6 +146,7 @@ class _SeldonServicer:
             self.dataplane.metrics.request,
             self.server,
             self.dataplane.admit,
+            None if method in _UNTRACED else self.dataplane.tracing,
         )
 
 
@@ -172,6 +175,7 @@ def build_grpc_server(
             server,
             dataplane.admit,
             before_probe=lambda: dataplane.admit(probe=True),
+            tracing=dataplane.tracing,
         )
     )
     register(server, services, (*SERVICE_NAMES, V2_SERVICE) if reflection else None)

@@ -69,6 +69,9 @@ class RestApp(SeldonApp):
         predict = self._predict
         feedback = self._feedback
         both = ("GET", "POST")
+        self._traced = {predict, feedback, self._transform_input, self._transform_output}
+        self._traced |= {self._route, self._aggregate}
+        """Handlers of data calls: server spans when tracing is on (probes get none)."""
         self.routes: dict[str, tuple[Handler, tuple[str, ...], str]] = {
             "/predict": (predict, both, "predictions"),
             "/api/v1.0/predictions": (predict, ("POST",), "predictions"),
@@ -103,9 +106,18 @@ class RestApp(SeldonApp):
         await self.dataplane.admit(probe)
 
     async def call(self, handler: Handler, scope: Scope, body: bytes) -> Reply:
+        reply = handler(scope, body)
+        tracing = self.dataplane.tracing
+        if tracing is not None and (handler in self._traced or scope["path"].endswith("/infer")):
+            path = scope["path"]
+            attributes = {"http.request.method": scope["method"], "url.path": path}
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            reply = tracing.serve(f"{scope['method']} {path}", headers, attributes, reply)
         if self.timeout is None:
-            return await handler(scope, body)
-        return await self._within_timeout(handler(scope, body))
+            return await reply
+        return await self._within_timeout(reply)
 
     def record(self, service: str, method: str, status: int, seconds: float) -> None:
         self.dataplane.metrics.request(service, method, str(status), seconds)

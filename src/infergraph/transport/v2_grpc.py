@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from infergraph.observability.tracing import Tracing
 from infergraph.protocol import v2_pb
 from infergraph.protocol.proto import inference_pb2 as pb
 from infergraph.runtime.v2_service import V2Service
@@ -96,11 +97,15 @@ def v2_handlers(
     before: Callable[[], Any] | None = None,
     headers_of: HeadersOf = metadata_headers,
     before_probe: Callable[[], Any] | None = None,
+    tracing: Tracing | None = None,
 ) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
-    """The service's handlers, ready for :func:`~infergraph.transport.grpc_common.register`."""
+    """The service's handlers, ready for :func:`~infergraph.transport.grpc_common.register`;
+    with ``tracing``, inference calls (not probes or metadata) are server spans."""
     servicer = _V2Servicer(service, headers_of)
-    calls = {m: types for m, types in _TYPES.items() if m not in PROBES}
+    calls = {m: types for m, types in _TYPES.items() if m not in PROBES and m != "ModelInfer"}
     probes = {m: types for m, types in _TYPES.items() if m in PROBES}
+    infer = {"ModelInfer": _TYPES["ModelInfer"]}
     handlers = service_handlers(SERVICE, servicer, calls, record, server, before)
+    handlers.update(service_handlers(SERVICE, servicer, infer, record, server, before, tracing))
     handlers.update(service_handlers(SERVICE, servicer, probes, record, server, before_probe))
     return {SERVICE: handlers}

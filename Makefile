@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 
-.PHONY: demo test test-suite test-lowest envs check venv services proto proto-check bench clean
+.PHONY: demo test test-setup test-suite test-lowest envs check venv services proto proto-check bench clean
 
 define new_venv
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 2; }
@@ -42,14 +42,29 @@ envs: $(STAMP)
 	bash scripts/ecosystem-venvs.sh
 
 test-suite: $(STAMP) services envs
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # the whole suite again on the lowest versions pyproject.toml allows (the newest are .venv's)
 test-lowest: $(STAMP) services envs
 	bash scripts/lowest-venv.sh
-	.venv-lowest/bin/python -m pytest -q -p no:cacheprovider
+	.venv-lowest/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test: test-suite test-lowest
+# everything the tests use, installed and built before pytest starts
+test-setup: $(STAMP) services envs
+	bash scripts/lowest-venv.sh
+
+# set-up first, then the suite on the newest and on the lowest dependencies, each timed
+test:
+	@t0=$$(date +%s); \
+	$(MAKE) --no-print-directory test-setup || exit $$?; \
+	t1=$$(date +%s); echo "[make] set-up took $$((t1 - t0)) s"; \
+	echo "[make] the suite on the newest dependencies ($(VENV))"; \
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) || exit $$?; \
+	t2=$$(date +%s); echo "[make] the suite on the newest dependencies took $$((t2 - t1)) s"; \
+	echo "[make] the suite on the lowest allowed dependencies (.venv-lowest)"; \
+	.venv-lowest/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) || exit $$?; \
+	t3=$$(date +%s); echo "[make] the suite on the lowest dependencies took $$((t3 - t2)) s"; \
+	echo "[make] set-up $$((t1 - t0)) s; tests $$((t3 - t1)) s ($$((t2 - t1)) s + $$((t3 - t2)) s)"
 
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests bench tools

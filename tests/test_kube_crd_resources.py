@@ -93,10 +93,14 @@ def _doc_blocks() -> list[Any]:
                 documents = list(yaml.safe_load_all(textwrap.dedent(block)))
             except yaml.YAMLError:
                 continue  # a fragment with placeholders; not a resource
+            # a block the docs show as a mistake (``# bad.yaml: ...``) must fail the schema too
+            valid = not textwrap.dedent(block).startswith("# bad")
             for index, document in enumerate(documents):
                 if isinstance(document, dict) and document.get("kind") in KINDS:
                     params.append(
-                        pytest.param(document, id=f"{path.relative_to(ROOT)}#block{number}.{index}")
+                        pytest.param(
+                            document, valid, id=f"{path.relative_to(ROOT)}#block{number}.{index}"
+                        )
                     )
     return params
 
@@ -116,8 +120,13 @@ def test_example_manifests_pass_the_crd_schema(path: Path, resource: dict[str, A
     assert schema_errors(resource) == []
 
 
-@pytest.mark.parametrize("resource", DOC_RESOURCES)
-def test_doc_resources_pass_the_crd_schema(resource: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("resource", "valid"), DOC_RESOURCES)
+def test_doc_resources_pass_the_crd_schema(resource: dict[str, Any], valid: bool) -> None:
+    if not valid:  # the docs' example of a mistake: the schema and infergraph both refuse it
+        assert schema_errors(resource) != []
+        with pytest.raises(SpecError):
+            load_documents(yaml.safe_dump(resource))
+        return
     assert schema_errors(resource) == []
     load_documents(yaml.safe_dump(resource))  # and infergraph itself agrees
 

@@ -818,3 +818,20 @@ async def test_not_ready_says_loading_at_start_up_and_restarting_once_marked_dow
             with pytest.raises(NotReady) as info:
                 await dataplane.predict(rows(1), ctx)
             assert str(info.value) == f"node 'node' {reason}; retry shortly"
+
+
+def test_node_ports_are_never_the_orchestrators_own() -> None:
+    """The nodes' ports are handed out before the orchestrator binds its own, so those must be
+    kept out: here one port in seven of the kernel's range is the orchestrator's."""
+    from infergraph.serving.processes import _take_port
+
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    own = frozenset(range(low, high - 20, 7))
+    held: list[Any] = []
+    try:
+        taken = [_take_port(held) for _ in range(500)]
+        assert not own & set(taken), taken
+        assert len(set(taken)) == len(taken), "two nodes were given one port"
+    finally:
+        for sock in held:
+            sock.close()

@@ -69,14 +69,28 @@ _LAUNCH = (
 )
 
 
-def _take_port(held: list[socket.socket]) -> int:
+def _take_port(held: list[socket.socket], avoid: frozenset[int] = frozenset()) -> int:
     """A free port held by a bound, not listening, ``SO_REUSEPORT`` socket (kept in ``held``), so
-    no other program takes it while its node restarts: only listening sockets get connections."""
-    held.append(sock := socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((HOST, 0))
-    return int(sock.getsockname()[1])
+    no other program takes it while its node restarts: only listening sockets get connections.
+
+    ``avoid`` holds the orchestrator's own ports: they are not bound yet when the nodes' ports
+    are handed out, so the kernel could hand one of them to a node.
+    """
+    refused: list[socket.socket] = []  # kept bound until the end, so not handed out again
+    try:
+        while True:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+            if port not in avoid:
+                held.append(sock)
+                return port
+            refused.append(sock)
+    finally:
+        for sock in refused:
+            sock.close()
 
 
 @dataclass(eq=False)
@@ -344,7 +358,8 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
     supervisor: Supervisor | None = None
     try:
         sources = model_sources(settings)
-        specs = plan_processes(deployment, lambda: _take_port(held), sources)
+        own = frozenset((settings.http_port, settings.grpc_port))
+        specs = plan_processes(deployment, lambda: _take_port(held, own), sources)
         store: BanditStore | None = RedisStore(settings.redis_url) if settings.redis_url else None
         local = local_factory(sources=sources, registry=registry, store=store)
         # compiled first: a graph that cannot be served fails before any process starts

@@ -829,7 +829,7 @@ def test_node_ports_are_never_the_orchestrators_own() -> None:
     own = frozenset(range(low, high - 20, 7))
     held: list[Any] = []
     try:
-        taken = [_take_port(held) for _ in range(500)]
+        taken = [_take_port(held, own) for _ in range(500)]
         assert not own & set(taken), taken
         assert len(set(taken)) == len(taken), "two nodes were given one port"
     finally:

@@ -4,6 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
+# pytest workers per suite (pytest-xdist; 0 runs in one process): the suite mostly waits on
+# the servers it starts, so three workers keep two cores busy. A file's tests share a worker.
+PYTEST_WORKERS ?= 3
+PYTEST := -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
+# the run on the lowest dependencies skips what runs in environments of its own
+LOWEST := -m "not own_environment"
 
 .PHONY: demo test test-setup test-suite test-lowest envs check venv services proto proto-check bench clean
 
@@ -42,12 +48,12 @@ envs: $(STAMP)
 	bash scripts/ecosystem-venvs.sh
 
 test-suite: $(STAMP) services envs
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST) $(PYTEST_ARGS)
 
 # the whole suite again on the lowest versions pyproject.toml allows (the newest are .venv's)
 test-lowest: $(STAMP) services envs
 	bash scripts/lowest-venv.sh
-	.venv-lowest/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	.venv-lowest/bin/python -m pytest -q $(PYTEST) $(LOWEST) $(PYTEST_ARGS)
 
 # everything the tests use, installed and built before pytest starts
 test-setup: $(STAMP) services envs
@@ -59,10 +65,10 @@ test:
 	$(MAKE) --no-print-directory test-setup || exit $$?; \
 	t1=$$(date +%s); echo "[make] set-up took $$((t1 - t0)) s"; \
 	echo "[make] the suite on the newest dependencies ($(VENV))"; \
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS) || exit $$?; \
+	$(BIN)/python -m pytest -q $(PYTEST) $(PYTEST_ARGS) || exit $$?; \
 	t2=$$(date +%s); echo "[make] the suite on the newest dependencies took $$((t2 - t1)) s"; \
 	echo "[make] the suite on the lowest allowed dependencies (.venv-lowest)"; \
-	.venv-lowest/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) || exit $$?; \
+	.venv-lowest/bin/python -m pytest -q $(PYTEST) $(LOWEST) $(PYTEST_ARGS) || exit $$?; \
 	t3=$$(date +%s); echo "[make] the suite on the lowest dependencies took $$((t3 - t2)) s"; \
 	echo "[make] set-up $$((t1 - t0)) s; tests $$((t3 - t1)) s ($$((t2 - t1)) s + $$((t3 - t2)) s)"
 

@@ -45,7 +45,8 @@ from infergraph.protocol.proto import inference_pb2, inference_pb2_grpc
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 
-pytestmark = pytest.mark.slow
+# the pod runs the image's environment: the run on the lowest dependencies skips it
+pytestmark = [pytest.mark.slow, pytest.mark.own_environment]
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "podman"

@@ -257,6 +257,12 @@ class GraphSettings:
     http_port: int = 8000
     grpc_port: int = 5001
     host: str = "0.0.0.0"
+    metrics_port: int = 0
+    """A port of its own for Prometheus (``/metrics`` and ``/prometheus``), beside the REST
+    port's ``/prometheus`` (``--metrics-port``; 0, the default: none)."""
+    workers: int = 1
+    """Orchestrator processes sharing the REST, gRPC and metrics ports (SO_REUSEPORT), each
+    serving the whole graph (``--workers``); their metrics are merged on every scrape."""
     path: str = "."
     """Folder the nodes' Python classes (container env MODEL_NAME) are imported from; its
     ``.s2i/environment`` gives MODEL_NAME to containers that set none (``--path``)."""

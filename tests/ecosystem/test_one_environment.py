@@ -22,6 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("probe.py")
+# the probes run in the ecosystem environments: the run on the lowest dependencies skips them
+pytestmark = pytest.mark.own_environment
 
 # (environment, the libraries one process imports beside infergraph, the checks that must
 # have really run there): tritonclient.grpc, kserve and mlserver each register the same

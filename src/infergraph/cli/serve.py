@@ -42,6 +42,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, default=None, help="orchestrator gRPC (5001)")
     p.add_argument("--host", default=None, help="address to bind (default 0.0.0.0)")
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="also serve Prometheus metrics (/metrics, /prometheus) on a port of their own; "
+        "the REST port's /prometheus answers either way",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="orchestrator processes sharing the ports (default 1), each serving the whole "
+        "graph; metrics are merged across them. Give --redis-url too, so that bandits learn "
+        "together and a feedback by request id reaches the worker that served it",
+    )
+    p.add_argument(
         "--path",
         default=None,
         metavar="DIR",
@@ -109,10 +125,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 FLAG_FIELDS = (
     "http_port",
     "grpc_port",
     "host",
+    "metrics_port",
+    "workers",
     "path",
     "images",
     "processes",
@@ -162,6 +190,14 @@ def run(args: argparse.Namespace) -> int:
     if settings.remote and settings.processes:
         print("infergraph serve: --remote and --processes cannot be combined", file=sys.stderr)
         return 2
+    if settings.workers > 1 and settings.processes:
+        print(
+            "infergraph serve: --workers and --processes cannot be combined: with --processes "
+            "the nodes do the work in processes of their own; scale a node with its "
+            "componentSpec's replicas",
+            file=sys.stderr,
+        )
+        return 2
     start_server_process(settings.log_level, settings.malloc_tuning, settings.access_log)
     try:
         deployments = load_deployments(args.file, skip_other_kinds=args.skip_other_kinds)
@@ -194,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
     from infergraph.serving.server import refuse_taken_ports
 
     try:
-        refuse_taken_ports(settings.host, {"REST": settings.http_port, "gRPC": settings.grpc_port})
+        ports = {"REST": settings.http_port, "gRPC": settings.grpc_port}
+        refuse_taken_ports(settings.host, {**ports, "metrics": settings.metrics_port})
         return run_graph(deployment, settings)
     except (InferGraphError, OSError) as exc:
         print(f"infergraph serve: error: {exc}", file=sys.stderr)

@@ -116,6 +116,9 @@ class GraphDataPlane:
         """:meth:`load` is running (``serve`` runs it beside its listening ports)."""
         self.loaded = False
         """:meth:`load` has finished once: a node that is not ready since is restarting."""
+        self.also_ready: Callable[[], bool] | None = None
+        """What else :attr:`ready` (``/ready``, V2 ready) waits for beyond these nodes: the
+        sibling workers of ``serve --workers``. Predictions wait only for these nodes."""
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -163,6 +166,12 @@ class GraphDataPlane:
 
     @property
     def ready(self) -> bool:
+        """What ``/ready`` reports: every node can serve, and whatever ``also_ready`` says."""
+        return self.serving and (self.also_ready is None or self.also_ready())
+
+    @property
+    def serving(self) -> bool:
+        """Every node can serve a call."""
         return all(client.ready for client in self.plan.clients())
 
     def _not_ready(self) -> NotReady:
@@ -197,7 +206,7 @@ class GraphDataPlane:
 
     def _refuse_unless_ready(self) -> None:
         """NotReady (503) naming the nodes that cannot serve yet, while some cannot."""
-        if not self.ready:
+        if not self.serving:
             raise self._not_ready()
 
     async def close(self) -> None:

@@ -24,7 +24,9 @@ from infergraph.runtime.feedback_ids import MemoryRoutingStore, RedisRoutingStor
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.payload_logger import logger_options
 from infergraph.serving.memory import freeze_loaded_objects
-from infergraph.serving.server import bind_grpc, bind_socket, run_servers
+from infergraph.serving.peers import PeerMetrics
+from infergraph.serving.server import MetricsApp, bind_grpc, bind_socket, run_servers
+from infergraph.serving.worker_marks import AllStarted, mark_started
 from infergraph.settings import GraphSettings
 from infergraph.transport.graph_grpc import build_graph_grpc_server
 from infergraph.transport.graph_rest import GraphRestApp
@@ -92,6 +94,8 @@ async def serve_graph(
     stop: asyncio.Event | None = None,
     *,
     first: Callable[[], Awaitable[None]] | None = None,
+    run_dir: str | None = None,
+    listen_early: bool = True,
 ) -> None:
     """Serve REST and gRPC until stopped, and load every node beside them.
 
@@ -99,10 +103,27 @@ async def serve_graph(
     ready 503 and predictions 503 "loading" until every node has loaded. ``first`` (the
     node processes starting, with ``--processes``) runs before the nodes load; a node
     that cannot load stops the servers with its error.
+
+    With a ``run_dir`` this is one of ``serve --workers``: ``/ready`` waits for every
+    worker to have loaded, the metrics are merged across them, and a worker that replaces
+    one that died (not ``listen_early``) loads before it listens.
     """
+    if run_dir is not None and listen_early and settings.workers > 1:
+        dataplane.also_ready = AllStarted(run_dir, settings.workers)
+    if not listen_early:
+        await dataplane.start_loading(first)
+        freeze_loaded_objects()
+    peers = PeerMetrics(dataplane.registry, run_dir)
     ingress = SeldonIngress.of(dataplane.plan)
-    rest = IngressPaths(GraphRestApp(dataplane, max_body_size=settings.max_message_size), ingress)
+    rest = IngressPaths(
+        GraphRestApp(dataplane, max_body_size=settings.max_message_size, metrics_text=peers.text),
+        ingress,
+    )
     http_sock = bind_socket(settings.host, settings.http_port)
+    http: list[tuple[Any, Any]] = [(rest, http_sock)]
+    if settings.metrics_port:
+        metrics_sock = bind_socket(settings.host, settings.metrics_port)
+        http.append((MetricsApp(peers, "/prometheus"), metrics_sock))
     grpc_server = build_graph_grpc_server(
         dataplane,
         max_message_size=settings.max_message_size,
@@ -111,9 +132,10 @@ async def serve_graph(
     )
     bind_grpc(grpc_server, settings.host, settings.grpc_port)
     await grpc_server.start()
+    await peers.start()
     plan = dataplane.plan
     log.info(
-        "serving %s (%d predictor%s, %d nodes): REST on %s:%d, gRPC on %d; loading the nodes",
+        "serving %s (%d predictor%s, %d nodes): REST on %s:%d, gRPC on %d%s%s",
         plan.name,
         len(plan.predictors),
         "" if len(plan.predictors) == 1 else "s",
@@ -121,18 +143,31 @@ async def serve_graph(
         settings.host,
         http_sock.getsockname()[1],
         settings.grpc_port,
+        f", metrics on {settings.metrics_port}" if settings.metrics_port else "",
+        "; loading the nodes" if listen_early else "",
     )
-    loading = asyncio.ensure_future(_when_loaded(dataplane, dataplane.start_loading(first)))
+    loading = None
+    if listen_early:
+        loading = asyncio.ensure_future(
+            _when_loaded(dataplane, dataplane.start_loading(first), run_dir)
+        )
+    elif run_dir is not None:
+        mark_started(run_dir)
     try:
-        await run_servers([(rest, http_sock)], grpc_server, settings, stop, loading)
+        await run_servers(http, grpc_server, settings, stop, loading)
     finally:
+        await peers.stop()
         await dataplane.close()
 
 
-async def _when_loaded(dataplane: GraphDataPlane, loading: asyncio.Task[None]) -> None:
+async def _when_loaded(
+    dataplane: GraphDataPlane, loading: asyncio.Task[None], run_dir: str | None
+) -> None:
     started = time.monotonic()
     await loading
     freeze_loaded_objects()
+    if run_dir is not None:
+        mark_started(run_dir)
     log.info(
         "%s is ready: every node loaded in %.2f s", dataplane.plan.name, time.monotonic() - started
     )

@@ -358,7 +358,7 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
     supervisor: Supervisor | None = None
     try:
         sources = model_sources(settings)
-        own = frozenset((settings.http_port, settings.grpc_port))
+        own = frozenset((settings.http_port, settings.grpc_port, settings.metrics_port))
         specs = plan_processes(deployment, lambda: _take_port(held, own), sources)
         store: BanditStore | None = RedisStore(settings.redis_url) if settings.redis_url else None
         local = local_factory(sources=sources, registry=registry, store=store)

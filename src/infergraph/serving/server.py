@@ -27,6 +27,7 @@ from infergraph.transport.rest import RestApp
 
 __all__ = [
     "BindError",
+    "MetricsApp",
     "bind_grpc",
     "bind_socket",
     "refuse_taken_ports",
@@ -81,7 +82,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _MetricsApp:
+class MetricsApp:
     """The metrics port: Prometheus text at the configured path (and /metrics)."""
 
     def __init__(self, peers: PeerMetrics, path: str) -> None:
@@ -138,7 +139,7 @@ def _uvicorn_access_log(apps: list[tuple[Any, socket.socket]], settings: Any) ->
     servers in this process. Scrapes of the metrics port stay out of the access log, as
     Seldon's default FILTER_METRICS_ACCESS_LOGS keeps them out of gunicorn's, unless uvicorn
     serves REST too (``--http-server uvicorn``)."""
-    return bool(settings.access_log) and any(not isinstance(a, _MetricsApp) for a, _ in apps)
+    return bool(settings.access_log) and any(not isinstance(a, MetricsApp) for a, _ in apps)
 
 
 def bind_grpc(server: GrpcServer, host: str, port: int) -> int:
@@ -277,7 +278,7 @@ async def serve_component(
         mark_started(run_dir)
     try:
         await run_servers(
-            [(rest, http_sock), (_MetricsApp(peers, settings.metrics_endpoint), metrics_sock)],
+            [(rest, http_sock), (MetricsApp(peers, settings.metrics_endpoint), metrics_sock)],
             grpc_server,
             settings,
             stop,

@@ -22,6 +22,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from infergraph.errors import LoadError
@@ -29,7 +30,7 @@ from infergraph.serving.server import BindError, refuse_taken_ports, serve_compo
 from infergraph.serving.worker_marks import forget, has_started
 from infergraph.settings import ComponentSettings
 
-__all__ = ["run_component"]
+__all__ = ["fork_worker", "run_component", "supervise"]
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,11 @@ def run_loop(coro: Any) -> None:
         runner.run(coro)
 
 
-def _worker(user: Any, settings: ComponentSettings, run_dir: str, listen_early: bool) -> int:
+def _worker(serve: Callable[[], Any]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        run_loop(serve_component(user, settings, run_dir=run_dir, listen_early=listen_early))
+        run_loop(serve())
     except BaseException as exc:  # report, then exit non-zero: the parent decides
         if not isinstance(exc, KeyboardInterrupt | SystemExit):
             quiet = isinstance(exc, BindError | LoadError)  # clear messages; logged already
@@ -60,15 +61,22 @@ def _worker(user: Any, settings: ComponentSettings, run_dir: str, listen_early: 
     return 0
 
 
-def _spawn(user: Any, settings: ComponentSettings, run_dir: str, listen_early: bool = True) -> int:
+def fork_worker(serve: Callable[[], Any]) -> int:
+    """Fork a worker process that runs the coroutine ``serve()`` makes; its pid."""
     pid = os.fork()
     if pid == 0:  # child
         code = 1
         try:
-            code = _worker(user, settings, run_dir, listen_early)
+            code = _worker(serve)
         finally:
             os._exit(code)
     return pid
+
+
+def _spawn(user: Any, settings: ComponentSettings, run_dir: str, listen_early: bool = True) -> int:
+    return fork_worker(
+        lambda: serve_component(user, settings, run_dir=run_dir, listen_early=listen_early)
+    )
 
 
 class CustomService:
@@ -135,18 +143,25 @@ def run_component(user: Any, settings: ComponentSettings) -> int:
             run_loop(serve_component(user, settings))
             return 0
         with tempfile.TemporaryDirectory(prefix="infergraph-workers-") as run_dir:
-            return _supervise(user, settings, run_dir, custom)
+            return supervise(
+                lambda early: _spawn(user, settings, run_dir, early),
+                settings.workers,
+                run_dir,
+                custom,
+            )
     finally:
         if custom is not None:
             custom.stop()
 
 
-def _supervise(
-    user: Any,
-    settings: ComponentSettings,
+def supervise(
+    spawn: Callable[[bool], int],
+    workers: int,
     run_dir: str,
     custom: CustomService | None = None,
 ) -> int:
+    """Start ``workers`` processes with ``spawn(listen_early)`` and keep that many running
+    until SIGTERM/SIGINT (a worker that dies is replaced); the exit code."""
     stopping = False
     children: set[int] = set()
 
@@ -159,8 +174,8 @@ def _supervise(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for _ in range(settings.workers):
-        children.add(_spawn(user, settings, run_dir))
+    for _ in range(workers):
+        children.add(spawn(True))
     exit_code = 0
     failed_starts = 0
     recent_deaths: list[float] = []
@@ -196,8 +211,8 @@ def _supervise(
             continue
         now = time.monotonic()
         recent_deaths = [t for t in recent_deaths if now - t < CRASH_WINDOW_SECONDS] + [now]
-        if len(recent_deaths) > settings.workers * 3:
+        if len(recent_deaths) > workers * 3:
             time.sleep(1.0)  # a crash loop while serving: restart, but not in a tight loop
         # while a sibling serves, the new worker listens only once it has loaded
-        children.add(_spawn(user, settings, run_dir, not has_started(run_dir, children)))
+        children.add(spawn(not has_started(run_dir, children)))
     return exit_code

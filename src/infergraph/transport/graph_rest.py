@@ -9,6 +9,7 @@ The ``Seldon-Puid`` header is generated when absent, echoed, and forwarded to ev
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from infergraph.observability.metrics import render
@@ -36,8 +37,16 @@ NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 class GraphRestApp(SeldonApp):
-    def __init__(self, dataplane: GraphDataPlane, *, max_body_size: int) -> None:
+    def __init__(
+        self,
+        dataplane: GraphDataPlane,
+        *,
+        max_body_size: int,
+        metrics_text: Callable[[], Awaitable[str]] | None = None,
+    ) -> None:
         self.dataplane = dataplane
+        self.metrics_text = metrics_text
+        """The Prometheus text (merged across ``serve --workers``); else this registry's."""
         self.max_body_size = max_body_size
         self.v2 = V2Routes(graph_service(dataplane), self._headers)
         predict, feedback = self._predict, self._feedback
@@ -155,4 +164,6 @@ class GraphRestApp(SeldonApp):
         return 200, b'{"live":true}', JSON
 
     async def _metrics(self, scope: Scope, body: bytes) -> Reply:
+        if self.metrics_text is not None:
+            return 200, (await self.metrics_text()).encode(), PROMETHEUS
         return 200, render(self.dataplane.registry).encode(), PROMETHEUS

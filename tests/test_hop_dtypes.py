@@ -28,6 +28,8 @@ from procs import clean_env, free_ports, http_request, poll
 pytestmark = pytest.mark.slow
 
 NODES = """
+import json
+
 import numpy as np
 
 
@@ -60,7 +62,13 @@ class Echo:
         return X
 
     def tags(self):
-        return {"echo": self.seen}
+        return {"echo": getattr(self, "seen", None)}  # (called after send_feedback too)
+
+    def send_feedback(self, features, feature_names, reward, truth, routing=None):
+        # what the model got, kept where the test reads it (the folder is every node's cwd)
+        seen = {"features": _dtype(features), "truth": _dtype(truth), "reward": _dtype(reward)}
+        with open("feedback-seen.jsonl", "a") as out:
+            out.write(json.dumps(seen) + "\\n")
 
 
 class Sum:
@@ -166,8 +174,13 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def graph(mode: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    with serving(tmp_path_factory.mktemp(f"chain-{mode}"), mode, "chain") as port:
+def chain_folder(mode: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp(f"chain-{mode}")
+
+
+@pytest.fixture(scope="module")
+def graph(mode: str, chain_folder: Path) -> Iterator[int]:
+    with serving(chain_folder, mode, "chain") as port:
         yield port
 
 
@@ -284,3 +297,30 @@ def test_a_combiner_gets_and_answers_the_same_numbers_wherever_it_runs(
     assert canonical(answer["meta"]["tags"]) == canonical(
         {"echo": dtype, "sum": f"{dtype},{dtype}"}
     )
+
+
+@pytest.mark.parametrize(
+    ("rows", "dtype"),
+    [
+        pytest.param([[1, 2, 3]], "int64", id="ints"),
+        pytest.param(INTS_300, "int64", id="ints-300"),
+        pytest.param([[1.5, 2.0]], "float64", id="floats"),
+    ],
+)
+def test_a_feedback_reaches_the_model_with_the_same_numbers_wherever_it_runs(
+    graph: int, chain_folder: Path, rows: list[list[Any]], dtype: str
+) -> None:
+    seen = chain_folder / "feedback-seen.jsonl"
+    seen.unlink(missing_ok=True)
+    feedback = {
+        "request": {"data": {"ndarray": rows}},
+        "response": {"data": {"ndarray": rows}},
+        "truth": {"data": {"ndarray": rows}},
+        "reward": 1,
+    }
+    status, _, data = http_request(graph, "POST", "/api/v1.0/feedback", feedback)
+    assert status == 200, data
+    lines = poll(lambda: seen.exists() and seen.read_text().splitlines(), what="the feedback")
+    assert [json.loads(line) for line in lines] == [
+        {"features": dtype, "truth": dtype, "reward": "float"}
+    ]

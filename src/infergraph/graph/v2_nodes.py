@@ -49,15 +49,23 @@ from infergraph.graph.remote_nodes import GrpcNodeClient
 from infergraph.graph.replicas import Replica, Unreachable
 from infergraph.graph.rest_nodes import ERRORS_BY_STATUS, RestNodeClient
 from infergraph.protocol import v2_pb, v2_rest
-from infergraph.protocol.message import DataKind, Message
+from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.protocol.proto import inference_pb2 as pb
-from infergraph.protocol.v2_hop import json_gives_back, read_answer, write_aggregate, write_call
+from infergraph.protocol.v2_hop import (
+    json_gives_back,
+    read_answer,
+    write_aggregate,
+    write_call,
+    write_feedback,
+)
 
 __all__ = ["V2GrpcNodeClient", "V2RestNodeClient"]
 
 HOP = "v2"
 """The ``_send`` method name of a V2 hop (whatever node method it asks for); retried on
 another replica like the calls it carries."""
+FEEDBACK_HOP = "v2_feedback"
+"""A feedback as a V2 hop: a call of its own, never sent again to another replica."""
 BINARY_FROM = 256
 """Over REST, tensors of this many elements or more travel as binary V2; smaller ones as
 Seldon JSON, when it gives them back as they are."""
@@ -192,10 +200,21 @@ class V2GrpcNodeClient(_V2Hops, GrpcNodeClient):
     paths = {
         **GrpcNodeClient.paths,
         HOP: ("/inference.GRPCInferenceService/ModelInfer", pb.ModelInferResponse),
+        FEEDBACK_HOP: ("/inference.GRPCInferenceService/ModelInfer", pb.ModelInferResponse),
     }
 
     def _hop(self, message: Message, method: str) -> Any:
         return v2_pb.encode_request(write_call(message, method, self.name), raw=True)
+
+    async def send_feedback(self, feedback: Feedback, wire: str = "json") -> Message:
+        """The feedback as Seldon JSON in a V2 hop, so the node's ``send_feedback`` gets the
+        request's integers as integers (Seldon's protobuf makes them floats); with
+        ``customData``, which only protobuf carries, as Seldon's ``Feedback``."""
+        parts = (feedback.request, feedback.response, feedback.truth)
+        if not all(v2_carries(m) for m in parts if m is not None):
+            return await super().send_feedback(feedback, wire)
+        request = v2_pb.encode_request(write_feedback(feedback, self.name), raw=True)
+        return await self._call(FEEDBACK_HOP, request)
 
     async def aggregate(
         self, requests: list[Message], wire: str = "json", raw: Any = None
@@ -208,7 +227,7 @@ class V2GrpcNodeClient(_V2Hops, GrpcNodeClient):
         return await self._call(HOP, request)
 
     def _answer(self, method: str, answer: Any) -> Message:
-        if method != HOP:
+        if method not in (HOP, FEEDBACK_HOP):
             return super()._answer(method, answer)
         try:
             return read_answer(v2_pb.decode_response(answer))

@@ -29,8 +29,14 @@ import numpy as np
 import orjson
 
 from infergraph.errors import BadRequest
-from infergraph.protocol.message import DataKind, Message, Status
-from infergraph.protocol.seldon_json import decode_meta, dumps, encode_message, encode_meta
+from infergraph.protocol.message import DataKind, Feedback, Message, Status
+from infergraph.protocol.seldon_json import (
+    decode_meta,
+    dumps,
+    encode_feedback,
+    encode_message,
+    encode_meta,
+)
 from infergraph.protocol.v2_content import tensor_from
 from infergraph.protocol.v2_message import SELDON_OUTPUT, as_seldon, as_v2
 from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse
@@ -45,10 +51,13 @@ __all__ = [
     "write_aggregate",
     "write_answer",
     "write_call",
+    "write_feedback",
 ]
 
 HOP_PARAMETER = "infergraph_seldon"
-HOP_METHODS = frozenset({"predict", "transform_input", "transform_output", "route", "aggregate"})
+HOP_METHODS = frozenset(
+    {"predict", "transform_input", "transform_output", "route", "aggregate", "send_feedback"}
+)
 INLINE_BELOW = 256
 """Arrays of fewer elements may ride in the envelope as JSON; larger ones go binary."""
 _KINDS = {kind.value: kind for kind in DataKind}
@@ -226,6 +235,15 @@ def write_aggregate(messages: list[Message], model: str) -> InferenceRequest:
     # the fields are authoritative: ``raw`` may be the wire form of an earlier hop
     listed = [encode_message(replace(m, raw=None) if m.raw is not None else m) for m in messages]
     request = _write(Message(DataKind.JSON, listed), {"method": "aggregate"})
+    request.model_name = model
+    return request
+
+
+def write_feedback(feedback: Feedback, model: str) -> InferenceRequest:
+    """The V2 request that gives node ``model`` a feedback: Seldon's Feedback JSON, inline,
+    so the request and response in it keep their number types (Seldon's protobuf would make
+    every number a float). :func:`read_call` reads it as a ``jsonData`` message holding it."""
+    request = _write(Message(DataKind.JSON, encode_feedback(feedback)), {"method": "send_feedback"})
     request.model_name = model
     return request
 

@@ -17,7 +17,7 @@ from infergraph._version import __version__
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import BadRequest, NotImplementedByComponent, NotReady
 from infergraph.protocol.message import DataKind, Message, Meta
-from infergraph.protocol.seldon_json import decode_aggregate
+from infergraph.protocol.seldon_json import decode_aggregate, decode_feedback
 from infergraph.protocol.v2_hop import read_call, write_answer
 from infergraph.protocol.v2_message import as_v2
 from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse
@@ -170,6 +170,8 @@ def component_service(dataplane: ComponentDataPlane) -> V2Service:
         if method == "aggregate":  # the JSON list of the combiner's inputs
             messages = decode_aggregate(inner.data)
             answer = await dataplane.aggregate(messages, "json", raw=inner.data)
+        elif method == "send_feedback":  # Seldon's Feedback JSON
+            answer = await dataplane.send_feedback(decode_feedback(inner.data), "json")
         else:
             answer = await getattr(dataplane, method)(inner)
         return Message(DataKind.V2, write_answer(answer), [], answer.meta)

@@ -92,16 +92,21 @@ async def serve_graph(
     stop: asyncio.Event | None = None,
     *,
     first: Callable[[], Awaitable[None]] | None = None,
+    metrics_targets: list[dict[str, Any]] | None = None,
 ) -> None:
     """Serve REST and gRPC until stopped, and load every node beside them.
 
     The ports listen from the start: ``/live`` answers 200 at once, ``/ready`` and V2
     ready 503 and predictions 503 "loading" until every node has loaded. ``first`` (the
     node processes starting, with ``--processes``) runs before the nodes load; a node
-    that cannot load stops the servers with its error.
+    that cannot load stops the servers with its error. ``metrics_targets`` (the node
+    processes' metrics ports) are what ``/metrics/targets`` answers Prometheus.
     """
     ingress = SeldonIngress.of(dataplane.plan)
-    rest = IngressPaths(GraphRestApp(dataplane, max_body_size=settings.max_message_size), ingress)
+    app = GraphRestApp(
+        dataplane, max_body_size=settings.max_message_size, metrics_targets=metrics_targets
+    )
+    rest = IngressPaths(app, ingress)
     http_sock = bind_socket(settings.host, settings.http_port)
     grpc_server = build_graph_grpc_server(
         dataplane,

@@ -25,6 +25,7 @@ from typing import Any
 
 import procs
 import pytest
+from doc_blocks import shown
 
 from infergraph.cli.main import build_parser
 from infergraph.observability import log_context
@@ -388,7 +389,11 @@ def test_serve_writes_json_lines(tmp_path: Path, processes: bool) -> None:
         200,
         TRACE_ID,
     )
-    if processes:
+    if processes:  # the lines docs/logging.md shows: the same fields, from the same loggers
+        for line in shown("docs/logging.md", "tests/test_json_logs.py")[0].lines:
+            doc = json.loads(line)
+            real = next(f for f in (scoring, access) if f["logger"] == doc["logger"])
+            assert set(real) == set(doc), (doc, real)
         # the node's own lines, as JSON with the node's tag; what it printed, wrapped
         assert scoring["node"] == "scorer-0", scoring
         printed = next(f for f in lines if f["message"] == "a print, not a log line")

@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import subprocess
-import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,8 @@ from typing import Any
 import httpx
 import procs
 import pytest
+import yaml
+from doc_blocks import shown
 
 pytestmark = pytest.mark.slow
 
@@ -168,16 +169,18 @@ class Prometheus:
         return list(answer.json()["data"])
 
 
-NODES_JOB = """\
-  - job_name: infergraph-nodes
-    http_sd_configs:
-      - url: http://127.0.0.1:{http_port}/metrics/targets
-        refresh_interval: 5s
-    relabel_configs:
-      - target_label: namespace
-        replacement: {namespace}
-"""
-"""The scrape job docs/metrics.md shows for ``serve --processes``: every node process."""
+def _scrape_config(http_port: int, processes: bool) -> str:
+    """Prometheus's configuration: scraped every second, every series labelled with the
+    namespace; with ``--processes``, the jobs docs/metrics.md shows, as a user copies them."""
+    (block,) = shown("docs/metrics.md", "tests/test_prometheus.py")
+    jobs = yaml.safe_load(block.text.replace("8000", str(http_port)))["scrape_configs"]
+    if not processes:
+        jobs = jobs[:1]
+    jobs[0]["static_configs"][0]["labels"] = {"namespace": NAMESPACE}
+    for job in jobs[1:]:
+        job["relabel_configs"] = [{"target_label": "namespace", "replacement": NAMESPACE}]
+    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}}
+    return yaml.safe_dump({**config, "scrape_configs": jobs})
 
 
 def _wait(fn: Any, what: str, timeout: float = READY_TIMEOUT) -> Any:
@@ -227,22 +230,7 @@ def stack(
         )
     server = procs.Service(serve, http_port, grpc_port, http_port, logs)
     config = folder / "prometheus.yml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            global:
-              scrape_interval: 1s
-              evaluation_interval: 1s
-            scrape_configs:
-              - job_name: infergraph
-                metrics_path: /prometheus
-                static_configs:
-                  - targets: ["127.0.0.1:{http_port}"]
-                    labels: {{namespace: {NAMESPACE}}}
-            """
-        )
-        + (NODES_JOB.format(http_port=http_port, namespace=NAMESPACE) if processes else "")
-    )
+    config.write_text(_scrape_config(http_port, processes))
     with (logs / "prometheus.txt").open("wb") as prom_log:
         prom = subprocess.Popen(
             [

@@ -40,7 +40,11 @@ REPO_PATH = re.compile(
 PARENT_PATH = re.compile(r"(?<![\w./-])\.\./[\w./-]*")
 COMMAND = re.compile(r"(?<![\w./-])infergraph ([a-z][\w-]*)")
 DOTTED = re.compile(r"(?<![\w./-])infergraph(?:\.[A-Za-z_]\w*)+")
-NOT_PYTHON = {"infergraph.io", "infergraph.access"}  # the API group; the access log's logger
+NOT_PYTHON = {
+    "infergraph.io",
+    "infergraph.access",
+    "infergraph.node.output",
+}  # the API group; loggers
 NOT_PYTHON |= {  # span attributes (docs/tracing.md)
     "infergraph.node.name",
     "infergraph.node.type",

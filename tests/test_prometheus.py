@@ -8,6 +8,12 @@ says where the router sent it; feedback rewards ``b`` and not ``a``. What Promet
 (counts per node, the router's split, the per-arm feedback and rewards, shadow agreement,
 Seldon's executor series) must equal what the test sent and what the responses said.
 
+The graph is served twice: in one process, and with ``--processes``, where the same series
+come from the orchestrator and Prometheus also scrapes every node process, which it finds
+through the orchestrator's HTTP service discovery (``/metrics/targets``), as docs/metrics.md
+shows: each process's own series (the calls it served, the rewards it was sent) reach it
+labelled with the process's ``node``.
+
 Prometheus is Debian's ``prometheus`` (scripts/install-services.sh installs it); without it
 the test is skipped, unless $CI is set.
 """
@@ -20,7 +26,6 @@ import os
 import re
 import shutil
 import subprocess
-import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +34,8 @@ from typing import Any
 import httpx
 import procs
 import pytest
+import yaml
+from doc_blocks import shown
 
 pytestmark = pytest.mark.slow
 
@@ -162,14 +169,45 @@ class Prometheus:
         return list(answer.json()["data"])
 
 
+def _scrape_config(http_port: int, processes: bool) -> str:
+    """Prometheus's configuration: scraped every second, every series labelled with the
+    namespace; with ``--processes``, the jobs docs/metrics.md shows, as a user copies them."""
+    (block,) = shown("docs/metrics.md", "tests/test_prometheus.py")
+    jobs = yaml.safe_load(block.text.replace("8000", str(http_port)))["scrape_configs"]
+    if not processes:
+        jobs = jobs[:1]
+    jobs[0]["static_configs"][0]["labels"] = {"namespace": NAMESPACE}
+    for job in jobs[1:]:
+        job["relabel_configs"] = [{"target_label": "namespace", "replacement": NAMESPACE}]
+    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}}
+    return yaml.safe_dump({**config, "scrape_configs": jobs})
+
+
 def _wait(fn: Any, what: str, timeout: float = READY_TIMEOUT) -> Any:
     """Poll (Prometheus scrapes every second) until ``fn`` is truthy."""
     return procs.poll(fn, timeout=timeout, interval=0.2, what=what)
 
 
+NODES = {"scaler", "a", "b", "mirror"}
+"""The nodes that run as processes with ``--processes`` (the router is a built-in)."""
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(False, id="one-process"), pytest.param(True, id="processes")],
+)
+def processes(request: pytest.FixtureRequest) -> bool:
+    """Whether the graph is served with ``--processes``: the orchestrator's series must be
+    the same, and Prometheus also scrapes each node process it discovers."""
+    return bool(request.param)
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[procs.Service, Prometheus]]:
-    """``infergraph serve`` on the graph, and a Prometheus scraping it every second."""
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, processes: bool
+) -> Iterator[tuple[procs.Service, Prometheus]]:
+    """``infergraph serve`` on the graph, and a Prometheus scraping it every second (and,
+    with ``--processes``, every node process, found through ``/metrics/targets``)."""
     binary = _prometheus()
     folder = tmp_path_factory.mktemp("prometheus")
     procs.write_module(folder, MODULE, MODELS)
@@ -179,6 +217,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[procs.Serv
     logs = folder / "logs"
     logs.mkdir()
     args = ["--path", str(folder), "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    args += ["--processes"] if processes else []
     with (logs / "stdout.txt").open("wb") as out, (logs / "stderr.txt").open("wb") as err:
         serve = subprocess.Popen(
             [procs.PYTHON, "-m", "infergraph", "serve", str(manifest), *args],
@@ -191,21 +230,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[procs.Serv
         )
     server = procs.Service(serve, http_port, grpc_port, http_port, logs)
     config = folder / "prometheus.yml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            global:
-              scrape_interval: 1s
-              evaluation_interval: 1s
-            scrape_configs:
-              - job_name: infergraph
-                metrics_path: /prometheus
-                static_configs:
-                  - targets: ["127.0.0.1:{http_port}"]
-                    labels: {{namespace: {NAMESPACE}}}
-            """
-        )
-    )
+    config.write_text(_scrape_config(http_port, processes))
     with (logs / "prometheus.txt").open("wb") as prom_log:
         prom = subprocess.Popen(
             [
@@ -234,6 +259,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[procs.Serv
             lambda: prometheus.values('up{job="infergraph"}') == {(): 1.0},
             "Prometheus to scrape infergraph serve",
         )
+        if processes:
+            _wait(
+                lambda: (
+                    prometheus.values('up{job="infergraph-nodes"}', "node", "replica")
+                    == {(node, "0"): 1.0 for node in NODES}
+                ),
+                "Prometheus to discover and scrape every node process",
+            )
         yield server, prometheus
     finally:
         prometheus.http.close()
@@ -387,6 +420,38 @@ def test_seldon_executor_series(stack: tuple[procs.Service, Prometheus], sent: A
     assert client == {("a",): sent[0], ("b",): sent[1], ("mirror",): PREDICTIONS}
 
 
+# ---------------------------------------------------------------- node processes' own series
+
+
+def test_node_processes_own_series(
+    stack: tuple[procs.Service, Prometheus], sent: Counter[int], processes: bool
+) -> None:
+    """With ``--processes``, what each node process counts itself (the calls it served, the
+    rewards it was sent) reaches Prometheus from the process, labelled with its node."""
+    if not processes:
+        pytest.skip("in one process the nodes have no series of their own")
+    _, prometheus = stack
+    served = prometheus.values(
+        "sum by (node) (seldon_api_executor_server_requests_seconds_count"
+        '{job="infergraph-nodes", service="/inference.GRPCInferenceService/ModelInfer", '
+        f'namespace="{NAMESPACE}", deployment_name="{DEPLOYMENT}"}})',
+        "node",
+    )
+    assert served == {
+        ("scaler",): PREDICTIONS,
+        ("a",): sent[0],
+        ("b",): sent[1],
+        ("mirror",): PREDICTIONS,
+    }
+    rewarded = prometheus.values(
+        "sum by (node, model_name) "
+        '(seldon_api_model_feedback_reward_total{job="infergraph-nodes"})',
+        "node",
+        "model_name",
+    )
+    assert rewarded == {("b", "b"): float(sent[1])}  # only b earned a reward, 1 each time
+
+
 # ---------------------------------------------------------------- the Grafana dashboard
 
 
@@ -427,8 +492,14 @@ def test_dashboard_shape() -> None:
 
 
 def test_every_dashboard_query_finds_series(
-    stack: tuple[procs.Service, Prometheus], sent: Any
+    stack: tuple[procs.Service, Prometheus], sent: Any, processes: bool
 ) -> None:
+    if processes:
+        # A known problem, on Kubernetes too (every pod is scraped): a node's own
+        # seldon_api_executor_server_requests_seconds has the orchestrator's labels, so the
+        # dashboard's Seldon panels and error rate take the nodes' calls in (a gRPC call's
+        # code is "OK", not 2xx). Run it here once the series tell the two apart.
+        pytest.xfail("the nodes' server series mix into the dashboard's Seldon panels")
     _, prometheus = stack
     dashboard = _dashboard()
     for where, expr in _exprs(dashboard):

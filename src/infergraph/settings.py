@@ -20,16 +20,21 @@ __all__ = [
     "FEEDBACK_ID_CAPACITY",
     "FEEDBACK_ID_TTL",
     "GRPC_SERVERS",
+    "LOG_FORMATS",
     "SERVICE_TYPES",
     "TRACE_PROTOCOLS",
     "ComponentSettings",
     "GraphSettings",
     "TracingSettings",
+    "log_format_from_env",
     "read_annotations",
 ]
 
 GRPC_SERVERS = ("native", "threads", "asyncio")
 """The gRPC servers a process can run (``--grpc-server``, INFERGRAPH_GRPC_SERVER)."""
+
+LOG_FORMATS = ("text", "json")
+"""How a server writes its log lines on stderr (``--log-format``, INFERGRAPH_LOG_FORMAT)."""
 
 SERVICE_TYPES = (
     "MODEL",
@@ -76,6 +81,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValueError(f"environment variable {name}={value!r} is not a number") from None
 
 
+def log_format_from_env(env: Mapping[str, str]) -> str:
+    """INFERGRAPH_LOG_FORMAT (``text`` when unset); ValueError naming the allowed values."""
+    value = (env.get("INFERGRAPH_LOG_FORMAT") or "text").strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError(
+            f"INFERGRAPH_LOG_FORMAT={env.get('INFERGRAPH_LOG_FORMAT')!r} is not a log format; "
+            f"use one of {', '.join(LOG_FORMATS)}"
+        )
+    return value
+
+
 def read_annotations(path: str | Path = ANNOTATIONS_FILE) -> dict[str, str]:
     """Read the Downward API annotations file: lines of ``key="value"``."""
     try:
@@ -116,6 +132,9 @@ class ComponentSettings:
     grpc_workers: int = 1
     """0 disables the gRPC server, as GRPC_WORKERS=0 does in Seldon."""
     log_level: str = "INFO"
+    log_format: str = "text"
+    """``text`` (``time LEVEL logger: message``) or ``json``, one object a line with the
+    request's puid and trace ids (``--log-format``, INFERGRAPH_LOG_FORMAT)."""
     access_log: bool = False
     """One line per REST request on the ``infergraph.access`` logger (``--access-log``,
     GUNICORN_ACCESS_LOG); uvicorn (``--http-server uvicorn``) writes its own instead."""
@@ -197,6 +216,7 @@ class ComponentSettings:
             threads=_int(env, "GUNICORN_THREADS", 1),
             grpc_workers=_int(env, "GRPC_WORKERS", 1),
             log_level=env.get("SELDON_LOG_LEVEL", "INFO") or "INFO",
+            log_format=log_format_from_env(env),
             access_log=_bool(env.get("GUNICORN_ACCESS_LOG"), False),
             max_message_size=_int(env, "INFERGRAPH_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),
             grpc_max_message_size=int(grpc_limit) if grpc_limit and grpc_limit.isdigit() else None,
@@ -290,6 +310,9 @@ class GraphSettings:
     """Pin a client to one predictor by the value of this request header."""
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     log_level: str = "INFO"
+    log_format: str = "text"
+    """As :attr:`ComponentSettings.log_format` (node processes of ``--processes`` inherit
+    it)."""
     access_log: bool = False
     """As :attr:`ComponentSettings.access_log`, for the orchestrator's REST port
     (``--access-log``, GUNICORN_ACCESS_LOG)."""
@@ -331,6 +354,7 @@ class GraphSettings:
             http_server=env.get("INFERGRAPH_HTTP_SERVER", "infergraph") or "infergraph",
             max_message_size=_int(env, "INFERGRAPH_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),
             log_level=env.get("SELDON_LOG_LEVEL", "INFO") or "INFO",
+            log_format=log_format_from_env(env),
             access_log=_bool(env.get("GUNICORN_ACCESS_LOG"), False),
             hostname=env.get("POD_NAME") or "localhost",
             request_logger_default_endpoint=env.get(

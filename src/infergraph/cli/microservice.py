@@ -8,9 +8,15 @@ import os
 import sys
 from typing import Any
 
-from infergraph.cli.server_process import start_server_process
+from infergraph.cli.server_process import report, start_server_process
 from infergraph.errors import InferGraphError
-from infergraph.settings import GRPC_SERVERS, SERVICE_TYPES, ComponentSettings, TracingSettings
+from infergraph.settings import (
+    GRPC_SERVERS,
+    LOG_FORMATS,
+    SERVICE_TYPES,
+    ComponentSettings,
+    TracingSettings,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -97,7 +103,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--access-log",
         action="store_true",
         default=None,
-        help="log one line per REST request to stderr (default off, or $GUNICORN_ACCESS_LOG)",
+        help="log one line per REST request to stderr: method, path, status, duration, puid "
+        "and trace id (default off, or $GUNICORN_ACCESS_LOG)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="text lines (default, or $INFERGRAPH_LOG_FORMAT) or json: one object a line "
+        "with time, level, logger, message and the request's puid and trace ids",
     )
     p.add_argument("--single-threaded", type=int, default=None, help="force one thread per worker")
     p.add_argument(
@@ -187,6 +201,7 @@ FLAG_FIELDS = (
     "path",
     "max_message_size",
     "access_log",
+    "log_format",
     "sync_mode",
     "max_batch_size",
     "max_batch_time",
@@ -244,7 +259,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"infergraph microservice: error: {exc}", file=sys.stderr)
         return 2
-    start_server_process(settings.log_level, settings.malloc_tuning, settings.access_log)
+    log_format = settings.log_format
+    start_server_process(
+        settings.log_level, settings.malloc_tuning, settings.access_log, log_format
+    )
     if args.persistence:
         logging.getLogger(__name__).error("--persistence is deprecated and ignored")
     if args.pidfile:
@@ -257,10 +275,10 @@ def run(args: argparse.Namespace) -> int:
         user = build_user_object(settings)
         ComponentDataPlane(user, settings).close()  # checks the class once, before forking
     except InferGraphError as exc:
-        print(f"infergraph microservice: error: {exc}", file=sys.stderr)
+        report("infergraph microservice", f"error: {exc}", log_format)
         return 1
     try:
         return run_component(user, settings)
     except (OSError, InferGraphError) as exc:
-        print(f"infergraph microservice: error: {exc}", file=sys.stderr)
+        report("infergraph microservice", f"error: {exc}", log_format)
         return 1

@@ -12,7 +12,9 @@ import os
 import sys
 from typing import Any
 
+from infergraph.cli.server_process import log_handler
 from infergraph.kube.options import INGRESS_KINDS, RenderOptions
+from infergraph.settings import LOG_FORMATS, log_format_from_env
 
 __all__ = ["add_parser", "run"]
 
@@ -89,6 +91,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="kopf's liveness endpoint; 'none' turns it off",
     )
     p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="text lines (default, or $INFERGRAPH_LOG_FORMAT) or json: one object a line "
+        "with time, level, logger and message",
+    )
+    p.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -99,6 +108,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        log_format = args.log_format or log_format_from_env(os.environ)
+    except ValueError as exc:
+        print(f"infergraph operator: error: {exc}", file=sys.stderr)
+        return 2
     try:
         from infergraph.kube import operator
     except ImportError as exc:
@@ -133,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     # This process is the operator: configuring logging here touches no one else's.
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[log_handler(log_format)],
     )
     if not args.verbose:
         # One line per change is the operator's own (infergraph.operator); these would add a

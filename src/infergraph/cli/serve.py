@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from infergraph.cli.server_process import start_server_process
+from infergraph.cli.server_process import report, start_server_process
 from infergraph.cli.source_options import add_image_option
 from infergraph.errors import InferGraphError
-from infergraph.settings import GRPC_SERVERS, GraphSettings, TracingSettings
+from infergraph.settings import GRPC_SERVERS, LOG_FORMATS, GraphSettings, TracingSettings
 
 if TYPE_CHECKING:
     from infergraph.graph.spec import Deployment
@@ -116,10 +117,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="what is logged to stderr (default INFO, or $SELDON_LOG_LEVEL)",
     )
     p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="text lines (default, or $INFERGRAPH_LOG_FORMAT) or json: one object a line "
+        "with time, level, logger, message and the request's puid and trace ids; node "
+        "processes of --processes log the same way",
+    )
+    p.add_argument(
         "--access-log",
         action="store_true",
         default=None,
-        help="log one line per REST request to stderr (default off, or $GUNICORN_ACCESS_LOG)",
+        help="log one line per REST request to stderr: method, path, status, duration, puid "
+        "and trace id (default off, or $GUNICORN_ACCESS_LOG); node processes of --processes "
+        "log theirs too",
     )
     p.set_defaults(command=run)
     return p
@@ -150,6 +161,7 @@ FLAG_FIELDS = (
     "sticky_header",
     "seed",
     "log_level",
+    "log_format",
     "access_log",
 )
 
@@ -198,28 +210,33 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    start_server_process(settings.log_level, settings.malloc_tuning, settings.access_log)
+    log_format = settings.log_format
+    start_server_process(
+        settings.log_level, settings.malloc_tuning, settings.access_log, log_format
+    )
+    command = "infergraph serve"
     try:
         deployments = load_deployments(args.file, skip_other_kinds=args.skip_other_kinds)
     except SpecError as exc:
-        print(f"infergraph serve: {exc}", file=sys.stderr)
+        report(command, str(exc), log_format)
         return 1
     names = [d.metadata.name for d in deployments]
     if args.deployment:
         chosen = [d for d in deployments if d.metadata.name == args.deployment]
         if not chosen:
-            print(
-                f"infergraph serve: no deployment {args.deployment!r} in {args.file} "
-                f"(it has {', '.join(names)})",
-                file=sys.stderr,
+            report(
+                command,
+                f"no deployment {args.deployment!r} in {args.file} (it has {', '.join(names)})",
+                log_format,
             )
             return 2
         deployment = chosen[0]
     elif len(deployments) > 1:
-        print(
-            f"infergraph serve: {args.file} holds {len(deployments)} deployments "
-            f"({', '.join(names)}); choose one with --deployment",
-            file=sys.stderr,
+        report(
+            command,
+            f"{args.file} holds {len(deployments)} deployments ({', '.join(names)}); "
+            "choose one with --deployment",
+            log_format,
         )
         return 2
     else:
@@ -234,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_taken_ports(settings.host, {**ports, "metrics": settings.metrics_port})
         return run_graph(deployment, settings)
     except (InferGraphError, OSError) as exc:
-        print(f"infergraph serve: error: {exc}", file=sys.stderr)
+        report(command, f"error: {exc}", log_format)
         return 1
 
 
@@ -244,22 +261,26 @@ def _can_serve(file: str, deployment: Deployment, settings: GraphSettings) -> bo
     from infergraph.serving.graph_server import model_sources
     from infergraph.serving.remote import unknown_nodes
 
+    command, log_format = "infergraph serve", settings.log_format
     unknown = unknown_nodes(deployment, settings.remote)
     for key in unknown:
-        print(
-            f"infergraph serve: --remote {key}: deployment {deployment.metadata.name!r} has no "
-            "such node (give NODE or PREDICTOR/NODE)",
-            file=sys.stderr,
+        report(
+            command,
+            f"--remote {key}: deployment {deployment.metadata.name!r} has no such node "
+            "(give NODE or PREDICTOR/NODE)",
+            log_format,
         )
     sources = model_sources(settings)
     problems = check_serve(deployment, sources, remote=settings.remote)
     for problem in problems:
-        print(f"infergraph serve: {file}: {problem}", file=sys.stderr)
+        report(command, f"{file}: {problem}", log_format)
     images = {c.image for p in deployment.spec.predictors for _, c in p.containers() if c.image}
     for image in sources.unused(images):
-        print(
-            f"infergraph serve: warning: --image {image} matches no container of deployment "
+        report(
+            command,
+            f"warning: --image {image} matches no container of deployment "
             f"{deployment.metadata.name!r} (its images: {', '.join(sorted(images)) or 'none'})",
-            file=sys.stderr,
+            log_format,
+            logging.WARNING,
         )
     return not problems and not unknown

@@ -18,6 +18,7 @@ from infergraph.components.methods import plain_method
 from infergraph.components.parameters import parse_parameters
 from infergraph.components.user_errors import is_not_implemented
 from infergraph.errors import BadMetadata, LoadError, NotReady
+from infergraph.observability import log_context
 from infergraph.observability.component_metrics import ComponentMetrics, seldon_labels
 from infergraph.observability.metrics import Registry
 from infergraph.observability.tracing import Tracing
@@ -188,6 +189,7 @@ class ComponentDataPlane:
         return self._metadata
 
     async def predict(self, request: Message, wire: str = "json") -> Message:
+        log_context.note_puid(request.meta.puid)
         return await self.component.predict(request, wire)
 
     async def predict_passthrough(self, body: bytes) -> Any:
@@ -199,12 +201,15 @@ class ComponentDataPlane:
         )
 
     async def transform_input(self, request: Message, wire: str = "json") -> Message:
+        log_context.note_puid(request.meta.puid)
         return await self.component.transform_input(request, wire)
 
     async def transform_output(self, request: Message, wire: str = "json") -> Message:
+        log_context.note_puid(request.meta.puid)
         return await self.component.transform_output(request, wire)
 
     async def route(self, request: Message, wire: str = "json") -> Message:
+        log_context.note_puid(request.meta.puid)
         return await self.component.route(request, wire)
 
     async def aggregate(

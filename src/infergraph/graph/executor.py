@@ -34,7 +34,7 @@ from infergraph.errors import BadRequest, DeadlineExceeded, InferGraphError, Use
 from infergraph.graph.feedback_checks import feedback_check
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
-from infergraph.observability.tracing import Tracing
+from infergraph.observability.tracing import HOP_HEADERS, Tracing, passed_on
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import status_label
 
@@ -213,7 +213,14 @@ class Executor:
             }
             with self.tracing.request("predict", ctx.headers, attributes):
                 return await self._predict_graph(request, ctx)
-        return await self._predict_graph(request, ctx)
+        hop = passed_on(ctx.headers)
+        if not hop:
+            return await self._predict_graph(request, ctx)
+        token = HOP_HEADERS.set(hop)  # the caller's trace, on to the node processes
+        try:
+            return await self._predict_graph(request, ctx)
+        finally:
+            HOP_HEADERS.reset(token)
 
     async def _predict_graph(self, request: Message, ctx: CallContext) -> Message:
         started = time.perf_counter()

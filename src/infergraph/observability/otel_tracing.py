@@ -33,6 +33,7 @@ from opentelemetry.trace import (
 )
 
 from infergraph._version import __version__
+from infergraph.observability.log_context import note_span
 from infergraph.observability.tracing import HOP_HEADERS, b3_header, parent_of, traceparent
 from infergraph.settings import TracingSettings
 
@@ -95,6 +96,8 @@ class OtelTracing:
         with self.tracer.start_as_current_span(
             name, context=_caller(headers), kind=SpanKind.SERVER, attributes=attributes
         ) as span:
+            ids = span.get_span_context()
+            note_span(ids.trace_id, ids.span_id)  # for the lines logged while it is open
             yield span
 
     @contextmanager

@@ -28,6 +28,7 @@ __all__ = [
     "Tracing",
     "b3_header",
     "parent_of",
+    "passed_on",
     "start_tracing",
     "traceparent",
 ]
@@ -113,6 +114,18 @@ def parent_of(headers: Mapping[str, str]) -> Parent | None:
     if "b3" in headers or "x-b3-traceid" in headers:
         return _b3(headers)
     return None
+
+
+_TRACE_HEADERS = ("traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled")
+
+
+def passed_on(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The trace headers a request came with, for its hops while tracing is off: passed on
+    unchanged, as W3C lets a party that makes no spans do, so that the nodes' log lines name
+    the caller's trace. Empty when it came with none."""
+    if "traceparent" not in headers and "b3" not in headers and "x-b3-traceid" not in headers:
+        return ()
+    return tuple((name, headers[name]) for name in _TRACE_HEADERS if headers.get(name))
 
 
 def traceparent(trace_id: int, span_id: int, sampled: bool) -> str:

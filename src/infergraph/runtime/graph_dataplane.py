@@ -25,6 +25,7 @@ from infergraph.graph.executor import CallContext, Executor
 from infergraph.graph.plan import DeploymentPlan, NodeClient, PredictorPlan
 from infergraph.graph.raw_input import takes_raw_request
 from infergraph.graph.replicas import ReplicatedNodeClient
+from infergraph.observability import log_context
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
 from infergraph.observability.tracing import Tracing
@@ -244,6 +245,7 @@ class GraphDataPlane:
     @staticmethod
     def context(headers: dict[str, str]) -> CallContext:
         puid = headers.get("seldon-puid") or str(uuid.uuid4())
+        log_context.note_puid(puid)  # for the lines logged while it is answered
         return CallContext(puid, headers)
 
     async def predict(self, request: Message, ctx: CallContext) -> tuple[Message, str]:

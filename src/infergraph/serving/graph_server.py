@@ -96,13 +96,15 @@ async def serve_graph(
     first: Callable[[], Awaitable[None]] | None = None,
     run_dir: str | None = None,
     listen_early: bool = True,
+    metrics_targets: list[dict[str, Any]] | None = None,
 ) -> None:
     """Serve REST and gRPC until stopped, and load every node beside them.
 
     The ports listen from the start: ``/live`` answers 200 at once, ``/ready`` and V2
     ready 503 and predictions 503 "loading" until every node has loaded. ``first`` (the
     node processes starting, with ``--processes``) runs before the nodes load; a node
-    that cannot load stops the servers with its error.
+    that cannot load stops the servers with its error. ``metrics_targets`` (the node
+    processes' metrics ports) are what ``/metrics/targets`` answers Prometheus.
 
     With a ``run_dir`` this is one of ``serve --workers``: ``/ready`` waits for every
     worker to have loaded, the metrics are merged across them, and a worker that replaces
@@ -115,10 +117,13 @@ async def serve_graph(
         freeze_loaded_objects()
     peers = PeerMetrics(dataplane.registry, run_dir)
     ingress = SeldonIngress.of(dataplane.plan)
-    rest = IngressPaths(
-        GraphRestApp(dataplane, max_body_size=settings.max_message_size, metrics_text=peers.text),
-        ingress,
+    app = GraphRestApp(
+        dataplane,
+        max_body_size=settings.max_message_size,
+        metrics_text=peers.text,
+        metrics_targets=metrics_targets,
     )
+    rest = IngressPaths(app, ingress)
     http_sock = bind_socket(settings.host, settings.http_port)
     http: list[tuple[Any, Any]] = [(rest, http_sock)]
     if settings.metrics_port:

@@ -21,10 +21,13 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from infergraph.errors import LoadError
 from infergraph.graph.local_nodes import local_factory
@@ -32,6 +35,7 @@ from infergraph.graph.plan import ClientFactory, NodeClient
 from infergraph.graph.remote_nodes import HOST, NodeProcess, plan_processes
 from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec
+from infergraph.observability.json_logs import json_line, utc_time
 from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
 from infergraph.serving.graph_server import build_dataplane, model_sources, serve_graph
@@ -39,11 +43,13 @@ from infergraph.serving.hops import message_limit, node_client, uses_grpc
 from infergraph.serving.workers import run_loop
 from infergraph.settings import GraphSettings
 
-__all__ = ["RESTART_METRIC", "Supervisor", "run_with_processes"]
+__all__ = ["OUTPUT_LOGGER", "RESTART_METRIC", "Supervisor", "metrics_targets", "run_with_processes"]
 
 log = logging.getLogger(__name__)
 
 RESTART_METRIC = "infergraph_node_restarts_total"
+OUTPUT_LOGGER = "infergraph.node.output"
+"""The ``logger`` of a node's line that was not JSON, forwarded in JSON mode."""
 START_TIMEOUT_S = 300.0
 """How long a node may take to load and answer ``/ready`` at start-up."""
 STOP_GRACE_S = 10.0
@@ -123,8 +129,29 @@ async def _http_ready(port: int) -> bool:
             await writer.wait_closed()
 
 
-async def _forward(child: _Child, pipe: IO[bytes]) -> None:
-    """Copy a node's output to ours, each line prefixed with the node's tag."""
+def _node_line(tag: str, text: str) -> tuple[str, str]:
+    """A node's line as JSON (``--log-format json``) with its ``node`` tag added, and the
+    message it says: a JSON object from the node's logging keeps its fields; any other
+    line (a ``print``, a traceback, an error before logging started) becomes the message
+    of one, at INFO, from logger ``infergraph.node.output``."""
+    fields: Any = None
+    if text.startswith("{"):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            fields = orjson.loads(text)
+    if not isinstance(fields, dict):
+        fields = {
+            "time": utc_time(time.time()),
+            "level": "INFO",
+            "logger": OUTPUT_LOGGER,
+            "message": text,
+        }
+    fields["node"] = tag
+    return json_line(fields), str(fields.get("message", text))
+
+
+async def _forward(child: _Child, pipe: IO[bytes], as_json: bool = False) -> None:
+    """Copy a node's output to ours, each line prefixed with the node's tag (``as_json``:
+    each line a JSON object with a ``node`` field, :func:`_node_line`)."""
     loop, stream = asyncio.get_running_loop(), asyncio.StreamReader(limit=1 << 24)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), pipe)
     try:
@@ -135,7 +162,12 @@ async def _forward(child: _Child, pipe: IO[bytes]) -> None:
                 continue
             if not line:
                 return
-            if text := line.decode(errors="replace").rstrip():
+            if not (text := line.decode(errors="replace").rstrip()):
+                continue
+            if as_json:
+                out, child.last_line = _node_line(child.spec.tag, text)
+                sys.stderr.write(out + "\n")
+            else:
                 child.last_line = text
                 sys.stderr.write(f"{child.spec.tag} | {text}\n")
     finally:
@@ -187,6 +219,8 @@ class Supervisor:
     on_down: Callable[[NodeProcess, str], None]
     """Told at once when a process dies, so no call is sent to it while it restarts; the
     text (``is restarting: its process ...``) is what calls refused meanwhile answer."""
+    json_logs: bool = False
+    """The nodes log JSON (``--log-format json``): their lines are forwarded as JSON."""
     stopping: bool = False
 
     def _spawn(self, child: _Child) -> None:
@@ -206,7 +240,7 @@ class Supervisor:
         assert process.stdout is not None
         child.pid = process.pid
         child.exited = loop.create_task(_exit_code(process))
-        child.logs = loop.create_task(_forward(child, process.stdout))
+        child.logs = loop.create_task(_forward(child, process.stdout, self.json_logs))
         ports = f"REST {spec.http_address}, gRPC {spec.address}"
         log.info("node %s: started pid %d (%s)", spec.tag, process.pid, ports)
 
@@ -324,6 +358,26 @@ def _factory(
     return build
 
 
+def metrics_targets(specs: list[NodeProcess]) -> list[dict[str, Any]]:
+    """The node processes' metrics ports as Prometheus HTTP service discovery answers them
+    (``http_sd_configs``, served at the orchestrator's ``/metrics/targets``): one target
+    group per process, labelled with its ``node`` and ``replica``, so that Prometheus
+    scrapes each process as it scrapes each pod on Kubernetes."""
+    replicas: dict[tuple[str, str], int] = {}
+    groups = []
+    for spec in specs:
+        replica = replicas[(spec.predictor, spec.node)] = (
+            replicas.get((spec.predictor, spec.node), -1) + 1
+        )
+        groups.append(
+            {
+                "targets": [f"{HOST}:{spec.metrics_port}"],
+                "labels": {"node": spec.node, "replica": str(replica)},
+            }
+        )
+    return groups
+
+
 def _mark_down(client: ReplicatedNodeClient[Any], spec: NodeProcess, reason: str) -> None:
     """Tell ``client`` that the process ``spec`` died, by the port the client calls."""
     client.mark_down(spec.address if client.transport == "grpc" else spec.http_address, reason)
@@ -335,6 +389,10 @@ def _command(settings: GraphSettings, limit: int) -> Callable[[NodeProcess], lis
     flags = ["--log-level", level] if level in ("DEBUG", "INFO", "WARNING", "ERROR") else []
     if settings.tracing.enabled:  # on by the flag too, not only by the env the nodes inherit
         flags += ["--tracing", "1"]
+    if settings.log_format != "text":
+        flags += ["--log-format", settings.log_format]
+    if settings.access_log:  # GUNICORN_ACCESS_LOG configures one container: not inherited
+        flags += ["--access-log"]
 
     def command(spec: NodeProcess) -> list[str]:
         return [
@@ -374,8 +432,15 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
             registry,
             stop,
             lambda spec, reason: _mark_down(clients[(spec.predictor, spec.node)], spec, reason),
+            json_logs=settings.log_format == "json",
         )
-        await serve_graph(dataplane, settings, stop, first=supervisor.start)
+        await serve_graph(
+            dataplane,
+            settings,
+            stop,
+            first=supervisor.start,
+            metrics_targets=metrics_targets(specs),
+        )
     finally:
         if supervisor is not None:
             await supervisor.shutdown()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.observability.tracing import start_tracing
@@ -120,11 +121,14 @@ class _Server(uvicorn.Server):
 
 
 def _uvicorn(app: Any, settings: Any, access_log: bool) -> uvicorn.Server:
+    # uvicorn's own handlers write text; in JSON its lines go through the process's handler
+    own_handlers = getattr(settings, "log_format", "text") != "json"
     config = uvicorn.Config(
         app,
         loop="none",
         http="httptools",
         lifespan="on",
+        log_config=LOGGING_CONFIG if own_handlers else None,
         log_level=settings.log_level.lower(),
         access_log=access_log,
         timeout_keep_alive=65,

@@ -23,6 +23,7 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserDefinedError,
 )
+from infergraph.observability import log_context
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import Message
 from infergraph.status import http_status
@@ -36,6 +37,7 @@ __all__ = [
     "JSON",
     "PROMETHEUS",
     "PUID",
+    "REQUEST_LOG",
     "TEXT",
     "Reply",
     "SeldonApp",
@@ -66,6 +68,9 @@ PREFLIGHT = [
 PUID = "infergraph.puid"
 """Scope key where an app leaves the puid of the request it answers (a graph's, or the
 ``meta.puid`` of a component's answer), for the access log."""
+REQUEST_LOG = "infergraph.request_log"
+"""Scope key of the request's :class:`~infergraph.observability.log_context.RequestLog`
+(its trace ids, for the access log)."""
 UNTIMED = frozenset({"metrics", "live", "ready", "ping"})
 PROBES = frozenset({"metrics", "live", "ready", "ping", "v2-model-ready"})
 """Routes answered while the models load (to report it); every other route waits for them."""
@@ -234,6 +239,8 @@ class SeldonApp:
         method = scope["method"]
         route = self.find(scope["path"])
         headers: list[tuple[bytes, bytes]] = [CORS]
+        # what lines logged while answering say of the request (its puid, trace ids)
+        scope[REQUEST_LOG], token = log_context.begin(scope["headers"])
         try:
             if method == "OPTIONS":
                 status, out, ctype = 200, b"", TEXT
@@ -268,6 +275,8 @@ class SeldonApp:
                     seldon_json.error_body(message, "MICROSERVICE_INTERNAL_ERROR")
                 )
             status, ctype = 500, JSON
+        finally:
+            log_context.end(token)
         headers.extend(self.extra_headers(scope))  # after the handler, which may inform them
         headers.append((b"content-type", ctype))
         headers.append((b"content-length", str(len(out)).encode()))

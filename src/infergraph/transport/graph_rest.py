@@ -2,7 +2,8 @@
 Inference Protocol's ``/v2`` paths with the graph as the model named after the deployment.
 
 ``/api/v1.0/predictions`` and ``/feedback`` (and v0.1), graph and node metadata, node
-status, ``/live``, ``/ready`` and Prometheus text at ``/metrics`` and ``/prometheus``.
+status, ``/live``, ``/ready``, Prometheus text at ``/metrics`` and ``/prometheus``, and the
+node processes' metrics ports for Prometheus's HTTP service discovery at ``/metrics/targets``.
 The ``Seldon-Puid`` header is generated when absent, echoed, and forwarded to every node.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import orjson
 
 from infergraph.observability.metrics import render
 from infergraph.protocol import seldon_json
@@ -43,11 +46,13 @@ class GraphRestApp(SeldonApp):
         *,
         max_body_size: int,
         metrics_text: Callable[[], Awaitable[str]] | None = None,
+        metrics_targets: list[dict[str, Any]] | None = None,
     ) -> None:
         self.dataplane = dataplane
         self.metrics_text = metrics_text
         """The Prometheus text (merged across ``serve --workers``); else this registry's."""
         self.max_body_size = max_body_size
+        self.metrics_targets = orjson.dumps(metrics_targets or [])
         self.v2 = V2Routes(graph_service(dataplane), self._headers)
         predict, feedback = self._predict, self._feedback
         self.routes: dict[str, tuple[Handler, tuple[str, ...], str]] = {
@@ -62,6 +67,7 @@ class GraphRestApp(SeldonApp):
             "/live": (self._live, ("GET",), "live"),
             "/metrics": (self._metrics, ("GET",), "metrics"),
             "/prometheus": (self._metrics, ("GET",), "metrics"),
+            "/metrics/targets": (self._targets, ("GET",), "metrics"),
         }
         get: tuple[str, ...] = ("GET",)
         self._prefixed: list[tuple[str, tuple[Handler, tuple[str, ...], str]]] = []
@@ -167,3 +173,8 @@ class GraphRestApp(SeldonApp):
         if self.metrics_text is not None:
             return 200, (await self.metrics_text()).encode(), PROMETHEUS
         return 200, render(self.dataplane.registry).encode(), PROMETHEUS
+
+    async def _targets(self, scope: Scope, body: bytes) -> Reply:
+        """Prometheus HTTP service discovery: the node processes' metrics ports (``serve
+        --processes``; none otherwise), each labelled with its ``node`` and ``replica``."""
+        return 200, self.metrics_targets, JSON

@@ -32,6 +32,7 @@ from grpc_reflection.v1alpha.reflection_pb2_grpc import (
 )
 
 from infergraph.errors import InferGraphError
+from infergraph.observability import log_context
 from infergraph.observability.tracing import Tracing
 from infergraph.protocol.proto._pool import POOL, include
 from infergraph.settings import GRPC_SERVERS
@@ -146,6 +147,7 @@ def unary_handler(
     async def run(request: Any, context: Any) -> tuple[Any, grpc.StatusCode, str]:
         started = time.perf_counter()
         code, details = grpc.StatusCode.OK, ""
+        _, token = log_context.begin(context.invocation_metadata)  # read if a line is logged
         try:
             if before is not None:
                 await before()
@@ -163,6 +165,7 @@ def unary_handler(
             log.error("unhandled error on %s", full_name, exc_info=exc)
             code, details = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
         finally:
+            log_context.end(token)
             record(full_name, "unary", code.name, time.perf_counter() - started)
         return None, code, details
 

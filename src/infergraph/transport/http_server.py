@@ -27,7 +27,12 @@ from typing import Any, Protocol, cast, runtime_checkable
 import httptools
 
 from infergraph.errors import InferGraphError, PayloadTooLarge
-from infergraph.transport.access_log import answer_puid, client_address, log_access
+from infergraph.transport.access_log import (
+    answer_puid,
+    answer_trace_id,
+    client_address,
+    log_access,
+)
 
 __all__ = ["HttpServer", "Responder"]
 
@@ -223,8 +228,8 @@ class _LoggedConnection(_Connection):
         started = time.perf_counter()
         status, headers, out = await self.app.respond(scope, body)
         seconds = time.perf_counter() - started
-        puid = answer_puid(scope, headers)
-        log_access(self.client, scope["method"], scope["path"], status, seconds, puid)
+        puid, trace_id = answer_puid(scope, headers), answer_trace_id(scope)
+        log_access(self.client, scope["method"], scope["path"], status, seconds, puid, trace_id)
         return status, headers, out
 
 

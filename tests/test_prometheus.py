@@ -437,10 +437,11 @@ def test_node_processes_own_series(
         f'namespace="{NAMESPACE}", deployment_name="{DEPLOYMENT}"}})',
         "node",
     )
+    # a feedback rides a V2 hop too: the model a prediction was routed to got one of each
     assert served == {
         ("scaler",): PREDICTIONS,
-        ("a",): sent[0],
-        ("b",): sent[1],
+        ("a",): 2 * sent[0],
+        ("b",): 2 * sent[1],
         ("mirror",): PREDICTIONS,
     }
     rewarded = prometheus.values(
@@ -486,6 +487,8 @@ def test_dashboard_shape() -> None:
         for target in panel["targets"]:
             for name in ("namespace", "deployment", "predictor"):  # every query is filtered
                 assert f"${name}" in target["expr"], (panel["title"], name)
+            if "seldon_api_executor_server_requests" in target["expr"]:  # not the nodes' own
+                assert 'model_name=""' in target["expr"], (panel["title"], target["expr"])
     titles = " | ".join(p["title"] for p in dashboard["panels"])
     for wanted in ("per node", "Error rate", "p99", "Router split", "Bandit", "Shadow", "Seldon"):
         assert wanted in titles, titles
@@ -494,12 +497,6 @@ def test_dashboard_shape() -> None:
 def test_every_dashboard_query_finds_series(
     stack: tuple[procs.Service, Prometheus], sent: Any, processes: bool
 ) -> None:
-    if processes:
-        # A known problem, on Kubernetes too (every pod is scraped): a node's own
-        # seldon_api_executor_server_requests_seconds has the orchestrator's labels, so the
-        # dashboard's Seldon panels and error rate take the nodes' calls in (a gRPC call's
-        # code is "OK", not 2xx). Run it here once the series tell the two apart.
-        pytest.xfail("the nodes' server series mix into the dashboard's Seldon panels")
     _, prometheus = stack
     dashboard = _dashboard()
     for where, expr in _exprs(dashboard):

@@ -61,10 +61,15 @@ class ComponentMetrics:
         self.labels = dict(labels)
         self.feedback_metrics = feedback_metrics
         self._base: Labels = tuple(sorted(self.labels.items()))
-        self._request_base: Labels = tuple(
-            (k, self.labels[k] if self.labels[k] != NOT_IMPLEMENTED else "")
-            for k in ("deployment_name", "predictor_name", "predictor_version")
-        )
+        base = {
+            k: self.labels[k] if self.labels[k] != NOT_IMPLEMENTED else ""
+            for k in ("deployment_name", "predictor_name", "predictor_version", "model_name")
+        }
+        if not base["model_name"]:  # (Prometheus reads an empty label as no label)
+            del base["model_name"]
+        # ``model_name`` tells a node's series from its orchestrator's, which has none: a
+        # dashboard's ``model_name=""`` keeps to the orchestrator's
+        self._request_base: Labels = tuple(base.items())
         self._requests: dict[tuple[str, str, str], Histogram] = {}
 
     def _custom_labels(self, method: str, tags: Mapping[str, Any] | None) -> Labels:

@@ -16,7 +16,9 @@
 ``meta.routing`` (node -> chosen child, -1 for nodes that called all their children) and
 ``meta.requestPath`` are always in the answer, and ``meta.puid`` is set on every message.
 Every node call is measured with its node type, and every routing decision and every
-feedback a router takes is counted per child (see ExecutorMetrics).
+feedback a router takes is counted per child (see ExecutorMetrics). With a
+:class:`~infergraph.observability.recent.RecentRequests`, each prediction's path (its node
+calls, with start and duration) is kept for the dashboard, and each node's recent calls.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from infergraph.errors import BadRequest, DeadlineExceeded, InferGraphError, Use
 from infergraph.graph.feedback_checks import feedback_check
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
+from infergraph.observability.recent import Call, NodeWindow, RecentRequests, RequestRecord
 from infergraph.observability.tracing import Tracing
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import status_label
@@ -57,6 +60,8 @@ class CallContext:
     headers: dict[str, str] = field(default_factory=dict)
     node_seconds: float = 0.0
     hops: int = 0
+    calls: list[Call] | None = None
+    """The node calls of a prediction being recorded (None: it is not)."""
 
 
 def route_index(response: Message, node: str) -> int:
@@ -111,12 +116,20 @@ class Executor:
         metrics: ExecutorMetrics,
         payloads: PayloadSink | None = None,
         tracing: Tracing | None = None,
+        recent: RecentRequests | None = None,
     ) -> None:
         self.plan = plan
         self.metrics = metrics
         self.payloads = payloads
         self._types = {name: node_type(node) for name, node in plan.nodes.items()}
         self.tracing = tracing
+        self.recent = recent
+        """Where predictions are recorded for the dashboard (None: recording is off)."""
+        self._windows: dict[str, NodeWindow] = (
+            {name: recent.window(plan.name, name) for name in plan.nodes}
+            if recent is not None
+            else {}
+        )
         self._checks = {
             name: check
             for name, node in plan.nodes.items()
@@ -157,6 +170,13 @@ class Executor:
             elapsed = time.perf_counter() - started
             ctx.node_seconds += elapsed
             ctx.hops += 1
+            if ctx.calls is not None:  # a prediction being recorded
+                ctx.calls.append((node.name, service, started, elapsed, code))
+                window = self._windows[node.name]
+                window.calls.append((started + elapsed, elapsed, code))
+                window.total += 1
+                if code != "200":
+                    window.errors += 1
             self.metrics.client(
                 node.name,
                 node.image,
@@ -221,10 +241,41 @@ class Executor:
             request = replace(request, meta=request.meta.copy())
             request.meta.puid = ctx.puid
         routing: dict[str, int] = {}
-        response = await self._predict(self.plan.root, request, ctx, routing)
+        if self.recent is None:
+            response = await self._predict(self.plan.root, request, ctx, routing)
+        else:
+            response = await self._recorded(request, ctx, routing, started, self.recent)
         response = _finish(response, routing, ctx.puid)
         self.metrics.overhead(time.perf_counter() - started - ctx.node_seconds, ctx.hops)
         return response
+
+    async def _recorded(
+        self,
+        request: Message,
+        ctx: CallContext,
+        routing: dict[str, int],
+        started: float,
+        recent: RecentRequests,
+    ) -> Message:
+        """The graph's answer, with its path recorded in ``recent``, whatever the outcome."""
+        wall = time.time()
+        calls: list[Call] = []
+        ctx.calls = calls
+        status = "200"
+        try:
+            return await self._predict(self.plan.root, request, ctx, routing)
+        except asyncio.CancelledError:
+            status = "cancelled"
+            raise
+        except Exception as exc:
+            status = status_label(exc)
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            record = RequestRecord(
+                ctx.puid, self.plan.name, wall, started, seconds, status, calls, routing
+            )
+            recent.add(record, self.plan.shadow)
 
     async def _predict(
         self, node: PlanNode, msg: Message, ctx: CallContext, routing: dict[str, int]
@@ -284,7 +335,7 @@ class Executor:
         routing: dict[str, int],
     ) -> list[Message]:
         """Every child concurrently; the node time counted is the slowest branch's."""
-        branches = [CallContext(ctx.puid, ctx.headers) for _ in children]
+        branches = [CallContext(ctx.puid, ctx.headers, calls=ctx.calls) for _ in children]
         results = await asyncio.gather(
             *(self._predict(c, msg, b, routing) for c, b in zip(children, branches, strict=True))
         )

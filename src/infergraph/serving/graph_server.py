@@ -18,6 +18,7 @@ from infergraph.graph.model_sources import ModelSources
 from infergraph.graph.plan import ClientFactory, DeploymentPlan, compile_deployment
 from infergraph.graph.spec import Deployment
 from infergraph.observability.metrics import Registry
+from infergraph.observability.recent import RecentRequests
 from infergraph.observability.tracing import start_tracing
 from infergraph.routers import RedisStore
 from infergraph.runtime.feedback_ids import MemoryRoutingStore, RedisRoutingStore, RoutingStore
@@ -69,6 +70,7 @@ def build_dataplane(
         payload_options=options,
         routings=routing_store(settings, plan.name, store),
         tracing=start_tracing(settings.tracing, plan.name),
+        recent=RecentRequests(settings.dashboard_requests) if settings.dashboard else None,
     )
 
 
@@ -101,7 +103,8 @@ async def serve_graph(
     that cannot load stops the servers with its error.
     """
     ingress = SeldonIngress.of(dataplane.plan)
-    rest = IngressPaths(GraphRestApp(dataplane, max_body_size=settings.max_message_size), ingress)
+    rest_app = GraphRestApp(dataplane, max_body_size=settings.max_message_size)
+    rest = IngressPaths(rest_app, ingress)
     http_sock = bind_socket(settings.host, settings.http_port)
     grpc_server = build_graph_grpc_server(
         dataplane,
@@ -122,6 +125,12 @@ async def serve_graph(
         http_sock.getsockname()[1],
         settings.grpc_port,
     )
+    if rest_app.dashboard is not None:
+        log.info(
+            "dashboard: http://%s:%d/dashboard",
+            "localhost" if settings.host in ("0.0.0.0", "::") else settings.host,
+            http_sock.getsockname()[1],
+        )
     loading = asyncio.ensure_future(_when_loaded(dataplane, dataplane.start_loading(first)))
     try:
         await run_servers([(rest, http_sock)], grpc_server, settings, stop, loading)

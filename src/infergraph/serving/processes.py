@@ -34,6 +34,7 @@ from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec
 from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
+from infergraph.runtime.dashboard import RESTART_METRIC
 from infergraph.serving.graph_server import build_dataplane, model_sources, serve_graph
 from infergraph.serving.hops import message_limit, node_client, uses_grpc
 from infergraph.serving.workers import run_loop
@@ -43,7 +44,6 @@ __all__ = ["RESTART_METRIC", "Supervisor", "run_with_processes"]
 
 log = logging.getLogger(__name__)
 
-RESTART_METRIC = "infergraph_node_restarts_total"
 START_TIMEOUT_S = 300.0
 """How long a node may take to load and answer ``/ready`` at start-up."""
 STOP_GRACE_S = 10.0

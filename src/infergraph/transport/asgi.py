@@ -66,8 +66,8 @@ PREFLIGHT = [
 PUID = "infergraph.puid"
 """Scope key where an app leaves the puid of the request it answers (a graph's, or the
 ``meta.puid`` of a component's answer), for the access log."""
-UNTIMED = frozenset({"metrics", "live", "ready", "ping"})
-PROBES = frozenset({"metrics", "live", "ready", "ping", "v2-model-ready"})
+UNTIMED = frozenset({"metrics", "live", "ready", "ping", "dashboard"})
+PROBES = frozenset({"metrics", "live", "ready", "ping", "v2-model-ready", "dashboard"})
 """Routes answered while the models load (to report it); every other route waits for them."""
 V2_PREFIX = "/v2"
 

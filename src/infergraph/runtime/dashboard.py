@@ -41,6 +41,17 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 3)
 
 
+def _depths(root: PlanNode) -> dict[str, int]:
+    """How deep each node sits under its predictor's root (0), for indenting a path."""
+    out: dict[str, int] = {}
+    todo = [(root, 0)]
+    while todo:
+        node, depth = todo.pop()
+        out.setdefault(node.name, depth)
+        todo.extend((child, depth + 1) for child in node.children)
+    return out
+
+
 def _child(node: PlanNode, index: int) -> str:
     if 0 <= index < len(node.children):
         return node.children[index].name
@@ -244,7 +255,8 @@ class Dashboard:
             (p for p in self.dataplane.plan.predictors if p.name == record.predictor), None
         )
         nodes = predictor.nodes if predictor is not None else {}
-        calls = []
+        depths = _depths(predictor.root) if predictor is not None else {}
+        calls: list[dict[str, Any]] = []
         for name, method, started, seconds, status in sorted(record.calls, key=lambda c: c[2]):
             node = nodes.get(name)
             remote = node is not None and node.transport != "local"
@@ -253,6 +265,7 @@ class Dashboard:
                     "node": name,
                     "type": node_type(node) if node is not None else "",
                     "method": method,
+                    "depth": depths.get(name, 0),
                     "start_ms": _ms(max(started - record.started, 0.0)),
                     "ms": _ms(seconds),
                     "status": status,
@@ -266,10 +279,7 @@ class Dashboard:
             for name, index in record.routing.items()
             if name in nodes and nodes[name].route
         }
-        path: list[str] = []
-        for call in calls:
-            if call["node"] not in path:
-                path.append(call["node"])
+        path = list(dict.fromkeys(call[0] for call in sorted(record.calls, key=lambda c: c[2])))
         out: dict[str, Any] = {
             "puid": record.puid,
             "predictor": record.predictor,
@@ -282,6 +292,7 @@ class Dashboard:
             "calls": calls,
         }
         if not shadow:
+            out["shadowed"] = self.dataplane.shadow is not None
             out["shadow"] = (
                 None
                 if record.shadow is None

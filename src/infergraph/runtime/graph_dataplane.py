@@ -106,9 +106,7 @@ class GraphDataPlane:
                 )
                 self.loggers.append(payloads)
             metrics = ExecutorMetrics(self.registry, plan.name, predictor.name, predictor.version)
-            self.executors[predictor.name] = Executor(
-                predictor, metrics, payloads, tracing, recent
-            )
+            self.executors[predictor.name] = Executor(predictor, metrics, payloads, tracing, recent)
         live = [p for p in plan.predictors if not p.shadow]
         weights = [p.traffic if len(live) > 1 else 100 for p in live]
         self._live = live

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from dashboard_graph import Served, serve
+from doc_blocks import same_shape, shown
 from procs import clean_env, free_ports, http_request, poll
 
 from infergraph.observability.recent import NodeWindow, RecentRequests, RequestRecord
@@ -245,6 +246,23 @@ def test_trace_prints_the_path_with_the_time_in_each_node(served: Served, traffi
     assert lines[3].startswith("    chooser ") and "→ " in lines[3]
     assert lines[4].split()[1:3] == ["MODEL", "/predict"] and lines[4].startswith("      ")
     assert any(line.startswith("shadow candidate: status 200") for line in lines)
+
+
+def test_trace_prints_what_the_docs_show(served: Served, traffic: Any) -> None:
+    """docs/dashboard.md's sample: a request the router sent to adder, as most are."""
+    (block,) = shown("docs/dashboard.md", "tests/test_dashboard_api.py")
+    for _ in range(20):
+        done = trace(
+            f"http://127.0.0.1:{served.http}",
+            *("--data", '{"data": {"ndarray": [[1, 2, 3]]}}', "-H", "Seldon-Puid:my-request"),
+        )
+        assert done.returncode == 0, done.stderr
+        if "→ adder (branch 0)" in done.stdout and "shadow candidate" in done.stdout:
+            break
+    printed = done.stdout.splitlines()
+    assert len(printed) == len(block.lines), done.stdout
+    for line, real in zip(block.lines, printed, strict=True):
+        assert same_shape(line, real), (line, real)
 
 
 def test_trace_takes_the_full_predictions_url_and_prints_json(served: Served, traffic: Any) -> None:

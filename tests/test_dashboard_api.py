@@ -7,6 +7,7 @@ the answers said (``meta.routing``), not against the server's own arithmetic.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -20,7 +21,12 @@ from dashboard_graph import Served, serve
 from doc_blocks import same_shape, shown
 from procs import clean_env, free_ports, http_request, poll
 
+from infergraph.graph.executor import CallContext, Executor
+from infergraph.graph.plan import PlanNode, PredictorPlan
+from infergraph.observability.executor_metrics import ExecutorMetrics
+from infergraph.observability.metrics import Registry
 from infergraph.observability.recent import NodeWindow, RecentRequests, RequestRecord
+from infergraph.protocol.message import DataKind, Message
 
 
 def trace(*args: str) -> subprocess.CompletedProcess[str]:
@@ -68,6 +74,39 @@ def test_a_window_counts_only_its_last_minute() -> None:
     assert summary.p50_s == pytest.approx(0.090)
     assert summary.p99_s == pytest.approx(0.100)
     assert NodeWindow().summary().calls == 0
+
+
+class Echo:
+    """A node client that answers its input (``aggregate``: the first)."""
+
+    async def predict(self, msg: Message, wire: str = "json") -> Message:
+        return msg
+
+    async def aggregate(self, msgs: list[Message], wire: str = "json", raw: Any = None) -> Message:
+        return msgs[0]
+
+
+def test_the_executor_records_every_branch_of_a_fan_out_and_nothing_when_off() -> None:
+    leaves = tuple(PlanNode(n, Echo(), "", predict=True) for n in ("a", "b"))  # type: ignore[arg-type]
+    root = PlanNode("combiner", Echo(), "", aggregate=True, children=leaves)  # type: ignore[arg-type]
+    plan = PredictorPlan("p", root, 100, False, "")
+    recent = RecentRequests()
+    request = Message(DataKind.NDARRAY, [[1.0]])
+
+    async def run(executor: Executor, puid: str) -> CallContext:
+        ctx = CallContext(puid)
+        await executor.predict(request, ctx)
+        return ctx
+
+    on = Executor(plan, ExecutorMetrics(Registry(), "d", "p"), recent=recent)
+    asyncio.run(run(on, "fan"))
+    found = recent.get("fan")
+    assert found is not None and found.status == "200"
+    assert sorted(c[0] for c in found.calls) == ["a", "b", "combiner"]
+    assert found.routing == {"combiner": -1, "a": -1, "b": -1}
+    assert recent.windows[("p", "a")].total == 1
+    off = Executor(plan, ExecutorMetrics(Registry(), "d", "p"))
+    assert asyncio.run(run(off, "quiet")).calls is None
 
 
 # ---------------------------------------------------------------- the JSON, served

@@ -126,7 +126,7 @@ class Executor:
         self.recent = recent
         """Where predictions are recorded for the dashboard (None: recording is off)."""
         self._windows: dict[str, NodeWindow] = (
-            {name: recent.window(plan.name, name) for name in plan.nodes}
+            {node.name: recent.window(plan.name, node.name) for node in plan.root.walk()}
             if recent is not None
             else {}
         )

@@ -65,8 +65,11 @@ def test_the_record_keeps_the_newest_requests_and_attaches_the_shadow() -> None:
 
 def test_a_window_counts_only_its_last_minute() -> None:
     window = NodeWindow(since=0.0)
-    for i in range(100):  # one call every 0.5 s from t=0, the last ten of them failing
-        window.calls.append((i * 0.5, (i + 1) / 1000, "500" if i >= 90 else "200"))
+    for i in range(100):  # one call ending every 0.5 s from t=0, the last ten of them failing
+        seconds = (i + 1) / 1000
+        window.calls.append(
+            ("n", "/predict", i * 0.5 - seconds, seconds, "500" if i >= 90 else "200")
+        )
     summary = window.summary(now=50.0, window=10.0)
     assert summary.calls == 20  # those ended at 40.0 .. 49.5
     assert summary.rps == pytest.approx(2.0)
@@ -104,7 +107,7 @@ def test_the_executor_records_every_branch_of_a_fan_out_and_nothing_when_off() -
     assert found is not None and found.status == "200"
     assert sorted(c[0] for c in found.calls) == ["a", "b", "combiner"]
     assert found.routing == {"combiner": -1, "a": -1, "b": -1}
-    assert recent.windows[("p", "a")].total == 1
+    assert [c[0] for c in recent.windows[("p", "a")].calls] == ["a"]
     off = Executor(plan, ExecutorMetrics(Registry(), "d", "p"))
     assert asyncio.run(run(off, "quiet")).calls is None
 

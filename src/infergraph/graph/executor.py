@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -36,7 +37,7 @@ from infergraph.errors import BadRequest, DeadlineExceeded, InferGraphError, Use
 from infergraph.graph.feedback_checks import feedback_check
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
-from infergraph.observability.recent import Call, NodeWindow, RecentRequests, RequestRecord
+from infergraph.observability.recent import Call, RecentRequests, RequestRecord
 from infergraph.observability.tracing import Tracing
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import status_label
@@ -125,8 +126,8 @@ class Executor:
         self.tracing = tracing
         self.recent = recent
         """Where predictions are recorded for the dashboard (None: recording is off)."""
-        self._windows: dict[str, NodeWindow] = (
-            {node.name: recent.window(plan.name, node.name) for node in plan.root.walk()}
+        self._windows: dict[str, deque[Call]] = (
+            {n.name: recent.window(plan.name, n.name).calls for n in plan.root.walk()}
             if recent is not None
             else {}
         )
@@ -170,13 +171,11 @@ class Executor:
             elapsed = time.perf_counter() - started
             ctx.node_seconds += elapsed
             ctx.hops += 1
-            if ctx.calls is not None:  # a prediction being recorded
-                ctx.calls.append((node.name, service, started, elapsed, code))
-                window = self._windows[node.name]
-                window.calls.append((started + elapsed, elapsed, code))
-                window.total += 1
-                if code != "200":
-                    window.errors += 1
+            calls = ctx.calls
+            if calls is not None:  # a prediction being recorded: one tuple, kept twice
+                made = (node.name, service, started, elapsed, code)
+                calls.append(made)
+                self._windows[node.name].append(made)
             self.metrics.client(
                 node.name,
                 node.image,
@@ -241,41 +240,30 @@ class Executor:
             request = replace(request, meta=request.meta.copy())
             request.meta.puid = ctx.puid
         routing: dict[str, int] = {}
-        if self.recent is None:
+        recent = self.recent
+        if recent is None:
             response = await self._predict(self.plan.root, request, ctx, routing)
-        else:
-            response = await self._recorded(request, ctx, routing, started, self.recent)
+        else:  # recorded whatever the outcome
+            wall, status = time.time(), "200"
+            calls: list[Call] = []
+            ctx.calls = calls
+            try:
+                response = await self._predict(self.plan.root, request, ctx, routing)
+            except asyncio.CancelledError:
+                status = "cancelled"
+                raise
+            except Exception as exc:
+                status = status_label(exc)
+                raise
+            finally:
+                seconds = time.perf_counter() - started
+                record = RequestRecord(
+                    ctx.puid, self.plan.name, wall, started, seconds, status, calls, routing
+                )
+                recent.add(record, self.plan.shadow)
         response = _finish(response, routing, ctx.puid)
         self.metrics.overhead(time.perf_counter() - started - ctx.node_seconds, ctx.hops)
         return response
-
-    async def _recorded(
-        self,
-        request: Message,
-        ctx: CallContext,
-        routing: dict[str, int],
-        started: float,
-        recent: RecentRequests,
-    ) -> Message:
-        """The graph's answer, with its path recorded in ``recent``, whatever the outcome."""
-        wall = time.time()
-        calls: list[Call] = []
-        ctx.calls = calls
-        status = "200"
-        try:
-            return await self._predict(self.plan.root, request, ctx, routing)
-        except asyncio.CancelledError:
-            status = "cancelled"
-            raise
-        except Exception as exc:
-            status = status_label(exc)
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            record = RequestRecord(
-                ctx.puid, self.plan.name, wall, started, seconds, status, calls, routing
-            )
-            recent.add(record, self.plan.shadow)
 
     async def _predict(
         self, node: PlanNode, msg: Message, ctx: CallContext, routing: dict[str, int]

@@ -9,7 +9,7 @@ agreed. Beside it, each node keeps its last calls in a bounded window, from whic
 dashboard computes requests per second, error rate and p50/p99.
 
 The serving path pays little: per node call, one tuple appended to the request's list and
-one to the node's window; per request, one record built and one ordered-dict insert.
+to the node's window; per request, one record built and one ordered-dict insert.
 Everything is turned into JSON only when someone asks (:mod:`infergraph.runtime.dashboard`).
 Recording is off when the executor holds ``None`` instead of a :class:`RecentRequests`.
 
@@ -78,27 +78,22 @@ class WindowSummary:
 
 @dataclass(slots=True)
 class NodeWindow:
-    """A node's last calls: (end, seconds, status), bounded by :data:`WINDOW_CALLS`."""
+    """A node's last calls (the same tuples as the requests'), bounded by :data:`WINDOW_CALLS`."""
 
     since: float = field(default_factory=time.perf_counter)
-    calls: deque[tuple[float, float, str]] = field(
-        default_factory=lambda: deque(maxlen=WINDOW_CALLS)
-    )
-    total: int = 0
-    """Every call since start (the window forgets; this does not)."""
-    errors: int = 0
+    calls: deque[Call] = field(default_factory=lambda: deque(maxlen=WINDOW_CALLS))
 
     def summary(self, now: float | None = None, window: float = WINDOW_S) -> WindowSummary:
         """The calls that ended in the last ``window`` seconds (at most the last 4096)."""
         now = time.perf_counter() if now is None else now
-        recent = [c for c in list(self.calls) if now - c[0] <= window]
+        recent = [c for c in list(self.calls) if now - (c[2] + c[3]) <= window]
         if not recent:
             return WindowSummary(0, 0.0, 0.0, None, None)
         span = min(window, max(now - self.since, 1e-3))
         if len(recent) == self.calls.maxlen:  # the window is full: it covers less time
-            span = min(span, max(now - recent[0][0], 1e-3))
-        failed = sum(1 for c in recent if c[2] != "200")
-        durations = sorted(c[1] for c in recent)
+            span = min(span, max(now - (recent[0][2] + recent[0][3]), 1e-3))
+        failed = sum(1 for c in recent if c[4] != "200")
+        durations = sorted(c[3] for c in recent)
         return WindowSummary(
             calls=len(recent),
             rps=len(recent) / span,

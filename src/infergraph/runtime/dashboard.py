@@ -92,7 +92,7 @@ class Dashboard:
     async def _predictor(
         self, predictor: PredictorPlan, executor: Executor, now: float
     ) -> dict[str, Any]:
-        nodes = [self._node(predictor, node, now) for node in predictor.root.walk()]
+        nodes = [self._node(predictor, executor, node, now) for node in predictor.root.walk()]
         edges = [
             {"from": node.name, "to": child.name, "branch": i}
             for node in predictor.root.walk()
@@ -115,9 +115,11 @@ class Dashboard:
             "routers": routers,
         }
 
-    def _node(self, predictor: PredictorPlan, node: PlanNode, now: float) -> dict[str, Any]:
-        window = self.recent.window(predictor.name, node.name)
-        live = window.summary(now)
+    def _node(
+        self, predictor: PredictorPlan, executor: Executor, node: PlanNode, now: float
+    ) -> dict[str, Any]:
+        live = self.recent.window(predictor.name, node.name).summary(now)
+        calls, errors = executor.metrics.node_calls(node.name)
         out: dict[str, Any] = {
             "name": node.name,
             "type": node_type(node),
@@ -125,8 +127,8 @@ class Dashboard:
             "transport": node.transport,
             "remote": node.transport != "local",
             "children": [c.name for c in node.children],
-            "calls_total": window.total,
-            "errors_total": window.errors,
+            "calls_total": calls,
+            "errors_total": errors,
             "live": {
                 "calls": live.calls,
                 "rps": round(live.rps, 3),

@@ -10,6 +10,8 @@
 #                               (tests/test_kube_render_schemas.py)
 #   prometheus                  scrapes `infergraph serve` and answers the queries of
 #                               deploy/grafana/infergraph.json (tests/test_prometheus.py)
+#   chromium, chromium-driver   headless Chromium, driven by selenium, reads the live
+#                               dashboard's page (tests/test_dashboard.py)
 #
 # Idempotent: a service already on PATH is left alone. Debian/Ubuntu only (apt-get);
 # run as root, or with sudo available.
@@ -50,8 +52,10 @@ command -v catatonit >/dev/null 2>&1 || need+=(catatonit)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "services: redis-server, podman, runc, catatonit, debootstrap, npm and prometheus already installed"
+    echo "services: redis-server, podman, runc, catatonit, debootstrap, npm, prometheus, chromium and chromium-driver already installed"
 else
     echo "services: installing ${need[*]} with apt-get (system-wide)"
     apt_install "${need[@]}"
@@ -61,3 +65,4 @@ fi
 echo "  $(redis-server --version | cut -d' ' -f1-3)"
 echo "  $(podman --version)"
 echo "  $(prometheus --version 2>&1 | head -n 1)"
+echo "  $(chromium --version 2>/dev/null | head -n 1)"

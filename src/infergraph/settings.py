@@ -330,6 +330,13 @@ class GraphSettings:
     grpc_server: str = "native"
     """The gRPC server, as :attr:`ComponentSettings.grpc_server` (node processes of
     ``--processes`` inherit it)."""
+    dashboard: bool = True
+    """Serve the live dashboard at ``/dashboard`` (and its JSON under ``/dashboard/api/``) on
+    the REST port, recording recent requests for it (``--no-dashboard``, env
+    INFERGRAPH_DASHBOARD=0 turn both off)."""
+    dashboard_requests: int = 100
+    """How many recent predictions the dashboard and ``infergraph trace`` can show (env
+    INFERGRAPH_DASHBOARD_REQUESTS, ``--dashboard-requests``; at least 1)."""
     node_protocol: str = "v2"
     """How the orchestrator calls node processes (``--processes``): ``v2``, binary Open
     Inference Protocol tensors, or ``seldon``, Seldon's JSON/protobuf messages (env
@@ -362,6 +369,8 @@ class GraphSettings:
             )
             or "http://default-broker",
             node_protocol=env.get("INFERGRAPH_NODE_PROTOCOL", "v2") or "v2",
+            dashboard=_bool(env.get("INFERGRAPH_DASHBOARD"), True),
+            dashboard_requests=_int(env, "INFERGRAPH_DASHBOARD_REQUESTS", 100),
             malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
             grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
             tracing=TracingSettings.from_env(env),

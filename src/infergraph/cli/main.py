@@ -16,6 +16,7 @@ from infergraph.cli import (
     operator,
     render,
     serve,
+    trace,
     validate,
 )
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     microservice.add_parser(subparsers)
     serve.add_parser(subparsers)
+    trace.add_parser(subparsers)
     validate.add_parser(subparsers)
     render.add_parser(subparsers)
     fetch_model.add_parser(subparsers)

@@ -110,6 +110,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "an exporter or endpoint",
     )
     p.add_argument(
+        "--no-dashboard",
+        dest="dashboard",
+        action="store_false",
+        default=None,
+        help="neither serve the live dashboard at /dashboard nor record recent requests for it "
+        "and `infergraph trace` (default on; env INFERGRAPH_DASHBOARD=0)",
+    )
+    p.add_argument(
+        "--dashboard-requests",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many recent predictions the dashboard keeps (default 100; env "
+        "INFERGRAPH_DASHBOARD_REQUESTS)",
+    )
+    p.add_argument(
         "--log-level",
         type=str.upper,
         default=None,
@@ -163,6 +179,8 @@ FLAG_FIELDS = (
     "log_level",
     "log_format",
     "access_log",
+    "dashboard",
+    "dashboard_requests",
 )
 
 
@@ -198,6 +216,13 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except ValueError as exc:
         print(f"infergraph serve: {exc}", file=sys.stderr)
+        return 2
+    if settings.dashboard and settings.dashboard_requests < 1:
+        print(
+            f"infergraph serve: --dashboard-requests must be at least 1, not "
+            f"{settings.dashboard_requests} (--no-dashboard turns the dashboard off)",
+            file=sys.stderr,
+        )
         return 2
     if settings.remote and settings.processes:
         print("infergraph serve: --remote and --processes cannot be combined", file=sys.stderr)

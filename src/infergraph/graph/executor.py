@@ -16,7 +16,9 @@
 ``meta.routing`` (node -> chosen child, -1 for nodes that called all their children) and
 ``meta.requestPath`` are always in the answer, and ``meta.puid`` is set on every message.
 Every node call is measured with its node type, and every routing decision and every
-feedback a router takes is counted per child (see ExecutorMetrics).
+feedback a router takes is counted per child (see ExecutorMetrics). With a
+:class:`~infergraph.observability.recent.RecentRequests`, each prediction's path (its node
+calls, with start and duration) is kept for the dashboard, and each node's recent calls.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -34,6 +37,7 @@ from infergraph.errors import BadRequest, DeadlineExceeded, InferGraphError, Use
 from infergraph.graph.feedback_checks import feedback_check
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
+from infergraph.observability.recent import Call, RecentRequests, RequestRecord
 from infergraph.observability.tracing import HOP_HEADERS, Tracing, passed_on
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import status_label
@@ -57,6 +61,8 @@ class CallContext:
     headers: dict[str, str] = field(default_factory=dict)
     node_seconds: float = 0.0
     hops: int = 0
+    calls: list[Call] | None = None
+    """The node calls of a prediction being recorded (None: it is not)."""
 
 
 def route_index(response: Message, node: str) -> int:
@@ -111,12 +117,20 @@ class Executor:
         metrics: ExecutorMetrics,
         payloads: PayloadSink | None = None,
         tracing: Tracing | None = None,
+        recent: RecentRequests | None = None,
     ) -> None:
         self.plan = plan
         self.metrics = metrics
         self.payloads = payloads
         self._types = {name: node_type(node) for name, node in plan.nodes.items()}
         self.tracing = tracing
+        self.recent = recent
+        """Where predictions are recorded for the dashboard (None: recording is off)."""
+        self._windows: dict[str, deque[Call]] = (
+            {n.name: recent.window(plan.name, n.name).calls for n in plan.root.walk()}
+            if recent is not None
+            else {}
+        )
         self._checks = {
             name: check
             for name, node in plan.nodes.items()
@@ -157,6 +171,11 @@ class Executor:
             elapsed = time.perf_counter() - started
             ctx.node_seconds += elapsed
             ctx.hops += 1
+            calls = ctx.calls
+            if calls is not None:  # a prediction being recorded: one tuple, kept twice
+                made = (node.name, service, started, elapsed, code)
+                calls.append(made)
+                self._windows[node.name].append(made)
             self.metrics.client(
                 node.name,
                 node.image,
@@ -228,7 +247,27 @@ class Executor:
             request = replace(request, meta=request.meta.copy())
             request.meta.puid = ctx.puid
         routing: dict[str, int] = {}
-        response = await self._predict(self.plan.root, request, ctx, routing)
+        recent = self.recent
+        if recent is None:
+            response = await self._predict(self.plan.root, request, ctx, routing)
+        else:  # recorded whatever the outcome
+            wall, status = time.time(), "200"
+            calls: list[Call] = []
+            ctx.calls = calls
+            try:
+                response = await self._predict(self.plan.root, request, ctx, routing)
+            except asyncio.CancelledError:
+                status = "cancelled"
+                raise
+            except Exception as exc:
+                status = status_label(exc)
+                raise
+            finally:
+                seconds = time.perf_counter() - started
+                record = RequestRecord(
+                    ctx.puid, self.plan.name, wall, started, seconds, status, calls, routing
+                )
+                recent.add(record, self.plan.shadow)
         response = _finish(response, routing, ctx.puid)
         self.metrics.overhead(time.perf_counter() - started - ctx.node_seconds, ctx.hops)
         return response
@@ -291,7 +330,7 @@ class Executor:
         routing: dict[str, int],
     ) -> list[Message]:
         """Every child concurrently; the node time counted is the slowest branch's."""
-        branches = [CallContext(ctx.puid, ctx.headers) for _ in children]
+        branches = [CallContext(ctx.puid, ctx.headers, calls=ctx.calls) for _ in children]
         results = await asyncio.gather(
             *(self._predict(c, msg, b, routing) for c, b in zip(children, branches, strict=True))
         )

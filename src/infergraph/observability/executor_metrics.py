@@ -128,6 +128,32 @@ class ExecutorMetrics:
         self.registry.inc(FEEDBACK, labels, 1.0, "Feedback each router took, per child")
         self.registry.inc(REWARD, labels, reward, "Sum of the rewards each router took, per child")
 
+    def node_calls(self, node: str) -> tuple[int, int]:
+        """(calls, failed calls) made to ``node`` so far, feedback left out, read from the
+        client histograms above."""
+        calls = failed = 0
+        for (name, _, service, _, code), hist in list(self._client.items()):
+            if name == node and service != "/send-feedback":
+                calls += hist.count
+                if code != "200":
+                    failed += hist.count
+        return calls, failed
+
+    def router_counts(self, router: str) -> dict[int, tuple[str, float, float, float]]:
+        """What ``router`` chose so far, by branch: (child, routes, feedback, reward sum),
+        read from the counters above (the serving path counts nothing twice)."""
+        counters = self.registry.counters
+        out = {}
+        for (name, branch), labels in list(self._branches.items()):
+            if name == router:
+                out[branch] = (
+                    labels[-1][1],
+                    counters.get((ROUTES, labels), 0.0),
+                    counters.get((FEEDBACK, labels), 0.0),
+                    counters.get((REWARD, labels), 0.0),
+                )
+        return out
+
     def overhead(self, seconds: float, hops: int) -> None:
         self._overhead.observe(max(seconds, 0.0))
         self._hops.observe(hops)

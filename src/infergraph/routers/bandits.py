@@ -35,7 +35,7 @@ from infergraph.routers._params import (
 from infergraph.routers.state import BanditCounts, BanditStore, MemoryStore
 from infergraph.sdk import Router
 
-__all__ = ["BanditRouter"]
+__all__ = ["BanditRouter", "success_rates"]
 
 _log = logging.getLogger(__name__)
 
@@ -101,6 +101,15 @@ class BanditRouter(Router):
     def learned(self, counts: BanditCounts) -> None:
         """Called with the counters right after this router recorded a feedback."""
 
+    def counts(self) -> BanditCounts:
+        """The latest counters, one per branch (a read of the store: Redis is network I/O)."""
+        return self.store.read(self.key, self.n_branches).fit(self.n_branches)
+
+    def values(self, counts: BanditCounts) -> list[float]:
+        """Each branch's current value as this algorithm sees it, for the dashboard: the
+        observed success rate (successes / tries; 0 before a branch's first try)."""
+        return success_rates(counts).tolist()
+
     def route(self, features: Any, feature_names: list[str]) -> int:
         counts = self.store.read(self.key, self.n_branches).fit(self.n_branches)
         branch = int(self.choose(counts))
@@ -154,6 +163,13 @@ class BanditRouter(Router):
         """Index of the largest value, ties broken at random (Seldon's rule)."""
         best = np.flatnonzero(values == values.max())
         return int(best[0] if len(best) == 1 else self._rng.choice(best))
+
+
+def success_rates(counts: BanditCounts) -> np.ndarray:
+    """successes / tries per branch, 0 where a branch has no tries."""
+    successes = np.asarray(counts.successes, dtype=np.float64)
+    tries = np.asarray(counts.tries, dtype=np.float64)
+    return np.divide(successes, tries, out=np.zeros_like(successes), where=tries > 0)
 
 
 def _branch_names(owner: str, names: str | None, n_branches: int) -> list[str] | None:

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 
 from infergraph.routers._params import integer, probability
-from infergraph.routers.bandits import BanditRouter
+from infergraph.routers.bandits import BanditRouter, success_rates
 from infergraph.routers.state import BanditCounts, BanditStore
 
 __all__ = ["EpsilonGreedy"]
@@ -80,13 +80,7 @@ class EpsilonGreedy(BanditRouter):
     @property
     def branch_values(self) -> list[float]:
         """successes / tries per branch, as of the last counters this router saw."""
-        return _values(self._seen).tolist()
+        return success_rates(self._seen).tolist()
 
     def _best(self, counts: BanditCounts) -> int:
-        return self._argmax(_values(counts))
-
-
-def _values(counts: BanditCounts) -> np.ndarray:
-    successes = np.asarray(counts.successes, dtype=np.float64)
-    tries = np.asarray(counts.tries, dtype=np.float64)
-    return np.divide(successes, tries, out=np.zeros_like(successes), where=tries > 0)
+        return self._argmax(success_rates(counts))

@@ -47,6 +47,11 @@ class ThompsonSampling(BanditRouter):
             rng=rng,
         )
 
+    def values(self, counts: BanditCounts) -> list[float]:
+        """The mean of each branch's posterior, (1 + successes) / (2 + tries)."""
+        successes = np.asarray(counts.successes, dtype=np.float64)
+        return ((1.0 + successes) / (2.0 + np.asarray(counts.tries, dtype=np.float64))).tolist()
+
     def choose(self, counts: BanditCounts) -> int:
         alpha = 1.0 + np.asarray(counts.successes, dtype=np.float64)
         beta = 1.0 + np.asarray(counts.failures, dtype=np.float64)

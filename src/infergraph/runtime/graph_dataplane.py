@@ -28,6 +28,7 @@ from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.observability import log_context
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
+from infergraph.observability.recent import RecentRequests
 from infergraph.observability.tracing import Tracing
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.runtime.feedback_ids import RoutingStore, Served, unknown_id
@@ -79,9 +80,12 @@ class GraphDataPlane:
         payload_options: dict[str, Any] | None = None,
         routings: RoutingStore | None = None,
         tracing: Tracing | None = None,
+        recent: RecentRequests | None = None,
     ) -> None:
         self.plan = plan
         self.tracing = tracing
+        self.recent = recent
+        """Recent predictions and node calls, for the dashboard (None: not recorded)."""
         """Spans of requests and node calls (None: tracing is off); shut down by :meth:`close`."""
         self.routings = routings
         """Recent predictions' routings by request id (None: feedback by id is off)."""
@@ -103,7 +107,7 @@ class GraphDataPlane:
                 )
                 self.loggers.append(payloads)
             metrics = ExecutorMetrics(self.registry, plan.name, predictor.name, predictor.version)
-            self.executors[predictor.name] = Executor(predictor, metrics, payloads, tracing)
+            self.executors[predictor.name] = Executor(predictor, metrics, payloads, tracing, recent)
         live = [p for p in plan.predictors if not p.shadow]
         weights = [p.traffic if len(live) > 1 else 100 for p in live]
         self._live = live
@@ -242,6 +246,16 @@ class GraphDataPlane:
                 return predictor
         return self._live[-1]
 
+    def shadow_counts(self) -> dict[str, float]:
+        """Mirrored requests by outcome (``agree``, ``disagree``, ``error``, ``dropped``)."""
+        if self.shadow is None:
+            return {}
+        base = (("deployment_name", self.plan.name), ("predictor_name", self.shadow.name))
+        return {
+            o: self.registry.counters.get((SHADOW_METRIC, (*base, ("outcome", o))), 0.0)
+            for o in ("agree", "disagree", "error", "dropped")
+        }
+
     @staticmethod
     def context(headers: dict[str, str]) -> CallContext:
         puid = headers.get("seldon-puid") or str(uuid.uuid4())
@@ -281,12 +295,14 @@ class GraphDataPlane:
             answer = await self.executors[self.shadow.name].predict(request, ctx)
         except Exception as exc:  # the shadow never affects the client; it is counted
             log.debug("shadow %s failed: %s", self.shadow.name, exc)
-            self._count_shadow("error")
+            self._count_shadow("error", ctx.puid)
             return
-        self._count_shadow("agree" if agree(primary, answer) else "disagree")
+        self._count_shadow("agree" if agree(primary, answer) else "disagree", ctx.puid)
 
-    def _count_shadow(self, outcome: str) -> None:
+    def _count_shadow(self, outcome: str, puid: str = "") -> None:
         assert self.shadow is not None
+        if puid and self.recent is not None:
+            self.recent.shadow_outcome(puid, outcome)
         base = (("deployment_name", self.plan.name), ("predictor_name", self.shadow.name))
         self.registry.inc(
             SHADOW_METRIC,

@@ -18,6 +18,7 @@ from infergraph.graph.model_sources import ModelSources
 from infergraph.graph.plan import ClientFactory, DeploymentPlan, compile_deployment
 from infergraph.graph.spec import Deployment
 from infergraph.observability.metrics import Registry
+from infergraph.observability.recent import RecentRequests
 from infergraph.observability.tracing import start_tracing
 from infergraph.routers import RedisStore
 from infergraph.runtime.feedback_ids import MemoryRoutingStore, RedisRoutingStore, RoutingStore
@@ -71,6 +72,7 @@ def build_dataplane(
         payload_options=options,
         routings=routing_store(settings, plan.name, store),
         tracing=start_tracing(settings.tracing, plan.name),
+        recent=RecentRequests(settings.dashboard_requests) if settings.dashboard else None,
     )
 
 
@@ -117,13 +119,13 @@ async def serve_graph(
         freeze_loaded_objects()
     peers = PeerMetrics(dataplane.registry, run_dir)
     ingress = SeldonIngress.of(dataplane.plan)
-    app = GraphRestApp(
+    rest_app = GraphRestApp(
         dataplane,
         max_body_size=settings.max_message_size,
         metrics_text=peers.text,
         metrics_targets=metrics_targets,
     )
-    rest = IngressPaths(app, ingress)
+    rest = IngressPaths(rest_app, ingress)
     http_sock = bind_socket(settings.host, settings.http_port)
     http: list[tuple[Any, Any]] = [(rest, http_sock)]
     if settings.metrics_port:
@@ -151,6 +153,12 @@ async def serve_graph(
         f", metrics on {settings.metrics_port}" if settings.metrics_port else "",
         "; loading the nodes" if listen_early else "",
     )
+    if rest_app.dashboard is not None:
+        log.info(
+            "dashboard: http://%s:%d/dashboard",
+            "localhost" if settings.host in ("0.0.0.0", "::") else settings.host,
+            http_sock.getsockname()[1],
+        )
     loading = None
     if listen_early:
         loading = asyncio.ensure_future(

@@ -38,6 +38,7 @@ from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec
 from infergraph.observability.json_logs import json_line, utc_time
 from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
+from infergraph.runtime.dashboard import RESTART_METRIC
 from infergraph.serving.graph_server import build_dataplane, model_sources, serve_graph
 from infergraph.serving.hops import message_limit, node_client, uses_grpc
 from infergraph.serving.workers import run_loop
@@ -47,7 +48,6 @@ __all__ = ["OUTPUT_LOGGER", "RESTART_METRIC", "Supervisor", "metrics_targets", "
 
 log = logging.getLogger(__name__)
 
-RESTART_METRIC = "infergraph_node_restarts_total"
 OUTPUT_LOGGER = "infergraph.node.output"
 """The ``logger`` of a node's line that was not JSON, forwarded in JSON mode."""
 START_TIMEOUT_S = 300.0

@@ -71,8 +71,8 @@ PUID = "infergraph.puid"
 REQUEST_LOG = "infergraph.request_log"
 """Scope key of the request's :class:`~infergraph.observability.log_context.RequestLog`
 (its trace ids, for the access log)."""
-UNTIMED = frozenset({"metrics", "live", "ready", "ping"})
-PROBES = frozenset({"metrics", "live", "ready", "ping", "v2-model-ready"})
+UNTIMED = frozenset({"metrics", "live", "ready", "ping", "dashboard"})
+PROBES = frozenset({"metrics", "live", "ready", "ping", "v2-model-ready", "dashboard"})
 """Routes answered while the models load (to report it); every other route waits for them."""
 V2_PREFIX = "/v2"
 

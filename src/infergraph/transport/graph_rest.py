@@ -3,7 +3,8 @@ Inference Protocol's ``/v2`` paths with the graph as the model named after the d
 
 ``/api/v1.0/predictions`` and ``/feedback`` (and v0.1), graph and node metadata, node
 status, ``/live``, ``/ready``, Prometheus text at ``/metrics`` and ``/prometheus``, and the
-node processes' metrics ports for Prometheus's HTTP service discovery at ``/metrics/targets``.
+node processes' metrics ports for Prometheus's HTTP service discovery at ``/metrics/targets``,
+and the live dashboard at ``/dashboard`` when the data plane records requests.
 The ``Seldon-Puid`` header is generated when absent, echoed, and forwarded to every node.
 """
 
@@ -17,6 +18,7 @@ import orjson
 
 from infergraph.observability.metrics import render
 from infergraph.protocol import seldon_json
+from infergraph.runtime.dashboard import Dashboard
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
 from infergraph.transport.asgi import (
@@ -31,6 +33,7 @@ from infergraph.transport.asgi import (
     header,
     seldon_reply,
 )
+from infergraph.transport.dashboard_rest import DashboardRoutes
 from infergraph.transport.v2_rest import V2Routes
 
 __all__ = ["GraphRestApp"]
@@ -76,6 +79,12 @@ class GraphRestApp(SeldonApp):
                 (f"/api/{version}/metadata/", (self._node_metadata, get, "metadata"))
             )
             self._prefixed.append((f"/api/{version}/status/", (self._node_status, get, "status")))
+        self.dashboard: DashboardRoutes | None = None
+        """``/dashboard`` and its JSON: served when the data plane records requests."""
+        if dataplane.recent is not None:
+            self.dashboard = DashboardRoutes(Dashboard(dataplane))
+            self.routes.update(self.dashboard.routes)
+            self._prefixed.extend(self.dashboard.prefixed)
 
     def find(self, path: str) -> tuple[Handler, tuple[str, ...], str] | None:
         route = super().find(path)

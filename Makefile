@@ -8,8 +8,13 @@ DEMO_STAMP := $(VENV)/.demo-installed
 # the servers it starts, so three workers keep two cores busy. A file's tests share a worker.
 PYTEST_WORKERS ?= 3
 PYTEST := -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
-# the run on the lowest dependencies skips what runs in environments of its own
-LOWEST := -m "not own_environment"
+# the suite starts hundreds of Python processes: where PYTHONDONTWRITEBYTECODE is set, each
+# would compile infergraph (and pytest each worker's test modules) again, so the tests cache it
+TEST_ENV := PYTHONDONTWRITEBYTECODE=
+# the run on the lowest dependencies: every test that runs in the suite's own process (the
+# libraries' behaviour at their lowest versions); the tests that start servers and clients
+# (marked slow) and those that run in environments of their own run on the newest only
+LOWEST := -m "not slow and not own_environment"
 
 .PHONY: demo test test-setup test-suite test-lowest envs check venv services proto proto-check bench clean
 
@@ -46,14 +51,20 @@ envs: $(STAMP)
 	bash scripts/peer-venvs.sh seldon
 	bash scripts/peer-venvs.sh kserve
 	bash scripts/ecosystem-venvs.sh
+	@if command -v podman >/dev/null && command -v debootstrap >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "[make] the runtime image tests/test_podman_pod.py runs (scripts/build-runtime-image.sh, cached)"; \
+		bash scripts/build-runtime-image.sh >/dev/null; \
+	else \
+		echo "[make] no podman, debootstrap or root here: the runtime image is not built, and tests/test_podman_pod.py says what it needs"; \
+	fi
 
 test-suite: $(STAMP) services envs
-	$(BIN)/python -m pytest -q $(PYTEST) $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST) $(PYTEST_ARGS)
 
 # the whole suite again on the lowest versions pyproject.toml allows (the newest are .venv's)
 test-lowest: $(STAMP) services envs
 	bash scripts/lowest-venv.sh
-	.venv-lowest/bin/python -m pytest -q $(PYTEST) $(LOWEST) $(PYTEST_ARGS)
+	$(TEST_ENV) .venv-lowest/bin/python -m pytest -q $(PYTEST) $(LOWEST) $(PYTEST_ARGS)
 
 # everything the tests use, installed and built before pytest starts
 test-setup: $(STAMP) services envs
@@ -65,10 +76,10 @@ test:
 	$(MAKE) --no-print-directory test-setup || exit $$?; \
 	t1=$$(date +%s); echo "[make] set-up took $$((t1 - t0)) s"; \
 	echo "[make] the suite on the newest dependencies ($(VENV))"; \
-	$(BIN)/python -m pytest -q $(PYTEST) $(PYTEST_ARGS) || exit $$?; \
+	$(TEST_ENV) $(BIN)/python -m pytest -q $(PYTEST) $(PYTEST_ARGS) || exit $$?; \
 	t2=$$(date +%s); echo "[make] the suite on the newest dependencies took $$((t2 - t1)) s"; \
 	echo "[make] the suite on the lowest allowed dependencies (.venv-lowest)"; \
-	.venv-lowest/bin/python -m pytest -q $(PYTEST) $(LOWEST) $(PYTEST_ARGS) || exit $$?; \
+	$(TEST_ENV) .venv-lowest/bin/python -m pytest -q $(PYTEST) $(LOWEST) $(PYTEST_ARGS) || exit $$?; \
 	t3=$$(date +%s); echo "[make] the suite on the lowest dependencies took $$((t3 - t2)) s"; \
 	echo "[make] set-up $$((t1 - t0)) s; tests $$((t3 - t1)) s ($$((t2 - t1)) s + $$((t3 - t2)) s)"
 

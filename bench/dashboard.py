@@ -25,23 +25,13 @@ import subprocess
 import sys
 import time
 
+from noop_chain import chain
+
 from infergraph.graph.executor import CallContext, Executor
-from infergraph.graph.plan import PlanNode, PredictorPlan
+from infergraph.graph.plan import PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
 from infergraph.protocol.message import DataKind, Message
-
-
-class NoOp:
-    async def predict(self, msg: Message, wire: str) -> Message:
-        return msg
-
-
-def chain(length: int) -> PlanNode:
-    node = PlanNode(f"m{length - 1}", NoOp(), "", predict=True)  # type: ignore[arg-type]
-    for i in range(length - 2, -1, -1):
-        node = PlanNode(f"m{i}", NoOp(), "", predict=True, children=(node,))  # type: ignore[arg-type]
-    return node
 
 
 def executor(nodes: int, recorded: bool) -> Executor:
@@ -74,7 +64,7 @@ def cpu_per_request(target: Executor, requests: int) -> float:
 
 def other(src: str, nodes: int, requests: int) -> float:
     """``off`` of the checkout at ``src``, measured in a subprocess."""
-    env = {**os.environ, "PYTHONPATH": src}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((src, os.path.dirname(__file__)))}
     code = (
         "import json, sys; sys.argv = ['x']; "
         "import importlib.util as u; "

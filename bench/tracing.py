@@ -23,25 +23,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from noop_chain import chain
+
 from infergraph.graph.executor import CallContext, Executor
-from infergraph.graph.plan import PlanNode, PredictorPlan
+from infergraph.graph.plan import PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
 from infergraph.protocol.message import DataKind, Message
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-class NoOp:
-    async def predict(self, msg: Message, wire: str) -> Message:
-        return msg
-
-
-def chain(length: int) -> PlanNode:
-    node = PlanNode(f"m{length - 1}", NoOp(), "", predict=True)  # type: ignore[arg-type]
-    for i in range(length - 2, -1, -1):
-        node = PlanNode(f"m{i}", NoOp(), "", predict=True, children=(node,))  # type: ignore[arg-type]
-    return node
 
 
 def counting_tracing() -> tuple[Any, list[int]]:

@@ -173,7 +173,9 @@ def generate(out: Path) -> None:
 
 
 def generated(root: Path) -> list[Path]:
-    return sorted(p.relative_to(root) for p in root.rglob("*_pb2*.py*"))
+    """The generated modules and stubs under ``root`` (bytecode caches are not modules)."""
+    found = root.rglob("*_pb2*.py*")
+    return sorted(p.relative_to(root) for p in found if "__pycache__" not in p.parts)
 
 
 def main() -> int:

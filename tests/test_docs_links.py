@@ -314,3 +314,14 @@ async def test_iris_example_answers_as_the_readme_and_v2_doc_show() -> None:
     (output,) = answer["outputs"]
     assert (output["name"], output["shape"], output["datatype"]) == ("output-0", [1, 3], "FP64")
     assert output["data"] == pytest.approx(body["data"]["ndarray"][0])
+
+
+def test_the_readmes_first_screen_shows_a_graph() -> None:
+    """What infergraph is, then a picture of a graph (a file in the repository), then the
+    two commands."""
+    text = (ROOT / "README.md").read_text()
+    first = text[: text.index("## Two commands")]
+    images = re.findall(r"!\[[^\]]+\]\(([^()\s]+)\)", first)
+    assert images, "no picture before the two commands"
+    assert all((ROOT / image).is_file() for image in images), images
+    assert "inference graphs" in first

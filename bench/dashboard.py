@@ -16,22 +16,19 @@ Usage: ``PYTHONPATH=src python bench/dashboard.py --other ../main/src``
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
 import json
 import os
 import statistics
 import subprocess
 import sys
-import time
 
-from noop_chain import chain
+from noop_chain import chain, cpu_per_request
 
-from infergraph.graph.executor import CallContext, Executor
+from infergraph.graph.executor import Executor
 from infergraph.graph.plan import PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
-from infergraph.protocol.message import DataKind, Message
 
 
 def executor(nodes: int, recorded: bool) -> Executor:
@@ -43,23 +40,6 @@ def executor(nodes: int, recorded: bool) -> Executor:
     from infergraph.observability.recent import RecentRequests
 
     return Executor(plan, metrics, recent=RecentRequests(100))
-
-
-def cpu_per_request(target: Executor, requests: int) -> float:
-    request = Message(DataKind.NDARRAY, [[1.0, 2.0]])
-
-    async def run() -> None:
-        for i in range(requests):
-            await target.predict(request, CallContext(f"p{i}"))
-
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(run())  # warm-up
-        started = time.process_time()
-        loop.run_until_complete(run())
-        return (time.process_time() - started) / requests
-    finally:
-        loop.close()
 
 
 def other(src: str, nodes: int, requests: int) -> float:

@@ -16,20 +16,17 @@ tracing): ``PYTHONPATH=/path/to/other/src python bench/tracing.py``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
 import statistics
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from noop_chain import chain
+from noop_chain import chain, cpu_per_request
 
-from infergraph.graph.executor import CallContext, Executor
+from infergraph.graph.executor import Executor
 from infergraph.graph.plan import PredictorPlan
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
-from infergraph.protocol.message import DataKind, Message
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -48,23 +45,6 @@ def counting_tracing() -> tuple[Any, list[int]]:
             return SpanExportResult.SUCCESS
 
     return OtelTracing(TracingSettings(enabled=True), "bench", Counting()), exported
-
-
-def cpu_per_request(executor: Executor, requests: int, headers: dict[str, str]) -> float:
-    request = Message(DataKind.NDARRAY, [[1.0, 2.0]])
-
-    async def run() -> None:
-        for i in range(requests):
-            await executor.predict(request, CallContext(f"p{i}", headers))
-
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(run())  # warm-up
-        started = time.process_time()
-        loop.run_until_complete(run())
-        return (time.process_time() - started) / requests
-    finally:
-        loop.close()
 
 
 def main() -> None:

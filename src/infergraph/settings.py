@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from infergraph.wire.limits import WireLimits
+
 __all__ = [
     "FEEDBACK_ID_CAPACITY",
     "FEEDBACK_ID_TTL",
@@ -172,6 +174,9 @@ class ComponentSettings:
     typically takes over 2 ms), inline, or thread."""
     tracing: TracingSettings = field(default_factory=lambda: TracingSettings())
     """OpenTelemetry tracing of the calls this component serves (off by default)."""
+    wire: WireLimits = field(default_factory=WireLimits)
+    """The HTTP/1.1 and HTTP/2 limits of this component's servers (env INFERGRAPH_HTTP1_*,
+    INFERGRAPH_HTTP2_*; ``docs/limits.md``)."""
 
     @property
     def grpc_message_limit(self) -> int:
@@ -239,6 +244,7 @@ class ComponentSettings:
             malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
             grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
             tracing=TracingSettings.from_env(env),
+            wire=WireLimits.from_env(env),
             **cls._model_storage_from_env(env),
         )
 
@@ -342,6 +348,10 @@ class GraphSettings:
     Inference Protocol tensors, or ``seldon``, Seldon's JSON/protobuf messages (env
     INFERGRAPH_NODE_PROTOCOL). The transport is ``spec.transport``, gRPC unless ``rest``."""
 
+    wire: WireLimits = field(default_factory=WireLimits)
+    """The HTTP/1.1 and HTTP/2 limits of the orchestrator's servers and node clients (env
+    INFERGRAPH_HTTP1_*, INFERGRAPH_HTTP2_*; ``docs/limits.md``)."""
+
     def replace(self, **changes: Any) -> GraphSettings:
         return dataclasses.replace(self, **changes)
 
@@ -374,6 +384,7 @@ class GraphSettings:
             malloc_tuning=_bool(env.get("INFERGRAPH_MALLOC_TUNING"), True),
             grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
             tracing=TracingSettings.from_env(env),
+            wire=WireLimits.from_env(env),
         )
 
 

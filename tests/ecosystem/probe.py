@@ -65,10 +65,16 @@ def check(name: str) -> Callable[[Callable[[], Any]], None]:
     return run
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def held_port(held: list[socket.socket]) -> int:
+    """A free port kept bound (not listening, ``SO_REUSEPORT``) in ``held`` while it is served:
+    the server binds it beside that socket, and no other test process is handed it meanwhile
+    (a port closed and handed on would be shared with one, since both bind ``SO_REUSEPORT``)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    held.append(sock)
+    return int(sock.getsockname()[1])
 
 
 class Doubler:
@@ -135,7 +141,8 @@ def serve(user: Any, unit_id: str) -> Iterator[tuple[int, int]]:
     from infergraph.serving.server import serve_component
     from infergraph.settings import ComponentSettings
 
-    http, grpc_port, metrics = free_port(), free_port(), free_port()
+    held: list[socket.socket] = []
+    http, grpc_port, metrics = held_port(held), held_port(held), held_port(held)
     settings = ComponentSettings(
         unit_id=unit_id, host="127.0.0.1", http_port=http, grpc_port=grpc_port, metrics_port=metrics
     )
@@ -152,6 +159,8 @@ def serve(user: Any, unit_id: str) -> Iterator[tuple[int, int]]:
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(30)
+        for sock in held:
+            sock.close()
 
 
 def _wait_for(port: int) -> None:

@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from infergraph.wire import trips
+
 __all__ = [
     "EXECUTOR_BUCKETS",
     "TIMER_BUCKETS",
@@ -32,6 +34,11 @@ TIMER_BUCKETS: tuple[float, ...] = (
     *(10 ** (-3 + i * (math.log10(30) + 3) / 49) for i in range(50)),
 )
 
+WIRE_TRIPS = "infergraph_wire_limit_trips"
+WIRE_TRIPS_HELP = (
+    "Requests, streams and connections refused because a wire limit tripped, by limit "
+    "(docs/limits.md)"
+)
 Labels = tuple[tuple[str, str], ...]
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_:]")
 _LABEL_BAD = re.compile(r"[^a-zA-Z0-9_]")
@@ -73,6 +80,19 @@ class Registry:
         self.counters: dict[tuple[str, Labels], float] = {}
         self.gauges: dict[tuple[str, Labels], float] = {}
         self.histograms: dict[tuple[str, Labels], Histogram] = {}
+        self.live = True
+        """This process's own registry: it carries the process's wire limit trips (a
+        registry merged from several processes' snapshots has theirs already)."""
+
+    def pull_process_counters(self) -> None:
+        """Copy in the counts kept outside the registry: :mod:`infergraph.wire.trips`."""
+        if not self.live:
+            return
+        for limit, count in trips.counts().items():
+            key = (WIRE_TRIPS, (("limit", limit),))
+            if key not in self.counters:
+                self._declare(WIRE_TRIPS, "counter", WIRE_TRIPS_HELP)
+            self.counters[key] = float(count)
 
     def _declare(self, name: str, kind: str, help_text: str) -> None:
         known = self.kinds.setdefault(name, kind)
@@ -117,6 +137,7 @@ class Registry:
 
     def snapshot(self) -> dict[str, Any]:
         """Plain data (JSON/msgpack-able) describing every series."""
+        self.pull_process_counters()
         return {
             "kinds": self.kinds,
             "help": self.help,
@@ -132,6 +153,7 @@ class Registry:
 def merge_snapshots(snapshots: Iterable[dict[str, Any]]) -> Registry:
     """Add up counters and histograms across workers; gauges are per worker already."""
     merged = Registry()
+    merged.live = False
     for snap in snapshots:
         for name, kind in snap["kinds"].items():
             merged.kinds.setdefault(name, kind)
@@ -177,6 +199,7 @@ def _labels(labels: Labels, extra: tuple[str, str] | None = None) -> str:
 
 def render(registry: Registry) -> str:
     """Prometheus text exposition format 0.0.4."""
+    registry.pull_process_counters()
     lines: list[str] = []
     by_name: dict[str, list[str]] = {}
     for (name, labels), value in sorted(registry.counters.items()):

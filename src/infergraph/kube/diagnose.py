@@ -19,16 +19,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from infergraph.kube.diagnose_pods import (
-    PodIssue,
+from infergraph.kube.diagnose_pods import PodIssue, pod_issues
+from infergraph.kube.names import service_label
+from infergraph.kube.pod_status import (
     deployment_of,
     failing_containers,
     live_pods,
-    pod_issues,
     pod_ready,
     who,
 )
-from infergraph.kube.names import service_label
 
 __all__ = ["Finding", "Snapshot", "diagnose", "failing_containers", "report"]
 

@@ -15,39 +15,34 @@ is the one its pod labels ``seldon-app-svc-<container>`` (the label its Service 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from infergraph.kube.names import MAX_NAME, service_label
 from infergraph.kube.orchestrator import ENGINE_CONTAINER
+from infergraph.kube.pod_status import (
+    condition_of,
+    container_statuses,
+    containers_of,
+    deployment_of,
+    failed_run,
+    live_pods,
+    model_node,
+    name_of,
+    pod_who,
+    state_of,
+    who,
+)
 
-__all__ = [
-    "INIT_SUFFIX",
-    "ORCHESTRATOR",
-    "Logs",
-    "PodIssue",
-    "deployment_of",
-    "failing_containers",
-    "live_pods",
-    "model_node",
-    "node_of",
-    "pod_issues",
-    "pod_ready",
-    "who",
-]
+__all__ = ["Logs", "PodIssue", "pod_issues"]
 
 Severity = Literal["error", "warning"]
 Logs = Mapping[tuple[str, str], Sequence[str]]
 """(pod, container) -> last log lines."""
 
-INIT_SUFFIX = "-model-initializer"
-"""Suffix of the model-download init container's name (``kube.model_init``)."""
-ORCHESTRATOR = "orchestrator"
 MAX_LOG_LINES = 10
 """Log lines kept as evidence: the end of a traceback, not the whole log."""
 MAX_EVENTS = 3
-_SVC_PREFIX = service_label("")
 _PULL = {"ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName"}
 _CONFIG = {"CreateContainerConfigError", "CreateContainerError"}
 _ECHO = re.compile(r"Error: \w+")
@@ -83,134 +78,10 @@ class _Context:
     previous_logs: Logs
 
 
-# --- names -------------------------------------------------------------------------------
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    return str(_meta(obj).get("name", ""))
-
-
-def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    return _meta(obj).get("labels") or {}
-
-
-def deployment_of(pod: Mapping[str, Any]) -> str:
-    """The Deployment a pod belongs to: its ``app`` label, which the Deployment selects on."""
-    return str(_labels(pod).get("app") or _name(pod))
-
-
-def _containers(pod: Mapping[str, Any], key: str = "containers") -> list[str]:
-    return [str(c.get("name", "")) for c in (pod.get("spec") or {}).get(key) or ()]
-
-
-def model_node(init: str, containers: Iterable[str]) -> str | None:
-    """The container whose model the init container ``init`` downloads; None when ``init`` is
-    not a model initializer. The name is cut at 63 characters, so it is matched, not split."""
-    for container in containers:
-        if f"{container}{INIT_SUFFIX}"[:MAX_NAME] == init:
-            return container
-    return init.removesuffix(INIT_SUFFIX) if init.endswith(INIT_SUFFIX) else None
-
-
-def node_of(pod: Mapping[str, Any], container: str) -> str:
-    """The short name of what runs in ``container``: its node's name, ``orchestrator`` for the
-    orchestrator, the node of a model initializer."""
-    if container == ENGINE_CONTAINER:
-        return ORCHESTRATOR
-    return model_node(container, _containers(pod)) or container
-
-
-def who(pod: Mapping[str, Any], container: str) -> str:
-    """What runs in main container ``container``, for a reader: ``node classifier``..."""
-    labels = _labels(pod)
-    if container == ENGINE_CONTAINER:
-        return ORCHESTRATOR
-    if labels.get("seldon.io/explainer") == "true":
-        return "explainer"
-    nodes = {key.removeprefix(_SVC_PREFIX) for key in labels if key.startswith(_SVC_PREFIX)}
-    return f"node {container}" if container in nodes or not nodes else f"container {container}"
-
-
-def _pod_who(pod: Mapping[str, Any]) -> str:
-    return " and ".join(dict.fromkeys(who(pod, c) for c in _containers(pod))) or "pod"
-
-
-# --- status reading ----------------------------------------------------------------------
-
-
-def live_pods(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Pods that count: not being deleted, not finished (an evicted pod stays ``Failed``)."""
-    return [
-        pod
-        for pod in pods
-        if not _meta(pod).get("deletionTimestamp")
-        and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-    ]
-
-
-def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    for condition in (pod.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == kind:
-            return condition
-    return {}
-
-
-def pod_ready(pod: Mapping[str, Any]) -> bool:
-    return _condition(pod, "Ready").get("status") == "True"
-
-
-def _statuses(pod: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], bool]]:
-    """(container status, is init) of the pod, init containers first as they run first."""
-    status = pod.get("status") or {}
-    for cs in status.get("initContainerStatuses") or ():
-        yield cs, True
-    for cs in status.get("containerStatuses") or ():
-        yield cs, False
-
-
-def _state(cs: Mapping[str, Any], which: str) -> Mapping[str, Any]:
-    return (cs.get("state") or {}).get(which) or {}
-
-
-def _ended(cs: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool] | None:
-    """The failed run of a container (its ``terminated`` state) and whether it is the previous
-    instance: a container waiting in CrashLoopBackOff, or running again after a failed run,
-    shows that run in ``lastState``."""
-    last = (cs.get("lastState") or {}).get("terminated") or {}
-    if _state(cs, "waiting").get("reason") == "CrashLoopBackOff":
-        return last, True
-    terminated = _state(cs, "terminated")
-    if terminated and terminated.get("exitCode", 0) != 0:
-        return terminated, False
-    running = _state(cs, "running") and not cs.get("ready")
-    if running and int(cs.get("restartCount", 0)) and last.get("exitCode", 0) != 0:
-        return last, True
-    return None
-
-
-def failing_containers(pods: list[dict[str, Any]]) -> list[tuple[str, str, bool]]:
-    """(pod, container, previous) whose logs ``describe`` should fetch: containers (init too)
-    that exited non-zero, wait in CrashLoopBackOff (``previous``: the crashed instance's logs,
-    the current one has none) or run unready, with the previous instance when it restarted."""
-    out = []
-    for pod in pods:
-        for cs, init in _statuses(pod):
-            ended = _ended(cs)
-            if ended is not None:
-                out.append((_name(pod), str(cs.get("name")), ended[1]))
-            elif not init and _state(cs, "running") and not cs.get("ready"):
-                out.append((_name(pod), str(cs.get("name")), int(cs.get("restartCount", 0)) > 0))
-    return out
-
-
 def _event_time(event: Mapping[str, Any]) -> str:
     """RFC 3339 timestamps in UTC sort as strings; the name breaks ties deterministically."""
     stamp = event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
-    return f"{stamp or ''} {_name(event)}"
+    return f"{stamp or ''} {name_of(event)}"
 
 
 def _events(
@@ -285,7 +156,7 @@ class _Seen:
 
     @property
     def pod_name(self) -> str:
-        return _name(self.pod)
+        return name_of(self.pod)
 
     @property
     def name(self) -> str:
@@ -293,7 +164,7 @@ class _Seen:
 
     @property
     def model(self) -> str | None:
-        return model_node(self.name, _containers(self.pod)) if self.init else None
+        return model_node(self.name, containers_of(self.pod)) if self.init else None
 
     def issue(self, kind: str, problem: str, advice: str, evidence: Iterable[str] = ()) -> PodIssue:
         return self.issue_as(kind, "error", problem, advice, evidence)
@@ -325,7 +196,7 @@ class _Seen:
 
 
 def _image_pull(seen: _Seen) -> PodIssue | None:
-    waiting = _state(seen.cs, "waiting")
+    waiting = state_of(seen.cs, "waiting")
     reason = waiting.get("reason")
     if reason not in _PULL:
         return None
@@ -350,7 +221,7 @@ def _image_pull(seen: _Seen) -> PodIssue | None:
 
 
 def _config(seen: _Seen) -> PodIssue | None:
-    waiting = _state(seen.cs, "waiting")
+    waiting = state_of(seen.cs, "waiting")
     if waiting.get("reason") not in _CONFIG:
         return None
     message = str(waiting.get("message", ""))
@@ -376,7 +247,7 @@ def _config(seen: _Seen) -> PodIssue | None:
 
 def _oom(seen: _Seen) -> PodIssue | None:
     last = (seen.cs.get("lastState") or {}).get("terminated") or {}
-    current = _state(seen.cs, "terminated")
+    current = state_of(seen.cs, "terminated")
     killed = current if current.get("reason") == "OOMKilled" else last
     if killed.get("reason") != "OOMKilled":
         return None
@@ -407,7 +278,7 @@ def _oom(seen: _Seen) -> PodIssue | None:
 
 
 def _init_failure(seen: _Seen) -> PodIssue | None:
-    ended = _ended(seen.cs) if seen.init else None
+    ended = failed_run(seen.cs) if seen.init else None
     if ended is None:
         return None
     terminated, previous = ended
@@ -436,8 +307,8 @@ def _probe_events(seen: _Seen) -> tuple[str, ...]:
 
 
 def _crash(seen: _Seen) -> PodIssue | None:
-    ended = None if seen.init else _ended(seen.cs)
-    if ended is None or (_state(seen.cs, "running") and _probe_events(seen)):
+    ended = None if seen.init else failed_run(seen.cs)
+    if ended is None or (state_of(seen.cs, "running") and _probe_events(seen)):
         return None  # a container its liveness probe restarts is not ready, not crashing
     terminated, previous = ended
     restarts = int(seen.cs.get("restartCount", 0))
@@ -455,7 +326,7 @@ def _crash(seen: _Seen) -> PodIssue | None:
 
 
 def _unready(seen: _Seen) -> PodIssue | None:
-    if seen.init or not _state(seen.cs, "running") or seen.cs.get("ready"):
+    if seen.init or not state_of(seen.cs, "running") or seen.cs.get("ready"):
         return None
     probes = _probe_events(seen)
     logs = _log_tail(seen.ctx, seen.pod_name, seen.name, False)[-5:]
@@ -502,9 +373,9 @@ def _pod_issue(
     return PodIssue(
         kind,
         "error",
-        _name(pod),
+        name_of(pod),
         deployment_of(pod),
-        _pod_who(pod),
+        pod_who(pod),
         "",
         problem,
         advice,
@@ -530,11 +401,11 @@ def _schedule_advice(message: str) -> str:
 
 
 def _unschedulable(pod: Mapping[str, Any], ctx: _Context) -> PodIssue | None:
-    scheduled = _condition(pod, "PodScheduled")
+    scheduled = condition_of(pod, "PodScheduled")
     if scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":
         return None
     message = str(scheduled.get("message", ""))
-    evidence = [message, *_events(ctx, "Pod", _name(pod), ["FailedScheduling"])]
+    evidence = [message, *_events(ctx, "Pod", name_of(pod), ["FailedScheduling"])]
     return _pod_issue(
         pod,
         ctx,
@@ -546,10 +417,10 @@ def _unschedulable(pod: Mapping[str, Any], ctx: _Context) -> PodIssue | None:
 
 
 def _mount(pod: Mapping[str, Any], ctx: _Context) -> PodIssue | None:
-    waiting = {_state(cs, "waiting").get("reason") for cs, _ in _statuses(pod)}
+    waiting = {state_of(cs, "waiting").get("reason") for cs, _ in container_statuses(pod)}
     if not waiting & {"ContainerCreating", "PodInitializing"}:
         return None
-    evidence = _events(ctx, "Pod", _name(pod), ["FailedMount", "FailedAttachVolume"])
+    evidence = _events(ctx, "Pod", name_of(pod), ["FailedMount", "FailedAttachVolume"])
     if not evidence:
         return None
     return _pod_issue(
@@ -578,7 +449,7 @@ def pod_issues(
         if issue is not None:
             out.append(issue)
             continue
-        for cs, init in _statuses(pod):
+        for cs, init in container_statuses(pod):
             found = _container_issue(_Seen(pod, cs, init, ctx))
             if found is not None:
                 out.append(found)

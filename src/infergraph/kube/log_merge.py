@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infergraph.kube.diagnose_pods import deployment_of, model_node, node_of
+from infergraph.kube.pod_status import deployment_of, model_node, node_of
 
 __all__ = ["EARLIEST", "LogLine", "format_line", "labels", "merge", "parse"]
 

@@ -90,7 +90,7 @@ def test_graph_pod_gets_seldon_names_labels_and_the_orchestrator() -> None:
     assert engine["image"] == "infergraph:0.0.0-test"
     assert engine["command"][:3] == ["infergraph", "serve", "/etc/infergraph/deployment.yaml"]
     remote = _remote(engine["command"])
-    assert remote == ["scaler=localhost:9500", "stump=localhost:9501", "logreg=localhost:9502"]
+    assert remote == ["scaler=localhost:9000", "stump=localhost:9001", "logreg=localhost:9002"]
     assert engine["command"][engine["command"].index("--node-protocol") + 1] == "seldon"
     assert [p["containerPort"] for p in engine["ports"]] == [8000, 5001]
     scaler = _container(dep, "scaler")
@@ -283,9 +283,9 @@ def test_router_splits_traffic_without_an_ingress() -> None:
     engine = _container(router, "seldon-container-engine")
     remote = _remote(engine["command"])
     assert remote == [
-        "main/classifier=iris-main-classifier.default.svc.cluster.local:9500",
-        "canary/classifier=iris-canary-classifier.default.svc.cluster.local:9500",
-        "shadow/classifier=iris-shadow-classifier.default.svc.cluster.local:9500",
+        "main/classifier=iris-main-classifier.default.svc.cluster.local:9000",
+        "canary/classifier=iris-canary-classifier.default.svc.cluster.local:9000",
+        "shadow/classifier=iris-shadow-classifier.default.svc.cluster.local:9000",
     ]
     assert engine["command"][engine["command"].index("--node-protocol") + 1] == "v2"
     assert _one(objects, "Service", "iris")["spec"]["selector"] == {"seldon-app": "iris"}

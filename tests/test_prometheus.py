@@ -403,7 +403,7 @@ def test_seldon_executor_series(stack: tuple[procs.Service, Prometheus], sent: A
     _, prometheus = stack
     served = prometheus.values(
         "sum by (service, code) (seldon_api_executor_server_requests_seconds_count"
-        f'{{deployment_name="{DEPLOYMENT}", service=~"predictions|feedback"}})',
+        f'{{job="infergraph", deployment_name="{DEPLOYMENT}", service=~"predictions|feedback"}})',
         "service",
         "code",
     )
@@ -414,7 +414,7 @@ def test_seldon_executor_series(stack: tuple[procs.Service, Prometheus], sent: A
     }
     client = prometheus.values(
         "sum by (model_name) "
-        '(seldon_api_executor_client_requests_seconds_count{service="/predict"})',
+        '(seldon_api_executor_client_requests_seconds_count{job="infergraph", service="/predict"})',
         "model_name",
     )
     assert client == {("a",): sent[0], ("b",): sent[1], ("mirror",): PREDICTIONS}
@@ -433,11 +433,11 @@ def test_node_processes_own_series(
     _, prometheus = stack
     served = prometheus.values(
         "sum by (node) (seldon_api_executor_server_requests_seconds_count"
-        '{job="infergraph-nodes", service="/inference.GRPCInferenceService/ModelInfer", '
+        '{job="infergraph-nodes", service=~"predictions|transform-input|feedback", '
         f'namespace="{NAMESPACE}", deployment_name="{DEPLOYMENT}"}})',
         "node",
     )
-    # a feedback rides a V2 hop too: the model a prediction was routed to got one of each
+    # the model a prediction was routed to got one of each: a prediction and a feedback
     assert served == {
         ("scaler",): PREDICTIONS,
         ("a",): 2 * sent[0],

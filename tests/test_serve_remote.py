@@ -102,10 +102,11 @@ def transformer(tmp_path: Path) -> Iterator[tuple[int, int]]:
 @pytest.mark.parametrize(
     ("transport", "protocol", "host"),
     [
-        pytest.param(None, "v2", "127.0.0.1", id="grpc-v2"),
-        pytest.param(None, "seldon", "127.0.0.1", id="grpc-seldon"),
-        pytest.param("rest", "v2", "127.0.0.1", id="rest-v2"),
-        pytest.param(None, "v2", "localhost", id="by-name"),  # as render writes it in a pod
+        pytest.param("grpc", "v2", "127.0.0.1", id="grpc-v2"),
+        pytest.param("grpc", "seldon", "127.0.0.1", id="grpc-seldon"),
+        pytest.param(None, "v2", "127.0.0.1", id="rest-v2"),  # REST by default, as in Seldon
+        pytest.param("rest", "seldon", "127.0.0.1", id="rest-seldon"),
+        pytest.param("grpc", "v2", "localhost", id="by-name"),  # as render writes it in a pod
     ],
 )
 def test_a_remote_node_in_front_of_a_local_one(
@@ -114,7 +115,7 @@ def test_a_remote_node_in_front_of_a_local_one(
     model_dir = tmp_path / "iris"
     model = model_files.write_sklearn(model_dir, "skops")
     path = manifest(tmp_path, model_dir, transport)
-    port = transformer[1] if transport is None else transformer[0]
+    port = transformer[1] if transport == "grpc" else transformer[0]
     args = ["--remote", f"transformer={host}:{port}", "--node-protocol", protocol]
     with orchestrator(tmp_path, path, *args) as http_port:
         status, _, data = http_request(

@@ -130,10 +130,10 @@ def remote_nodes(
 ) -> list[str]:
     """``serve --remote`` values: every node that has a container, at the address defaulting
     gave it (``localhost`` in the orchestrator's pod, else its Service), on the port of
-    the hop ``serve`` makes (gRPC unless ``spec.transport`` is ``rest``). The router names
+    the hop ``serve`` makes (REST unless ``spec.transport`` is ``grpc``). The router names
     nodes ``predictor/node`` and always reaches them through their Services."""
     out = []
-    rest = deployment.spec.transport == Transport.REST
+    rest = deployment.spec.transport != Transport.GRPC
     for predictor in predictors:
         containers = {c.name for _, c in predictor.containers()}
         for _, node in walk_graph(predictor.graph, ""):

@@ -336,7 +336,7 @@ def test_nodes_are_called_over_the_deployment_transport(
             if s.name == "seldon_api_executor_client_requests_seconds_count"
         ]
         assert {s.labels["model_name"] for s in calls} == {"double", "model"}
-        assert {s.labels["method"] for s in calls} == {transport or "rest"}  # REST by default, as in Seldon
+        assert {s.labels["method"] for s in calls} == {transport or "rest"}  # as in Seldon
 
 
 @pytest.mark.slow

@@ -48,12 +48,12 @@ DEFAULT_TARGETS = (
     "graph-3",
     "graph-1-proc",
     "graph-3-proc",
-    "graph-1-proc-rest",
-    "graph-3-proc-rest",
+    "graph-1-proc-grpc",
+    "graph-3-proc-grpc",
     "graph-1-proc-seldon",
     "graph-3-proc-seldon",
-    "graph-1-proc-rest-seldon",
-    "graph-3-proc-rest-seldon",
+    "graph-1-proc-grpc-seldon",
+    "graph-3-proc-grpc-seldon",
 )
 THROUGHPUT, LATENCY = "throughput", "latency"
 
@@ -69,19 +69,19 @@ class Mode:
 
 MODES = (
     Mode("in process", "graph-1", "graph-3", 20.0, None),
-    Mode("--processes (binary V2, gRPC: default)", "graph-1-proc", "graph-3-proc", 150.0, 0.3),
-    Mode("--processes (binary V2, REST)", "graph-1-proc-rest", "graph-3-proc-rest", 150.0, 0.3),
+    Mode("--processes (binary V2, REST: default)", "graph-1-proc", "graph-3-proc", 150.0, 0.3),
+    Mode("--processes (binary V2, gRPC)", "graph-1-proc-grpc", "graph-3-proc-grpc", 150.0, 0.3),
     Mode(
-        "--processes --node-protocol seldon (gRPC)",
+        "--processes --node-protocol seldon (REST)",
         "graph-1-proc-seldon",
         "graph-3-proc-seldon",
         150.0,
         0.3,
     ),
     Mode(
-        "--processes --node-protocol seldon (REST)",
-        "graph-1-proc-rest-seldon",
-        "graph-3-proc-rest-seldon",
+        "--processes --node-protocol seldon (gRPC)",
+        "graph-1-proc-grpc-seldon",
+        "graph-3-proc-grpc-seldon",
         150.0,
         0.3,
     ),
@@ -152,19 +152,19 @@ def build_targets() -> dict[str, Target]:
 
     variants = (
         ("", "", [], "in one process"),
-        ("-proc", "", ["--processes"], "each node its own process, binary V2 over gRPC"),
-        ("-proc-rest", "-rest", ["--processes"], "each node its own process, binary V2 over REST"),
+        ("-proc", "", ["--processes"], "each node its own process, binary V2 over REST"),
+        ("-proc-grpc", "-grpc", ["--processes"], "each node its own process, binary V2 over gRPC"),
         (
             "-proc-seldon",
             "",
             ["--processes", "--node-protocol", "seldon"],
-            "each node its own process, Seldon protobuf over gRPC",
+            "each node its own process, Seldon JSON over REST",
         ),
         (
-            "-proc-rest-seldon",
-            "-rest",
+            "-proc-grpc-seldon",
+            "-grpc",
             ["--processes", "--node-protocol", "seldon"],
-            "each node its own process, Seldon JSON over REST",
+            "each node its own process, Seldon protobuf over gRPC",
         ),
     )
     targets = []
@@ -403,8 +403,8 @@ def render(
         f"{args.warmup} s warm-up; one-row Seldon JSON requests; medians over clean runs",
         "- graphs: `bench/graphs/graph-1.yaml` (one no-op MODEL), `graph-3.yaml` (chain "
         "m1 → m2 → m3 of the same no-op MODEL: 2 more hops); `-proc`: `--processes` with "
-        "the default node transport (gRPC); `-proc-rest`: `--processes` with "
-        "`spec.transport: rest` (`graph-1-rest.yaml`, `graph-3-rest.yaml`)",
+        "the default node transport (REST); `-proc-grpc`: `--processes` with "
+        "`spec.transport: grpc` (`graph-1-grpc.yaml`, `graph-3-grpc.yaml`)",
         f"- project venv: {report.package_versions(venv, OWN_PACKAGES)}",
         f"- load generator: {report.wrk_version()}",
         "",

@@ -1,11 +1,16 @@
 """The one helper that runs user methods: awaited if async; sync ones inline or on threads.
 
-Sync methods start **inline** on the event loop: for the sub-millisecond models that are
-most of what is served, a thread hop costs more than the model and worsens tail latency
-(the GIL bounces between the loop and the worker). Each method's duration is tracked; one
-whose typical call takes longer than ``slow_after`` seconds moves to the component's thread
-pool (``threads``, Seldon's GUNICORN_THREADS), with the caller's contextvars copied, so the
-loop keeps answering probes and metrics while a slow model computes. ``mode`` forces
+A sync method nobody has timed yet could take seconds, and run inline it would hold the
+event loop, and every probe and request with it, for as long. So in ``auto`` mode each sync
+method **starts on the component's thread pool** (``threads``, Seldon's GUNICORN_THREADS),
+with the caller's contextvars copied, and is timed there. After ``fast_calls`` calls in a
+row each under ``slow_after`` seconds it runs **inline** on the loop: for the
+sub-millisecond models that are most of what is served, a thread hop costs more than the
+model and worsens tail latency (the GIL bounces between the loop and the worker). The first
+inline call that takes longer sends it back to the pool (that one call has held the loop
+already), and it must then be fast for twice as many calls in a row before it runs inline
+again, so a model that is now and then slow settles on the pool. A call that is cancelled
+while it runs on the pool (its caller's deadline passed) counts as slow. ``mode`` forces
 ``"inline"`` or ``"thread"`` for every call.
 
 ``load()`` is different: it runs once and may take minutes, so a sync one always runs on a
@@ -27,20 +32,56 @@ from typing import Any
 __all__ = ["Invoker", "run_on_own_thread"]
 
 SLOW_AFTER_SECONDS = 0.002
-_WEIGHT = 0.2  # of the newest call in the moving average
+FAST_CALLS = 12
+"""Calls in a row on the pool, each under ``slow_after``, before a method runs inline."""
+_MOST_FAST_CALLS = FAST_CALLS << 7
+"""What the doubling after each slow inline call stops at."""
+
+
+class _Placement:
+    """Where one sync method runs, learnt from its calls (updated on the loop only)."""
+
+    __slots__ = ("inline", "needed", "streak")
+
+    def __init__(self, needed: int) -> None:
+        self.inline = False
+        self.streak = 0
+        """Fast calls in a row on the pool."""
+        self.needed = needed
+
+    def learn(self, fast: bool) -> None:
+        """One call on the pool has ended (or been cancelled: ``fast`` is False)."""
+        if not fast:
+            self.streak = 0
+            if self.inline:  # a call that was still on the pool when it moved inline
+                self.slow_inline()
+            return
+        self.streak += 1
+        if self.streak >= self.needed:
+            self.inline = True
+
+    def slow_inline(self) -> None:
+        self.inline = False
+        self.streak = 0
+        self.needed = min(self.needed * 2, _MOST_FAST_CALLS)
 
 
 class Invoker:
     def __init__(
-        self, threads: int = 1, mode: str = "auto", slow_after: float = SLOW_AFTER_SECONDS
+        self,
+        threads: int = 1,
+        mode: str = "auto",
+        slow_after: float = SLOW_AFTER_SECONDS,
+        fast_calls: int = FAST_CALLS,
     ) -> None:
         if mode not in ("auto", "inline", "thread"):
             raise ValueError(f"sync mode must be auto, inline or thread, not {mode!r}")
         self.mode = mode
         self.slow_after = slow_after
+        self.fast_calls = max(1, fast_calls)
         self._threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
-        self._average: dict[Callable[..., Any], float] = {}
+        self._places: dict[Callable[..., Any], _Placement] = {}
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -51,33 +92,52 @@ class Invoker:
         """Whether the next call of sync ``fn`` goes to the thread pool."""
         if self.mode != "auto":
             return self.mode == "thread"
-        return self._average.get(fn, 0.0) > self.slow_after
+        place = self._places.get(fn)
+        return place is None or not place.inline
 
     async def call(self, fn: Callable[..., Any], is_async: bool, *args: Any, **kwargs: Any) -> Any:
         if is_async:
             return await fn(*args, **kwargs)
-        if self.on_thread(fn):
-            ctx = contextvars.copy_context()
-            loop = asyncio.get_running_loop()
+        if self.mode == "auto":
+            place = self._places.get(fn)
+            if place is None:
+                place = self._places[fn] = _Placement(self.fast_calls)
+            elif place.inline:
+                started = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    if time.perf_counter() - started > self.slow_after:
+                        place.slow_inline()
+            return await self._on_pool(place, fn, args, kwargs)
+        if self.mode == "inline":
+            return fn(*args, **kwargs)
+        return await self._on_pool(None, fn, args, kwargs)
+
+    async def _on_pool(
+        self,
+        place: _Placement | None,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """``fn`` on the pool, with the caller's contextvars; timed on its thread, so that
+        time spent queueing for a busy pool does not count."""
+        ctx = contextvars.copy_context()
+        took: list[float] = []
+
+        def run() -> Any:
             started = time.perf_counter()
             try:
-                return await loop.run_in_executor(
-                    self._executor(), functools.partial(ctx.run, fn, *args, **kwargs)
-                )
+                return ctx.run(fn, *args, **kwargs)
             finally:
-                self._learn(fn, time.perf_counter() - started)
-        started = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if self.mode == "auto":
-                self._learn(fn, time.perf_counter() - started)
+                took.append(time.perf_counter() - started)
 
-    def _learn(self, fn: Callable[..., Any], seconds: float) -> None:
-        previous = self._average.get(fn)
-        self._average[fn] = (
-            seconds if previous is None else previous + _WEIGHT * (seconds - previous)
-        )
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor(), run)
+        finally:
+            if place is not None:  # an empty ``took``: cancelled while it still runs
+                place.learn(bool(took) and took[0] <= self.slow_after)
 
     def close(self) -> None:
         if self._pool is not None:

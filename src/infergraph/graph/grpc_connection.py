@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 
 from infergraph.protocol import h2
+from infergraph.status import TRANSPORT_GRPC_BY_HTTP2_ERROR, transport_grpc_status
 
 if TYPE_CHECKING:
     from infergraph.graph.grpc_client import GrpcChannel
@@ -27,29 +28,21 @@ CONNECTION_WINDOW = 64 << 20
 LAST_STREAM_ID = 2**31 - 1
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
-_HTTP_CODES = {
-    400: grpc.StatusCode.INTERNAL,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.UNIMPLEMENTED,
-    429: grpc.StatusCode.UNAVAILABLE,
-    502: grpc.StatusCode.UNAVAILABLE,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.UNAVAILABLE,
-}
-_RST_CODES = {
-    h2.CANCEL: grpc.StatusCode.CANCELLED,
-    h2.ENHANCE_YOUR_CALM: grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
 
 
 class RpcError(Exception):
-    """A call that did not end OK, with grpc's ``code()`` and ``details()``."""
+    """A call that did not end OK, with grpc's ``code()`` and ``details()``.
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    ``transport``: the code is this client's reading of what the transport did (an HTTP
+    status without ``grpc-status``, a reset stream; ``infergraph.status``'s transport
+    tables), not a status the server's gRPC application chose.
+    """
+
+    def __init__(self, code: grpc.StatusCode, details: str, *, transport: bool = False) -> None:
         super().__init__(f"{code.name}: {details}")
         self._code = code
         self._details = details
+        self.transport = transport
 
     def code(self) -> grpc.StatusCode:
         return self._code
@@ -91,10 +84,16 @@ class _Call:
         self.send_window = window
         self.window_open: asyncio.Event | None = None
 
-    def fail(self, code: grpc.StatusCode, details: str, unprocessed: bool = False) -> None:
+    def fail(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        unprocessed: bool = False,
+        transport: bool = False,
+    ) -> None:
         if not self.answer.done():
             kind = Unprocessed if unprocessed else RpcError
-            self.answer.set_exception(kind(code, details))
+            self.answer.set_exception(kind(code, details, transport=transport))
         if self.window_open is not None:
             self.window_open.set()
 
@@ -206,8 +205,8 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         if code == h2.REFUSED_STREAM:  # RFC 9113 §8.7: not processed, safe to send again
             call.fail(grpc.StatusCode.UNAVAILABLE, "the server refused the call", True)
         else:
-            status = _RST_CODES.get(code, grpc.StatusCode.INTERNAL)
-            call.fail(status, f"the server reset the call (HTTP/2 error {code})")
+            status = TRANSPORT_GRPC_BY_HTTP2_ERROR.get(code, grpc.StatusCode.INTERNAL)
+            call.fail(status, f"the server reset the call (HTTP/2 error {code})", transport=True)
         self._freed()
 
     def _on_settings(self, flags: int, payload: bytes) -> None:
@@ -251,8 +250,8 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             call.headers = headers
             status = _http_status(headers)
             if status != 200 and (_status(headers) is None or not flags & h2.END_STREAM):
-                code = _HTTP_CODES.get(status, grpc.StatusCode.UNKNOWN)
-                self._end(call, code, f"the server answered HTTP {status}, not gRPC")
+                code = transport_grpc_status(status)
+                self._end(call, code, f"the server answered HTTP {status}, not gRPC", True)
                 return
         if flags & h2.END_STREAM:
             self._trailers(call, headers)
@@ -310,9 +309,11 @@ class Connection(h2.FrameReader, asyncio.Protocol):
                 call.answer.set_result(bytes(data[5:]))
             self._freed()
 
-    def _end(self, call: _Call, code: grpc.StatusCode, details: str) -> None:
+    def _end(
+        self, call: _Call, code: grpc.StatusCode, details: str, transport: bool = False
+    ) -> None:
         self.calls.pop(call.id, None)
-        call.fail(code, details)
+        call.fail(code, details, transport=transport)
         self._freed()
 
     def _on_goaway(self, last: int, code: int) -> None:

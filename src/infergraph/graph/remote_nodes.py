@@ -27,12 +27,7 @@ from google.protobuf.message import DecodeError
 from infergraph.errors import (
     BadMetadata,
     BadRequest,
-    DeadlineExceeded,
     InferGraphError,
-    NotFound,
-    NotImplementedByComponent,
-    NotReady,
-    PayloadTooLarge,
     UserCodeError,
 )
 from infergraph.graph.grpc_client import GrpcChannel, RpcError
@@ -45,6 +40,7 @@ from infergraph.protocol.seldon_pb import pb
 from infergraph.routers import builtin_class
 from infergraph.servers import interface_name, prepackaged_class
 from infergraph.servers.fetch import local_path, scheme_of
+from infergraph.status import ERROR_BY_GRPC
 
 __all__ = [
     "HOST",
@@ -67,22 +63,22 @@ _PATHS: dict[str, tuple[str, Any]] = {
     "send_feedback": ("/seldon.protos.Model/SendFeedback", pb.SeldonMessage),
     "metadata": ("/seldon.protos.Model/Metadata", pb.SeldonModelMetadata),
 }
-_ERRORS: dict[grpc.StatusCode, type[InferGraphError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: BadRequest,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.UNAVAILABLE: NotReady,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: PayloadTooLarge,
-    grpc.StatusCode.UNIMPLEMENTED: NotImplementedByComponent,
-}
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _POLL_S = 0.05
 """How often a replica that answers "unavailable" (still loading) is asked again."""
 
 
 def error_from_rpc(exc: RpcError) -> InferGraphError:
-    """The infergraph error a node's gRPC status stands for, keeping the node's message."""
-    kind = _ERRORS.get(exc.code(), UserCodeError)
+    """The infergraph error a node's gRPC status stands for, keeping the node's message.
+
+    A code the client read off the transport (a node answering HTTP 404 without
+    ``grpc-status`` is UNIMPLEMENTED, by gRPC's table) is the node's failure, never the
+    caller's mistake: UNAVAILABLE stays "not ready", anything else is a 500.
+    """
+    if getattr(exc, "transport", False) and exc.code() is not grpc.StatusCode.UNAVAILABLE:
+        kind: type[InferGraphError] = UserCodeError
+    else:
+        kind = ERROR_BY_GRPC.get(exc.code(), UserCodeError)
     return kind(exc.details() or exc.code().name)
 
 

@@ -41,6 +41,7 @@ from infergraph.routers import builtin_class
 from infergraph.servers import interface_name, prepackaged_class
 from infergraph.servers.fetch import local_path, scheme_of
 from infergraph.status import ERROR_BY_GRPC
+from infergraph.wire.limits import Http2Limits
 
 __all__ = [
     "HOST",
@@ -139,8 +140,13 @@ class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
     paths: dict[str, tuple[str, Any]] = _PATHS
     """method -> (gRPC path, answer message class)."""
 
+    def __init__(self, *args: Any, http2: Http2Limits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.http2 = http2 or Http2Limits()
+        """The HTTP/2 limits each replica's channel holds its server to."""
+
     def _connect(self, address: str) -> GrpcChannel:
-        return GrpcChannel(address, max_message_size=self.max_message_size)
+        return GrpcChannel(address, max_message_size=self.max_message_size, limits=self.http2)
 
     async def _disconnect(self, conn: GrpcChannel) -> None:
         await conn.close()

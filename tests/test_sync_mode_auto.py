@@ -25,7 +25,7 @@ import grpc
 import pytest
 
 from infergraph.components.dataplane import ComponentDataPlane
-from infergraph.components.invoke import FAST_CALLS, Invoker
+from infergraph.components.invoke import FAST_CALLS, FORGIVEN_AFTER, Invoker
 from infergraph.protocol.proto import inference_pb2 as v2
 from infergraph.protocol.proto import inference_pb2_grpc as v2_grpc
 from infergraph.protocol.proto import prediction_pb2 as pb
@@ -213,6 +213,20 @@ async def test_one_slow_inline_call_sends_a_method_back_for_twice_as_many_calls(
     finally:
         invoker.close()
     assert inline == [False, False, True, False, False, False, False, True]
+
+
+async def test_a_slow_call_after_a_long_fast_run_inline_is_forgiven() -> None:
+    """A pause after many fast calls (a busy machine descheduled the process) is no habit:
+    the method needs its first number of fast calls again, not twice as many."""
+    calls = 2 + FORGIVEN_AFTER  # two on the pool, the rest inline
+    invoker = Invoker(fast_calls=2, slow_after=0.02)
+    method, inline = _where([0] * calls + [0.05])
+    try:
+        for _ in range(calls + 1 + 3):
+            await invoker.call(method, False)
+    finally:
+        invoker.close()
+    assert inline[calls - 1 :] == [True, True, False, False, True]
 
 
 async def test_a_slow_call_on_the_pool_restarts_the_count() -> None:

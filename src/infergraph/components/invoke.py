@@ -9,7 +9,9 @@ sub-millisecond models that are most of what is served, a thread hop costs more 
 model and worsens tail latency (the GIL bounces between the loop and the worker). The first
 inline call that takes longer sends it back to the pool (that one call has held the loop
 already), and it must then be fast for twice as many calls in a row before it runs inline
-again, so a model that is now and then slow settles on the pool. A call that is cancelled
+again (up to 128 times as many), so a model that is often slow settles on the pool; a slow
+call after a long run of fast ones inline (a pause of the machine's, most likely) starts
+the count over instead. A call that is cancelled
 while it runs on the pool (its caller's deadline passed) counts as slow. ``mode`` forces
 ``"inline"`` or ``"thread"`` for every call.
 
@@ -34,20 +36,24 @@ __all__ = ["Invoker", "run_on_own_thread"]
 SLOW_AFTER_SECONDS = 0.002
 FAST_CALLS = 12
 """Calls in a row on the pool, each under ``slow_after``, before a method runs inline."""
-_MOST_FAST_CALLS = FAST_CALLS << 7
-"""What the doubling after each slow inline call stops at."""
+FORGIVEN_AFTER = 1000
+"""Inline calls in a row after which a slow one is taken for a rare pause (the process
+descheduled on a busy machine, a garbage collection) rather than the method's habit: the
+method then needs its first number of fast calls again, not twice as many."""
 
 
 class _Placement:
     """Where one sync method runs, learnt from its calls (updated on the loop only)."""
 
-    __slots__ = ("inline", "needed", "streak")
+    __slots__ = ("first", "inline", "needed", "stint", "streak")
 
     def __init__(self, needed: int) -> None:
         self.inline = False
         self.streak = 0
         """Fast calls in a row on the pool."""
-        self.needed = needed
+        self.first = self.needed = needed
+        self.stint = 0
+        """Calls inline since it last moved inline."""
 
     def learn(self, fast: bool) -> None:
         """One call on the pool has ended (or been cancelled: ``fast`` is False)."""
@@ -59,11 +65,15 @@ class _Placement:
         self.streak += 1
         if self.streak >= self.needed:
             self.inline = True
+            self.stint = 0
 
     def slow_inline(self) -> None:
         self.inline = False
         self.streak = 0
-        self.needed = min(self.needed * 2, _MOST_FAST_CALLS)
+        if self.stint >= FORGIVEN_AFTER:
+            self.needed = self.first
+        else:
+            self.needed = min(self.needed * 2, self.first << 7)
 
 
 class Invoker:
@@ -107,6 +117,7 @@ class Invoker:
                 try:
                     return fn(*args, **kwargs)
                 finally:
+                    place.stint += 1
                     if time.perf_counter() - started > self.slow_after:
                         place.slow_inline()
             return await self._on_pool(place, fn, args, kwargs)

@@ -268,6 +268,63 @@ async def test_a_call_cancelled_on_the_pool_counts_as_slow() -> None:
     assert not any(inline)
 
 
+async def test_a_method_moves_inline_only_once_none_of_its_calls_is_on_a_thread() -> None:
+    """A model need not be thread-safe: a call inline never overlaps one on a thread."""
+    release = threading.Event()
+    loop_thread = threading.current_thread()
+    inline: list[bool] = []
+
+    def method(hold: bool) -> None:
+        inline.append(threading.current_thread() is loop_thread)
+        if hold:
+            assert release.wait(10)
+
+    invoker = Invoker(threads=2, fast_calls=2, slow_after=5.0)
+    try:
+        held = asyncio.create_task(invoker.call(method, False, True))
+        while not inline:  # the held call has its thread
+            await asyncio.sleep(0)
+        await invoker.call(method, False, False)
+        await invoker.call(method, False, False)  # two fast in a row, but one still runs
+        await invoker.call(method, False, False)
+        release.set()
+        await held
+        await invoker.call(method, False, False)
+    finally:
+        release.set()
+        invoker.close()
+    assert inline == [False, False, False, False, True]
+
+
+async def test_a_call_cancelled_while_queued_holds_nothing() -> None:
+    """Cancelled before a thread took it, a call never runs and is not counted running."""
+    release = threading.Event()
+    ran: list[str] = []
+
+    def method(name: str) -> None:
+        ran.append(name)
+        if name == "held":
+            assert release.wait(10)
+
+    invoker = Invoker(threads=1, fast_calls=1, slow_after=5.0)
+    try:
+        held = asyncio.create_task(invoker.call(method, False, "held"))
+        while not ran:
+            await asyncio.sleep(0)
+        queued = asyncio.create_task(invoker.call(method, False, "queued"))
+        await asyncio.sleep(0)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        release.set()
+        await held
+        assert not invoker.on_thread(method)  # nothing of it runs on a thread any more
+    finally:
+        release.set()
+        invoker.close()
+    assert ran == ["held"]
+
+
 @pytest.mark.parametrize(("mode", "on_loop"), [("inline", True), ("thread", False)])
 async def test_a_forced_mode_never_changes(mode: str, on_loop: bool) -> None:
     invoker = Invoker(mode=mode, slow_after=0.0)

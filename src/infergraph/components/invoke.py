@@ -11,9 +11,10 @@ inline call that takes longer sends it back to the pool (that one call has held 
 already), and it must then be fast for twice as many calls in a row before it runs inline
 again (up to 128 times as many), so a model that is often slow settles on the pool; a slow
 call after a long run of fast ones inline (a pause of the machine's, most likely) starts
-the count over instead. A call that is cancelled
-while it runs on the pool (its caller's deadline passed) counts as slow. ``mode`` forces
-``"inline"`` or ``"thread"`` for every call.
+the count over instead. A call cancelled while it runs on the pool (its caller's deadline
+passed) counts as slow, and the method moves inline only once none of its calls is left on
+a thread, so a call inline never overlaps one on a thread. ``mode`` forces ``"inline"`` or
+``"thread"`` for every call.
 
 ``load()`` is different: it runs once and may take minutes, so a sync one always runs on a
 thread of its own (:func:`run_on_own_thread`) while the servers already answer probes.
@@ -42,10 +43,14 @@ descheduled on a busy machine, a garbage collection) rather than the method's ha
 method then needs its first number of fast calls again, not twice as many."""
 
 
+_QUEUED, _RUNNING, _DROPPED = "queued", "running", "dropped"
+"""Where one call on the pool is: waiting for a thread, on one, cancelled before either."""
+
+
 class _Placement:
     """Where one sync method runs, learnt from its calls (updated on the loop only)."""
 
-    __slots__ = ("first", "inline", "needed", "stint", "streak")
+    __slots__ = ("first", "inline", "needed", "running", "stint", "streak")
 
     def __init__(self, needed: int) -> None:
         self.inline = False
@@ -54,6 +59,10 @@ class _Placement:
         self.first = self.needed = needed
         self.stint = 0
         """Calls inline since it last moved inline."""
+        self.running = 0
+        """Its calls on a thread now, one cancelled while it runs included (changed under
+        the invoker's lock): it moves inline only once there are none, so that a call
+        inline never overlaps one on a thread (a model may not be thread-safe)."""
 
     def learn(self, fast: bool) -> None:
         """One call on the pool has ended (or been cancelled: ``fast`` is False)."""
@@ -63,7 +72,7 @@ class _Placement:
                 self.slow_inline()
             return
         self.streak += 1
-        if self.streak >= self.needed:
+        if self.streak >= self.needed and not self.running:
             self.inline = True
             self.stint = 0
 
@@ -92,6 +101,7 @@ class Invoker:
         self._threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
         self._places: dict[Callable[..., Any], _Placement] = {}
+        self._running = threading.Lock()
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -135,19 +145,39 @@ class Invoker:
         """``fn`` on the pool, with the caller's contextvars; timed on its thread, so that
         time spent queueing for a busy pool does not count."""
         ctx = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        call = functools.partial(ctx.run, fn, *args, **kwargs)
+        if place is None:
+            return await loop.run_in_executor(self._executor(), call)
+        lock = self._running
         took: list[float] = []
+        state = [_QUEUED]
 
         def run() -> Any:
+            with lock:
+                if state[0] is _DROPPED:
+                    return None
+                state[0] = _RUNNING
             started = time.perf_counter()
             try:
-                return ctx.run(fn, *args, **kwargs)
+                return call()
             finally:
-                took.append(time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                with lock:
+                    place.running -= 1
+                took.append(seconds)
 
+        with lock:
+            place.running += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor(), run)
+            return await loop.run_in_executor(self._executor(), run)
         finally:
-            if place is not None:  # an empty ``took``: cancelled while it still runs
+            with lock:
+                dropped = state[0] is _QUEUED  # cancelled before a thread took it
+                if dropped:
+                    state[0] = _DROPPED
+                    place.running -= 1
+            if not dropped:  # an empty ``took``: cancelled while it runs, which is slow
                 place.learn(bool(took) and took[0] <= self.slow_after)
 
     def close(self) -> None:

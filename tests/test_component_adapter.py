@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from infergraph.components.invoke import FAST_CALLS
 from infergraph.sdk import SeldonNotImplementedError, SeldonResponse
 
 ROWS = {"data": {"names": ["a", "b"], "ndarray": [[1, 2], [3, 4]]}}
@@ -108,13 +109,26 @@ async def test_sync_mode_chooses_where_sync_methods_run(asgi_client):
 
     await asgi_client(WhereAmI(), sync_mode="thread").post("/predict", json=ROWS)
     await asgi_client(WhereAmI(), sync_mode="inline").post("/predict", json=ROWS)
-    await asgi_client(WhereAmI()).post("/predict", json=ROWS)  # auto: fast, so inline
     assert threads[0] is not threading.current_thread()
     assert threads[1] is threading.current_thread()
-    assert threads[2] is threading.current_thread()
 
 
-async def test_auto_mode_moves_slow_sync_methods_to_the_thread_pool(asgi_client):
+async def test_auto_mode_runs_fast_sync_methods_inline_once_timed(asgi_client):
+    threads: list[threading.Thread] = []
+
+    class Fast:
+        def predict(self, X, names):
+            threads.append(threading.current_thread())
+            return X
+
+    client = asgi_client(Fast())
+    for _ in range(FAST_CALLS + 2):
+        assert (await client.post("/predict", json=ROWS)).status_code == 200
+    here = [thread is threading.current_thread() for thread in threads]
+    assert here == [False] * FAST_CALLS + [True] * 2  # timed on the pool first
+
+
+async def test_auto_mode_keeps_slow_sync_methods_on_the_thread_pool(asgi_client):
     import time as _time
 
     threads: list[threading.Thread] = []
@@ -126,11 +140,9 @@ async def test_auto_mode_moves_slow_sync_methods_to_the_thread_pool(asgi_client)
             return X
 
     client = asgi_client(Slow())
-    for _ in range(3):
+    for _ in range(FAST_CALLS + 2):
         assert (await client.post("/predict", json=ROWS)).status_code == 200
-    assert threads[0] is threading.current_thread()  # first call: inline, then measured
-    assert threads[1] is not threading.current_thread()
-    assert threads[2] is not threading.current_thread()
+    assert all(thread is not threading.current_thread() for thread in threads)
 
 
 class RawThenHigh(Recorder):

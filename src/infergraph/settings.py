@@ -170,8 +170,8 @@ class ComponentSettings:
     grpcio's thread-pool server bridged to the event loop (``threads``) or its asyncio
     server (``asyncio``); env INFERGRAPH_GRPC_SERVER."""
     sync_mode: str = "auto"
-    """Where sync user methods run: auto (inline while fast, on the thread pool once a call
-    typically takes over 2 ms), inline, or thread."""
+    """Where sync user methods run: auto (on the thread pool until a run of calls each under
+    2 ms, then inline until one is slower), inline, or thread."""
     tracing: TracingSettings = field(default_factory=lambda: TracingSettings())
     """OpenTelemetry tracing of the calls this component serves (off by default)."""
     wire: WireLimits = field(default_factory=WireLimits)

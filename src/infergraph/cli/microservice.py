@@ -154,8 +154,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--sync-mode",
         choices=["auto", "inline", "thread"],
         default=None,
-        help="where sync methods run: auto (inline while fast, the thread pool once slow; "
-        "default), inline (the event loop) or thread (the pool)",
+        help="where sync methods run: auto (the thread pool until timed fast, then inline "
+        "while fast; default), inline (the event loop) or thread (the pool)",
     )
     p.add_argument(
         "--http-server",

@@ -31,6 +31,7 @@ import grpc
 
 from infergraph.graph.grpc_connection import Connection, RpcError, Unprocessed, retrieve
 from infergraph.observability.tracing import HOP_HEADERS
+from infergraph.wire.limits import Http2Limits
 
 __all__ = ["GrpcChannel", "RpcError"]
 
@@ -47,9 +48,16 @@ class GrpcChannel:
     first use and again after it is lost)."""
 
     def __init__(
-        self, address: str, *, max_message_size: int = 4 << 20, connect_timeout: float = 5.0
+        self,
+        address: str,
+        *,
+        max_message_size: int = 4 << 20,
+        connect_timeout: float = 5.0,
+        limits: Http2Limits | None = None,
     ) -> None:
         self.address = address
+        self.limits = limits or Http2Limits()
+        """What the connections advertise and hold the server to (its header lists)."""
         host, _, port = address.rpartition(":")
         self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port)

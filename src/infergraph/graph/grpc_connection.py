@@ -4,7 +4,9 @@ out as HEADERS and DATA frames, answers in from the frames the server sends (rea
 
 A connection takes calls once the server's SETTINGS came, honours its windows, frame size
 and stream limit, and marks what the server did not process (:class:`Unprocessed`) so
-that the channel may send it again.
+that the channel may send it again. What the server sends is held to HTTP/2's bounds and
+to the limits we advertised (:mod:`~infergraph.graph.grpc_flow`); a server that breaks
+them ends the connection, and its calls fail with UNAVAILABLE saying what it broke.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
+from infergraph.graph import grpc_flow as flow
 from infergraph.protocol import h2
+from infergraph.status import TRANSPORT_GRPC_BY_HTTP2_ERROR, transport_grpc_status
 
 if TYPE_CHECKING:
     from infergraph.graph.grpc_client import GrpcChannel
@@ -27,29 +31,21 @@ CONNECTION_WINDOW = 64 << 20
 LAST_STREAM_ID = 2**31 - 1
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
-_HTTP_CODES = {
-    400: grpc.StatusCode.INTERNAL,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.UNIMPLEMENTED,
-    429: grpc.StatusCode.UNAVAILABLE,
-    502: grpc.StatusCode.UNAVAILABLE,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.UNAVAILABLE,
-}
-_RST_CODES = {
-    h2.CANCEL: grpc.StatusCode.CANCELLED,
-    h2.ENHANCE_YOUR_CALM: grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
 
 
 class RpcError(Exception):
-    """A call that did not end OK, with grpc's ``code()`` and ``details()``."""
+    """A call that did not end OK, with grpc's ``code()`` and ``details()``.
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    ``transport``: the code is this client's reading of what the transport did (an HTTP
+    status without ``grpc-status``, a reset stream; ``infergraph.status``'s transport
+    tables), not a status the server's gRPC application chose.
+    """
+
+    def __init__(self, code: grpc.StatusCode, details: str, *, transport: bool = False) -> None:
         super().__init__(f"{code.name}: {details}")
         self._code = code
         self._details = details
+        self.transport = transport
 
     def code(self) -> grpc.StatusCode:
         return self._code
@@ -91,10 +87,16 @@ class _Call:
         self.send_window = window
         self.window_open: asyncio.Event | None = None
 
-    def fail(self, code: grpc.StatusCode, details: str, unprocessed: bool = False) -> None:
+    def fail(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        unprocessed: bool = False,
+        transport: bool = False,
+    ) -> None:
         if not self.answer.done():
             kind = Unprocessed if unprocessed else RpcError
-            self.answer.set_exception(kind(code, details))
+            self.answer.set_exception(kind(code, details, transport=transport))
         if self.window_open is not None:
             self.window_open.set()
 
@@ -137,9 +139,15 @@ def _http_status(headers: list[tuple[bytes, bytes]]) -> int:
 
 
 class Connection(h2.FrameReader, asyncio.Protocol):
+    stream_window = STREAM_WINDOW
+    """The receive window each call's stream is granted (SETTINGS_INITIAL_WINDOW_SIZE)."""
+    connection_window = CONNECTION_WINDOW
+    """The receive window of the connection, all streams together."""
+
     def __init__(self, channel: GrpcChannel) -> None:
         self.channel = channel
         self.transport: asyncio.Transport | None = None
+        self.header_limit = channel.limits.max_header_list_size
         self.decoder = h2.HeaderDecoder(self.header_limit)
         self.calls: dict[int, _Call] = {}
         self.next_id = 1
@@ -169,15 +177,14 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         settings = {
             h2.ENABLE_PUSH: 0,
-            h2.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            h2.INITIAL_WINDOW_SIZE: self.stream_window,
             h2.MAX_FRAME_SIZE: self.frame_limit,
             h2.MAX_HEADER_LIST_SIZE: self.header_limit,
         }
-        self.transport.write(
-            h2.PREFACE
-            + h2.frame(h2.SETTINGS, 0, 0, h2.settings_payload(settings))
-            + h2.window_update(0, CONNECTION_WINDOW - h2.DEFAULT_WINDOW)
-        )
+        opening = h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0, h2.settings_payload(settings))
+        if self.connection_window > h2.DEFAULT_WINDOW:
+            opening += h2.window_update(0, self.connection_window - h2.DEFAULT_WINDOW)
+        self.transport.write(opening)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._close(f"the connection to {self.channel.address} was lost")
@@ -192,6 +199,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         try:
             self.read(data)
         except h2.ProtocolError as exc:
+            flow.counted(exc)
             self._fail(exc.code, f"the server at {self.channel.address} broke HTTP/2: {exc}")
 
     # ---------------------------------------------------------------- frames in
@@ -206,18 +214,20 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         if code == h2.REFUSED_STREAM:  # RFC 9113 §8.7: not processed, safe to send again
             call.fail(grpc.StatusCode.UNAVAILABLE, "the server refused the call", True)
         else:
-            status = _RST_CODES.get(code, grpc.StatusCode.INTERNAL)
-            call.fail(status, f"the server reset the call (HTTP/2 error {code})")
+            status = TRANSPORT_GRPC_BY_HTTP2_ERROR.get(code, grpc.StatusCode.INTERNAL)
+            call.fail(status, f"the server reset the call (HTTP/2 error {code})", transport=True)
         self._freed()
 
     def _on_settings(self, flags: int, payload: bytes) -> None:
         if flags & h2.ACK:
+            if payload:
+                raise h2.ProtocolError("SETTINGS ACK with a payload", h2.FRAME_SIZE_ERROR)
             return
-        for key, value in h2.parse_settings(payload).items():
+        for key, value in flow.check_settings(h2.parse_settings(payload)).items():
             if key == h2.INITIAL_WINDOW_SIZE:
                 delta, self.peer_window = value - self.peer_window, value
                 for call in self.calls.values():
-                    call.send_window += delta
+                    call.send_window = flow.shifted(call.send_window, delta, call.id)
                     if call.window_open is not None:
                         call.window_open.set()
             elif key == h2.MAX_FRAME_SIZE:
@@ -231,18 +241,21 @@ class Connection(h2.FrameReader, asyncio.Protocol):
 
     def _on_window_update(self, stream_id: int, increment: int) -> None:
         if not stream_id:
-            self.send_window += increment
+            self.send_window = flow.grown(self.send_window, increment, 0)
             waiting = list(self.calls.values())
         elif (call := self.calls.get(stream_id)) is not None:
-            call.send_window += increment
+            call.send_window = flow.grown(call.send_window, increment, stream_id)
             waiting = [call]
-        else:
+        else:  # a stream that ended: no window to keep, but 0 is wrong on any stream
+            flow.grown(0, increment, stream_id)
             return
         for each in waiting:
             if each.window_open is not None:
                 each.window_open.set()
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+        flow.check_stream(stream_id, self.next_id, "HEADERS")
+        flow.check_header_block(block, self.header_limit)
         headers = self.decoder.decode(block)  # always: the dynamic table must keep in step
         call = self.calls.get(stream_id)
         if call is None:
@@ -251,8 +264,8 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             call.headers = headers
             status = _http_status(headers)
             if status != 200 and (_status(headers) is None or not flags & h2.END_STREAM):
-                code = _HTTP_CODES.get(status, grpc.StatusCode.UNKNOWN)
-                self._end(call, code, f"the server answered HTTP {status}, not gRPC")
+                code = transport_grpc_status(status)
+                self._end(call, code, f"the server answered HTTP {status}, not gRPC", True)
                 return
         if flags & h2.END_STREAM:
             self._trailers(call, headers)
@@ -268,13 +281,16 @@ class Connection(h2.FrameReader, asyncio.Protocol):
 
     def _on_data(self, stream_id: int, flags: int, payload: bytes | memoryview, size: int) -> None:
         length = size
+        flow.check_stream(stream_id, self.next_id, "DATA")
+        flow.check_received(self.unacked, length, self.connection_window, "on the connection")
         self.unacked += length
-        if self.unacked >= CONNECTION_WINDOW // 2:
+        if self.unacked >= self.connection_window // 2:
             self._write(h2.window_update(0, self.unacked))
             self.unacked = 0
         call = self.calls.get(stream_id)
         if call is None:
             return
+        flow.check_received(call.credit, length, self.stream_window, f"on stream {stream_id}")
         call.size += len(payload)
         if call.size > self.channel.max_message_size + 5:
             limit = self.channel.max_message_size
@@ -291,9 +307,9 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             return
         # the stream's window back once a quarter of it was used, whatever the frames'
         # sizes: grpcio sends an answer in frames of some KiB, and counting only large
-        # frames left its answers over STREAM_WINDOW stalled for good
+        # frames left its answers over the stream window stalled for good
         call.credit += length
-        if call.credit >= STREAM_WINDOW // 4:
+        if call.credit >= self.stream_window // 4:
             self._write(h2.window_update(stream_id, call.credit))
             call.credit = 0
 
@@ -310,9 +326,11 @@ class Connection(h2.FrameReader, asyncio.Protocol):
                 call.answer.set_result(bytes(data[5:]))
             self._freed()
 
-    def _end(self, call: _Call, code: grpc.StatusCode, details: str) -> None:
+    def _end(
+        self, call: _Call, code: grpc.StatusCode, details: str, transport: bool = False
+    ) -> None:
         self.calls.pop(call.id, None)
-        call.fail(code, details)
+        call.fail(code, details, transport=transport)
         self._freed()
 
     def _on_goaway(self, last: int, code: int) -> None:

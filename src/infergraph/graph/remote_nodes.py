@@ -27,12 +27,7 @@ from google.protobuf.message import DecodeError
 from infergraph.errors import (
     BadMetadata,
     BadRequest,
-    DeadlineExceeded,
     InferGraphError,
-    NotFound,
-    NotImplementedByComponent,
-    NotReady,
-    PayloadTooLarge,
     UserCodeError,
 )
 from infergraph.graph.grpc_client import GrpcChannel, RpcError
@@ -45,6 +40,8 @@ from infergraph.protocol.seldon_pb import pb
 from infergraph.routers import builtin_class
 from infergraph.servers import interface_name, prepackaged_class
 from infergraph.servers.fetch import local_path, scheme_of
+from infergraph.status import ERROR_BY_GRPC
+from infergraph.wire.limits import Http2Limits
 
 __all__ = [
     "HOST",
@@ -67,22 +64,22 @@ _PATHS: dict[str, tuple[str, Any]] = {
     "send_feedback": ("/seldon.protos.Model/SendFeedback", pb.SeldonMessage),
     "metadata": ("/seldon.protos.Model/Metadata", pb.SeldonModelMetadata),
 }
-_ERRORS: dict[grpc.StatusCode, type[InferGraphError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: BadRequest,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.UNAVAILABLE: NotReady,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: PayloadTooLarge,
-    grpc.StatusCode.UNIMPLEMENTED: NotImplementedByComponent,
-}
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _POLL_S = 0.05
 """How often a replica that answers "unavailable" (still loading) is asked again."""
 
 
 def error_from_rpc(exc: RpcError) -> InferGraphError:
-    """The infergraph error a node's gRPC status stands for, keeping the node's message."""
-    kind = _ERRORS.get(exc.code(), UserCodeError)
+    """The infergraph error a node's gRPC status stands for, keeping the node's message.
+
+    A code the client read off the transport (a node answering HTTP 404 without
+    ``grpc-status`` is UNIMPLEMENTED, by gRPC's table) is the node's failure, never the
+    caller's mistake: UNAVAILABLE stays "not ready", anything else is a 500.
+    """
+    if getattr(exc, "transport", False) and exc.code() is not grpc.StatusCode.UNAVAILABLE:
+        kind: type[InferGraphError] = UserCodeError
+    else:
+        kind = ERROR_BY_GRPC.get(exc.code(), UserCodeError)
     return kind(exc.details() or exc.code().name)
 
 
@@ -143,8 +140,13 @@ class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
     paths: dict[str, tuple[str, Any]] = _PATHS
     """method -> (gRPC path, answer message class)."""
 
+    def __init__(self, *args: Any, http2: Http2Limits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.http2 = http2 or Http2Limits()
+        """The HTTP/2 limits each replica's channel holds its server to."""
+
     def _connect(self, address: str) -> GrpcChannel:
-        return GrpcChannel(address, max_message_size=self.max_message_size)
+        return GrpcChannel(address, max_message_size=self.max_message_size, limits=self.http2)
 
     async def _disconnect(self, conn: GrpcChannel) -> None:
         await conn.close()

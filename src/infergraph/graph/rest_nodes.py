@@ -28,7 +28,6 @@ from infergraph.errors import (
     DeadlineExceeded,
     InferGraphError,
     MicroserviceError,
-    NotFound,
     NotReady,
     PayloadTooLarge,
     UserCodeError,
@@ -44,6 +43,7 @@ from infergraph.graph.http_client import (
 from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import DataKind, Feedback, Message
+from infergraph.status import ERROR_BY_HTTP
 
 __all__ = ["RestNodeClient", "error_from_status"]
 
@@ -56,13 +56,6 @@ _PATHS = {
     "send_feedback": "/send-feedback",
 }
 _JSON = {"content-type": "application/json"}
-ERRORS_BY_STATUS: dict[int, type[InferGraphError]] = {
-    400: BadRequest,
-    404: NotFound,
-    413: PayloadTooLarge,
-    503: NotReady,
-    504: DeadlineExceeded,
-}
 _PAYLOADS = ("data", "strData", "binData", "jsonData", "status")
 _POLL_S = 0.05
 """How often a replica that is not ready yet is asked again, within one probe."""
@@ -90,7 +83,7 @@ def error_from_status(status: int, body: bytes) -> InferGraphError:
     payload), so the orchestrator answers with the node's status, as Seldon's executor does.
     """
     info, reason, obj = _seldon_error(status, body)
-    kind = ERRORS_BY_STATUS.get(status)
+    kind = ERROR_BY_HTTP.get(status)
     if kind is not None:
         return kind(info, reason=reason)
     payload = {k: v for k, v in obj.items() if k != "status"} if obj else None

@@ -47,7 +47,7 @@ from infergraph.graph.http_client import (
 )
 from infergraph.graph.remote_nodes import GrpcNodeClient
 from infergraph.graph.replicas import Replica, Unreachable
-from infergraph.graph.rest_nodes import ERRORS_BY_STATUS, RestNodeClient
+from infergraph.graph.rest_nodes import RestNodeClient
 from infergraph.protocol import v2_pb, v2_rest
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.protocol.proto import inference_pb2 as pb
@@ -58,6 +58,7 @@ from infergraph.protocol.v2_hop import (
     write_call,
     write_feedback,
 )
+from infergraph.status import ERROR_BY_HTTP
 
 __all__ = ["V2GrpcNodeClient", "V2RestNodeClient"]
 
@@ -103,7 +104,7 @@ def v2_error(status: int, body: bytes) -> InferGraphError:
         message = str(v2_rest.decode_error(body))
     except BadRequest:
         message = body[:1000].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    kind = ERRORS_BY_STATUS.get(status)
+    kind = ERROR_BY_HTTP.get(status)
     if kind is not None:
         return kind(message)
     return UserCodeError(message, status_code=status if status >= 400 else None)

@@ -16,6 +16,7 @@ from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.graph.rest_nodes import RestNodeClient
 from infergraph.graph.spec import Deployment, Transport
 from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
+from infergraph.wire.limits import Http2Limits
 
 __all__ = ["message_limit", "node_client", "uses_grpc"]
 
@@ -34,15 +35,19 @@ def uses_grpc(deployment: Deployment) -> bool:
 
 
 def node_client(
-    deployment: Deployment, node: str, addresses: Sequence[str], limit: int, protocol: str
+    deployment: Deployment,
+    node: str,
+    addresses: Sequence[str],
+    limit: int,
+    protocol: str,
+    http2: Http2Limits | None = None,
 ) -> ReplicatedNodeClient[Any]:
     """The client of ``node`` at ``addresses`` (its replicas), for the deployment's transport
-    and the node ``protocol`` (``v2`` or ``seldon``)."""
+    and the node ``protocol`` (``v2`` or ``seldon``); a gRPC one holds its servers to
+    ``http2``."""
     v2 = protocol == "v2"
-    kind: Any
     if uses_grpc(deployment):
-        kind = V2GrpcNodeClient if v2 else GrpcNodeClient
-    else:
-        kind = V2RestNodeClient if v2 else RestNodeClient
-    client: ReplicatedNodeClient[Any] = kind(node, list(addresses), max_message_size=limit)
-    return client
+        grpc_kind = V2GrpcNodeClient if v2 else GrpcNodeClient
+        return grpc_kind(node, list(addresses), max_message_size=limit, http2=http2)
+    rest_kind = V2RestNodeClient if v2 else RestNodeClient
+    return rest_kind(node, list(addresses), max_message_size=limit)

@@ -43,6 +43,7 @@ from infergraph.serving.graph_server import build_dataplane, model_sources, serv
 from infergraph.serving.hops import message_limit, node_client, uses_grpc
 from infergraph.serving.workers import run_loop
 from infergraph.settings import GraphSettings
+from infergraph.wire.limits import Http2Limits
 
 __all__ = ["OUTPUT_LOGGER", "RESTART_METRIC", "Supervisor", "metrics_targets", "run_with_processes"]
 
@@ -333,6 +334,7 @@ def _factory(
     limit: int,
     clients: Clients,
     protocol: str = "v2",
+    http2: Http2Limits | None = None,
 ) -> ClientFactory:
     """Remote clients for the nodes that run as processes; the others in this process.
 
@@ -350,7 +352,7 @@ def _factory(
             return local(deployment, predictor, node)
         grpc = uses_grpc(deployment)
         addresses = [spec.address if grpc else spec.http_address for spec in groups[key]]
-        client = node_client(deployment, node.name, addresses, limit, protocol)
+        client = node_client(deployment, node.name, addresses, limit, protocol, http2)
         clients[key] = client
         return client, groups[key][0].image
 
@@ -420,7 +422,9 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
         store: BanditStore | None = RedisStore(settings.redis_url) if settings.redis_url else None
         local = local_factory(sources=sources, registry=registry, store=store)
         # compiled first: a graph that cannot be served fails before any process starts
-        factory = _factory(specs, local, limit, clients, settings.node_protocol)
+        factory = _factory(
+            specs, local, limit, clients, settings.node_protocol, settings.wire.http2
+        )
         dataplane = build_dataplane(deployment, settings, registry=registry, factory=factory)
         inherited = {k: v for k, v in os.environ.items() if not _CONTAINER_ENV.match(k)}
         supervisor = Supervisor(

@@ -28,6 +28,7 @@ from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.serving.graph_server import build_dataplane, model_sources
 from infergraph.serving.hops import message_limit, node_client
 from infergraph.settings import GraphSettings
+from infergraph.wire.limits import Http2Limits
 
 __all__ = ["addresses_of", "remote_dataplane", "remote_factory", "unknown_nodes"]
 
@@ -49,7 +50,11 @@ def unknown_nodes(deployment: Deployment, remote: Mapping[str, Sequence[str]]) -
 
 
 def remote_factory(
-    remote: Mapping[str, Sequence[str]], local: ClientFactory, limit: int, protocol: str = "v2"
+    remote: Mapping[str, Sequence[str]],
+    local: ClientFactory,
+    limit: int,
+    protocol: str = "v2",
+    http2: Http2Limits | None = None,
 ) -> ClientFactory:
     """Clients of the nodes ``remote`` names; ``local`` builds the others."""
 
@@ -59,7 +64,7 @@ def remote_factory(
         addresses = addresses_of(remote, predictor.name, node.name)
         if not addresses:
             return local(deployment, predictor, node)
-        client = node_client(deployment, node.name, addresses, limit, protocol)
+        client = node_client(deployment, node.name, addresses, limit, protocol, http2)
         container = predictor.container(node.name)
         server = node.implementation if is_prepackaged(node.implementation) else None
         return client, (container.image if container else None) or server or node.name
@@ -73,5 +78,7 @@ def remote_dataplane(deployment: Deployment, settings: GraphSettings) -> GraphDa
     store = RedisStore(settings.redis_url) if settings.redis_url else None
     local = local_factory(sources=model_sources(settings), registry=registry, store=store)
     limit = message_limit(deployment, settings.max_message_size)
-    factory = remote_factory(settings.remote, local, limit, settings.node_protocol)
+    factory = remote_factory(
+        settings.remote, local, limit, settings.node_protocol, settings.wire.http2
+    )
     return build_dataplane(deployment, settings, registry=registry, factory=factory)

@@ -242,8 +242,8 @@ async def test_a_slow_call_on_the_pool_restarts_the_count() -> None:
 
 async def test_time_queued_for_a_busy_pool_does_not_count_as_slow() -> None:
     """Many concurrent fast calls on one thread queue for it; they are fast all the same."""
-    invoker = Invoker(threads=1, fast_calls=FAST_CALLS, slow_after=0.02)
-    method, inline = _where([0.005] * 16)  # 16 calls at once queue for 80 ms in all
+    invoker = Invoker(threads=1, fast_calls=FAST_CALLS, slow_after=0.1)
+    method, inline = _where([0.01] * 16)  # 16 calls at once queue for 160 ms in all
     try:
         await asyncio.gather(*(invoker.call(method, False) for _ in range(16)))
         assert not invoker.on_thread(method)

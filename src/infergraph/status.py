@@ -15,6 +15,7 @@ __all__ = ["grpc_status", "http_status", "status_label"]
 _TABLE: dict[ErrorCode, tuple[int, grpc.StatusCode]] = {
     ErrorCode.BAD_REQUEST: (400, grpc.StatusCode.INVALID_ARGUMENT),
     ErrorCode.PAYLOAD_TOO_LARGE: (413, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ErrorCode.UNAUTHENTICATED: (401, grpc.StatusCode.UNAUTHENTICATED),
     ErrorCode.NOT_FOUND: (404, grpc.StatusCode.NOT_FOUND),
     ErrorCode.METHOD_NOT_ALLOWED: (405, grpc.StatusCode.UNIMPLEMENTED),
     ErrorCode.NOT_READY: (503, grpc.StatusCode.UNAVAILABLE),

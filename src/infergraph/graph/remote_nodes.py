@@ -144,7 +144,9 @@ class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
     """method -> (gRPC path, answer message class)."""
 
     def _connect(self, address: str) -> GrpcChannel:
-        return GrpcChannel(address, max_message_size=self.max_message_size)
+        return GrpcChannel(
+            address, max_message_size=self.max_message_size, tls=self.tls, auth=self.auth
+        )
 
     async def _disconnect(self, conn: GrpcChannel) -> None:
         await conn.close()

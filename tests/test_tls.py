@@ -35,6 +35,7 @@ from infergraph.graph.grpc_client import GrpcChannel
 from infergraph.graph.http_client import ConnectFailed, HttpPool
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
+from infergraph.settings import ComponentSettings, GraphSettings
 from infergraph.wire.tls import GRPC_ALPN, REST_ALPN, ReloadingContext, TlsFiles
 
 PREDICT = {"data": {"ndarray": [[1.0, 2.0]]}}
@@ -490,3 +491,47 @@ def test_the_docs_tls_examples_run_as_shown(tmp_path: Path) -> None:
             server.kill()
             server.wait(10)
     assert answers == 2  # TLS, then mutual TLS
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_an_encrypted_key_is_refused_rather_than_prompted_for(pki: Pki, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    issued = pki.issue("server")
+    key = serialization.load_pem_private_key(issued.key.read_bytes(), None)
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    with pytest.raises(ValueError, match="encrypted"):
+        TlsFiles(str(issued.cert), str(locked)).check("TLS", server=True)
+
+
+@pytest.mark.parametrize(
+    ("env", "tls", "node_tls"),
+    [
+        pytest.param({}, None, None, id="off"),
+        pytest.param(
+            {"INFERGRAPH_TLS_CERT_FILE": "c", "INFERGRAPH_TLS_KEY_FILE": "k"},
+            TlsFiles("c", "k"),
+            None,
+            id="server",
+        ),
+        pytest.param({"INFERGRAPH_NODE_TLS": "1"}, None, TlsFiles(), id="node-system-cas"),
+        pytest.param(
+            {"INFERGRAPH_NODE_TLS_CA_FILE": "ca"}, None, TlsFiles(ca_file="ca"), id="node-ca"
+        ),
+    ],
+)
+def test_tls_settings_come_from_the_environment(
+    env: dict[str, str], tls: TlsFiles | None, node_tls: TlsFiles | None
+) -> None:
+    graph = GraphSettings.from_env(env)
+    assert (graph.tls, graph.node_tls) == (tls, node_tls)
+    assert ComponentSettings.from_env(env, {}).tls == tls

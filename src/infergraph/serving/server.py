@@ -228,6 +228,7 @@ async def run_servers(
     waiter.cancel()
     if reloads is not None:
         reloads.cancel()
+        await asyncio.gather(reloads, return_exceptions=True)
     if loading is not None and not loading.done():
         loading.cancel()  # stopped while loading: a sync load() thread is left to die
         await asyncio.gather(loading, return_exceptions=True)

@@ -10,6 +10,7 @@ status in one table (``infergraph.status``); nothing else chooses a status.
     ├── BadRequest                (400, MICROSERVICE_BAD_DATA)
     │   ├── PayloadTooLarge       (413)
     │   └── NotImplementedByComponent  (400; Seldon's SeldonNotImplementedError)
+    ├── Unauthenticated           (401; no valid bearer token)
     ├── NotFound                  (404)
     ├── MethodNotAllowed          (405)
     ├── NotReady                  (503)
@@ -43,6 +44,7 @@ __all__ = [
     "NotImplementedByComponent",
     "NotReady",
     "PayloadTooLarge",
+    "Unauthenticated",
     "UserCodeError",
     "UserDefinedError",
 ]
@@ -53,6 +55,7 @@ class ErrorCode(enum.Enum):
 
     BAD_REQUEST = "bad_request"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNAUTHENTICATED = "unauthenticated"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_READY = "not_ready"
@@ -108,6 +111,13 @@ class NotImplementedByComponent(BadRequest):
     """The component does not implement the method the request needs."""
 
     code = ErrorCode.UNIMPLEMENTED
+
+
+class Unauthenticated(InferGraphError):
+    """A call without the bearer token the server requires, or with a wrong one."""
+
+    code = ErrorCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
 
 
 class NotFound(InferGraphError):

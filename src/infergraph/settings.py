@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from infergraph.wire.limits import WireLimits
+from infergraph.wire.tls import TlsFiles
 
 __all__ = [
     "FEEDBACK_ID_CAPACITY",
@@ -177,6 +178,12 @@ class ComponentSettings:
     wire: WireLimits = field(default_factory=WireLimits)
     """The HTTP/1.1 and HTTP/2 limits of this component's servers (env INFERGRAPH_HTTP1_*,
     INFERGRAPH_HTTP2_*; ``docs/limits.md``)."""
+    tls: TlsFiles | None = None
+    """TLS on the REST and gRPC ports (env INFERGRAPH_TLS_CERT_FILE, _KEY_FILE, and _CA_FILE
+    for mTLS; ``docs/security.md``); None: plain. The metrics port stays plain."""
+    node_auth_token_file: str = ""
+    """Bearer tokens the prediction endpoints require, one a line (env
+    INFERGRAPH_NODE_AUTH_TOKEN_FILE); empty: none required."""
 
     @property
     def grpc_message_limit(self) -> int:
@@ -245,6 +252,8 @@ class ComponentSettings:
             grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
             tracing=TracingSettings.from_env(env),
             wire=WireLimits.from_env(env),
+            tls=TlsFiles.from_env(env, "INFERGRAPH_TLS_"),
+            node_auth_token_file=env.get("INFERGRAPH_NODE_AUTH_TOKEN_FILE", ""),
             **cls._model_storage_from_env(env),
         )
 
@@ -351,6 +360,17 @@ class GraphSettings:
     wire: WireLimits = field(default_factory=WireLimits)
     """The HTTP/1.1 and HTTP/2 limits of the orchestrator's servers and node clients (env
     INFERGRAPH_HTTP1_*, INFERGRAPH_HTTP2_*; ``docs/limits.md``)."""
+    tls: TlsFiles | None = None
+    """TLS on the orchestrator's REST and gRPC ports, as :attr:`ComponentSettings.tls`."""
+    node_tls: TlsFiles | None = None
+    """TLS of the calls to nodes (env INFERGRAPH_NODE_TLS=1 or INFERGRAPH_NODE_TLS_CA_FILE,
+    _CERT_FILE and _KEY_FILE: the client's certificate for mTLS); None: plain."""
+    auth_token_file: str = ""
+    """Bearer tokens the external APIs require, one a line (env INFERGRAPH_AUTH_TOKEN_FILE,
+    ``--auth-token-file``); empty: none required. Probes and metrics stay open."""
+    node_auth_token_file: str = ""
+    """The token file whose first token is sent on calls to nodes, and which node processes
+    of ``--processes`` require (env INFERGRAPH_NODE_AUTH_TOKEN_FILE)."""
 
     def replace(self, **changes: Any) -> GraphSettings:
         return dataclasses.replace(self, **changes)
@@ -385,6 +405,12 @@ class GraphSettings:
             grpc_server=env.get("INFERGRAPH_GRPC_SERVER", "native") or "native",
             tracing=TracingSettings.from_env(env),
             wire=WireLimits.from_env(env),
+            tls=TlsFiles.from_env(env, "INFERGRAPH_TLS_"),
+            node_tls=TlsFiles.from_env(
+                env, "INFERGRAPH_NODE_TLS_", on=_bool(env.get("INFERGRAPH_NODE_TLS"), False)
+            ),
+            auth_token_file=env.get("INFERGRAPH_AUTH_TOKEN_FILE", ""),
+            node_auth_token_file=env.get("INFERGRAPH_NODE_AUTH_TOKEN_FILE", ""),
         )
 
 

@@ -70,6 +70,7 @@ class Status(NamedTuple):
 APPLICATION_STATUS: Mapping[ErrorCode, Status] = {
     ErrorCode.BAD_REQUEST: Status(400, Code.INVALID_ARGUMENT),
     ErrorCode.PAYLOAD_TOO_LARGE: Status(413, Code.RESOURCE_EXHAUSTED),
+    ErrorCode.UNAUTHENTICATED: Status(401, Code.UNAUTHENTICATED),
     ErrorCode.NOT_FOUND: Status(404, Code.NOT_FOUND),
     ErrorCode.METHOD_NOT_ALLOWED: Status(405, Code.UNIMPLEMENTED),
     ErrorCode.NOT_READY: Status(503, Code.UNAVAILABLE),
@@ -82,6 +83,7 @@ APPLICATION_STATUS: Mapping[ErrorCode, Status] = {
 _STATUS_OWNERS = (
     ErrorCode.BAD_REQUEST,  # 400, which UNIMPLEMENTED shares: bad input is what 400 means
     ErrorCode.PAYLOAD_TOO_LARGE,
+    ErrorCode.UNAUTHENTICATED,
     ErrorCode.NOT_FOUND,
     ErrorCode.METHOD_NOT_ALLOWED,
     ErrorCode.NOT_READY,
@@ -93,7 +95,6 @@ _STATUS_OWNERS = (
 APPLICATION_GRPC_BY_HTTP: Mapping[int, grpc.StatusCode] = {
     **{APPLICATION_STATUS[code].http: APPLICATION_STATUS[code].grpc for code in _STATUS_OWNERS},
     # statuses none of our codes has, which a user's error may choose
-    401: Code.UNAUTHENTICATED,
     403: Code.PERMISSION_DENIED,
     409: Code.ALREADY_EXISTS,
     429: Code.RESOURCE_EXHAUSTED,

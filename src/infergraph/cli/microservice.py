@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from infergraph.cli.security_options import add_tls_options, check_files, tls_from_args
 from infergraph.cli.server_process import report, start_server_process
 from infergraph.errors import InferGraphError
 from infergraph.settings import (
@@ -183,6 +184,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="seconds a batch may wait for more requests (default 0: only what is queued)",
     )
+    add_tls_options(p)
     p.set_defaults(command=run)
     return p
 
@@ -237,6 +239,7 @@ def settings_from_args(
         changes["threads"] = 1
     if args.tracing is not None:
         changes["tracing"] = TracingSettings.from_env(env, args.tracing)
+    changes["tls"] = tls_from_args(args, base.tls)
     return base.replace(**changes)
 
 
@@ -256,6 +259,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = settings_from_args(args)
+        token_file = {"INFERGRAPH_NODE_AUTH_TOKEN_FILE": settings.node_auth_token_file}
+        check_files(settings.tls, token_file)
     except ValueError as exc:
         print(f"infergraph microservice: error: {exc}", file=sys.stderr)
         return 2

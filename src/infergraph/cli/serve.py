@@ -7,6 +7,12 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from infergraph.cli.security_options import (
+    add_auth_option,
+    add_tls_options,
+    check_files,
+    tls_from_args,
+)
 from infergraph.cli.server_process import report, start_server_process
 from infergraph.cli.source_options import add_image_option
 from infergraph.errors import InferGraphError
@@ -148,6 +154,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "and trace id (default off, or $GUNICORN_ACCESS_LOG); node processes of --processes "
         "log theirs too",
     )
+    add_auth_option(p)
+    add_tls_options(p)
     p.set_defaults(command=run)
     return p
 
@@ -181,6 +189,7 @@ FLAG_FIELDS = (
     "access_log",
     "dashboard",
     "dashboard_requests",
+    "auth_token_file",
 )
 
 
@@ -205,7 +214,8 @@ def settings_from_args(args: argparse.Namespace) -> GraphSettings:
         changes["remote"] = parse_remote(args.remote)
     if getattr(args, "tracing", None):
         changes["tracing"] = TracingSettings.from_env(flag=1)
-    return GraphSettings.from_env().replace(**changes)
+    base = GraphSettings.from_env()
+    return base.replace(**changes, tls=tls_from_args(args, base.tls))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -214,8 +224,21 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_from_args(args)
+        tokens = {
+            "--auth-token-file": settings.auth_token_file,
+            "INFERGRAPH_NODE_AUTH_TOKEN_FILE": settings.node_auth_token_file,
+        }
+        check_files(settings.tls, tokens, settings.node_tls)
     except ValueError as exc:
         print(f"infergraph serve: {exc}", file=sys.stderr)
+        return 2
+    if settings.processes and settings.node_tls and not settings.tls:
+        print(
+            "infergraph serve: node TLS with --processes: the node processes serve the "
+            "orchestrator's certificate; give --tls-cert-file and --tls-key-file too (a "
+            "certificate valid for 127.0.0.1)",
+            file=sys.stderr,
+        )
         return 2
     if settings.dashboard and settings.dashboard_requests < 1:
         print(

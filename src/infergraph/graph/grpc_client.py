@@ -7,7 +7,8 @@ and DATA frames together while the windows allow), frames read in ``data_receive
 one future. It speaks to any gRPC server (grpcio's, ours): it honours the server's
 SETTINGS, windows and frame size, answers PING, and reads header blocks with the same
 cached HPACK decoder as the server. It does what a node call needs: unary calls, a
-deadline, metadata out, status and details back. No TLS, no name resolution beyond
+deadline, metadata out, status and details back, over TLS when given a context and with a
+bearer token when given one (``docs/security.md``). No name resolution beyond
 ``host:port``, no retries of a call the server processed (the replicas above it decide),
 no compression (it accepts only ``identity``, so a server must not compress).
 
@@ -32,6 +33,8 @@ import grpc
 from infergraph.graph.grpc_connection import Connection, RpcError, Unprocessed, retrieve
 from infergraph.observability.tracing import HOP_HEADERS
 from infergraph.wire.limits import Http2Limits
+from infergraph.wire.tls import ReloadingContext
+from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["GrpcChannel", "RpcError"]
 
@@ -54,6 +57,8 @@ class GrpcChannel:
         max_message_size: int = 4 << 20,
         connect_timeout: float = 5.0,
         limits: Http2Limits | None = None,
+        tls: ReloadingContext | None = None,
+        auth: BearerTokens | None = None,
     ) -> None:
         self.address = address
         self.limits = limits or Http2Limits()
@@ -64,6 +69,11 @@ class GrpcChannel:
         self.authority = address.encode()
         self.max_message_size = max_message_size
         self.connect_timeout = connect_timeout
+        self.tls = tls
+        """TLS of the connections (its context must offer ALPN ``h2``); None: plain."""
+        self.scheme = b"http" if tls is None else b"https"
+        self.auth = auth
+        """The bearer token sent as ``authorization`` metadata on every call; None: none."""
         self._conn: Connection | None = None
         self._connecting: asyncio.Task[Connection] | None = None
         self._all: set[Connection] = set()
@@ -113,7 +123,10 @@ class GrpcChannel:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: Connection(self), self.host, self.port
+                    lambda: Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=None if self.tls is None else self.tls.fresh(),
                 )
                 await conn.ready
         except BaseException as exc:
@@ -157,6 +170,8 @@ class GrpcChannel:
         hop = HOP_HEADERS.get()  # a node call's trace context, when tracing is on
         if hop:
             metadata = (*metadata, *hop)
+        if self.auth is not None:
+            metadata = (*metadata, ("authorization", self.auth.authorization()))
         retries = 0
         while True:
             conn = await self._connection(deadline, wait_for_ready)

@@ -374,7 +374,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
     ) -> bytes:
         headers = [
             (b":method", b"POST"),
-            (b":scheme", b"http"),
+            (b":scheme", self.channel.scheme),
             (b":path", path.encode()),
             (b":authority", self.channel.authority),
             (b"content-type", b"application/grpc"),

@@ -8,8 +8,9 @@ request, httptools (llhttp, the parser the node's own server uses) fed straight 
 
 It does what a node call needs and nothing more: one address per :class:`HttpPool`,
 keep-alive connections reused last-in-first-out (the warmest first), bodies sent whole with
-``Content-Length``, answers with ``Content-Length`` or chunked bodies. No TLS, redirects,
-proxies or ``Expect: 100-continue``.
+``Content-Length``, answers with ``Content-Length`` or chunked bodies, TLS when given a
+context (``docs/security.md``), a bearer token when given one. No redirects, proxies or
+``Expect: 100-continue``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import cast
 import httptools
 
 from infergraph.observability.tracing import HOP_HEADERS
+from infergraph.wire.tls import ReloadingContext
+from infergraph.wire.tokens import BearerTokens
 
 Answer = tuple[int, bytes, int | None]
 """An answer's status, body and ``Inference-Header-Content-Length``."""
@@ -171,7 +174,9 @@ class HttpPool:
 
     There is no cap on connections in use: the orchestrator's concurrency bounds them. At
     most ``max_idle`` are kept once idle; the rest are closed. ``connect_timeout`` bounds
-    opening a connection; :meth:`request`'s ``timeout`` bounds the whole call.
+    opening a connection; :meth:`request`'s ``timeout`` bounds the whole call. With ``tls``
+    connections are TLS, the server's name checked against the host; with ``auth`` every
+    request carries ``Authorization: Bearer`` and its first token.
     """
 
     def __init__(
@@ -181,6 +186,8 @@ class HttpPool:
         max_response_size: int,
         connect_timeout: float = 5.0,
         max_idle: int = 64,
+        tls: ReloadingContext | None = None,
+        auth: BearerTokens | None = None,
     ) -> None:
         host, _, port = address.rpartition(":")
         self.address = address
@@ -188,6 +195,8 @@ class HttpPool:
         self.max_response_size = max_response_size
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
+        self.tls = tls
+        self.auth = auth
         self._host_header = b"host: " + address.encode("ascii") + b"\r\n"
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
@@ -251,6 +260,8 @@ class HttpPool:
                 b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1"))
                 for k, v in headers.items()
             )
+        if self.auth is not None:
+            head += b"authorization: %s\r\n" % self.auth.authorization().encode("latin-1")
         hop = HOP_HEADERS.get()  # a node call's trace context, when tracing is on
         if hop:
             head += b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in hop)
@@ -297,7 +308,10 @@ class HttpPool:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port
+                    lambda: _Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=None if self.tls is None else self.tls.fresh(),
                 )
         except TimeoutError:  # before OSError, of which it is a subclass
             raise ConnectFailed(

@@ -146,7 +146,13 @@ class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
         """The HTTP/2 limits each replica's channel holds its server to."""
 
     def _connect(self, address: str) -> GrpcChannel:
-        return GrpcChannel(address, max_message_size=self.max_message_size, limits=self.http2)
+        return GrpcChannel(
+            address,
+            max_message_size=self.max_message_size,
+            limits=self.http2,
+            tls=self.tls,
+            auth=self.auth,
+        )
 
     async def _disconnect(self, conn: GrpcChannel) -> None:
         await conn.close()

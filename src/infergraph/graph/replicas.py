@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from infergraph.errors import InferGraphError, NotReady
 from infergraph.protocol.message import Feedback, Message
+from infergraph.wire.tls import ReloadingContext
+from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["Replica", "ReplicatedNodeClient", "Unreachable"]
 
@@ -63,7 +65,7 @@ class ReplicatedNodeClient(ABC, Generic[C]):
     the metadata fetched once, and sending a call elsewhere when its replica is unreachable
     (except feedback). ``timeout`` (seconds) bounds each call; ``load_timeout`` bounds how
     long :meth:`load` waits for every replica; ``probe_interval`` paces the probes of a
-    replica that is down.
+    replica that is down; ``tls`` and ``auth`` secure the hop (TLS, a bearer token).
     """
 
     transport: ClassVar[str]
@@ -78,6 +80,8 @@ class ReplicatedNodeClient(ABC, Generic[C]):
         timeout: float | None = None,
         load_timeout: float = 60.0,
         probe_interval: float = 0.5,
+        tls: ReloadingContext | None = None,
+        auth: BearerTokens | None = None,
     ) -> None:
         if not addresses:
             raise ValueError(f"node {name!r} needs at least one address")
@@ -87,6 +91,10 @@ class ReplicatedNodeClient(ABC, Generic[C]):
         self.timeout = timeout
         self.load_timeout = load_timeout
         self.probe_interval = probe_interval
+        self.tls = tls
+        """TLS of the connections to the replicas (``docs/security.md``); None: plain."""
+        self.auth = auth
+        """The bearer token sent on every call; None: none."""
         self._replicas: list[Replica[C]] = []
         self._next = 0
         self._metadata: dict[str, Any] | None = None

@@ -44,6 +44,8 @@ from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import ERROR_BY_HTTP
+from infergraph.wire.tls import ReloadingContext
+from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["RestNodeClient", "error_from_status"]
 
@@ -131,6 +133,8 @@ class RestNodeClient(ReplicatedNodeClient[HttpPool]):
         load_timeout: float = 60.0,
         probe_interval: float = 0.5,
         connect_timeout: float = 5.0,
+        tls: ReloadingContext | None = None,
+        auth: BearerTokens | None = None,
     ) -> None:
         super().__init__(
             name,
@@ -139,6 +143,8 @@ class RestNodeClient(ReplicatedNodeClient[HttpPool]):
             timeout=timeout,
             load_timeout=load_timeout,
             probe_interval=probe_interval,
+            tls=tls,
+            auth=auth,
         )
         self.connect_timeout = connect_timeout
 
@@ -147,6 +153,8 @@ class RestNodeClient(ReplicatedNodeClient[HttpPool]):
             address,
             max_response_size=self.max_message_size,
             connect_timeout=self.connect_timeout,
+            tls=self.tls,
+            auth=self.auth,
         )
 
     async def _disconnect(self, conn: HttpPool) -> None:

@@ -26,12 +26,15 @@ from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.payload_logger import logger_options
 from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
+from infergraph.serving.security import ServerTls, log_security
 from infergraph.serving.server import MetricsApp, bind_grpc, bind_socket, run_servers
 from infergraph.serving.worker_marks import AllStarted, mark_started
 from infergraph.settings import GraphSettings
+from infergraph.transport.auth import RequireToken
 from infergraph.transport.graph_grpc import build_graph_grpc_server
 from infergraph.transport.graph_rest import GraphRestApp
 from infergraph.transport.ingress import IngressPaths, SeldonIngress
+from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["build_dataplane", "model_sources", "routing_store", "serve_graph"]
 
@@ -125,7 +128,9 @@ async def serve_graph(
         metrics_text=peers.text,
         metrics_targets=metrics_targets,
     )
-    rest = IngressPaths(rest_app, ingress)
+    auth = BearerTokens(settings.auth_token_file) if settings.auth_token_file else None
+    rest = IngressPaths(rest_app if auth is None else RequireToken(rest_app, auth), ingress)
+    tls = ServerTls(settings.tls) if settings.tls is not None else None
     http_sock = bind_socket(settings.host, settings.http_port)
     http: list[tuple[Any, Any]] = [(rest, http_sock)]
     if settings.metrics_port:
@@ -136,8 +141,9 @@ async def serve_graph(
         max_message_size=settings.max_message_size,
         kind=settings.grpc_server,
         ingress=ingress,
+        auth=auth,
     )
-    bind_grpc(grpc_server, settings.host, settings.grpc_port)
+    bind_grpc(grpc_server, settings.host, settings.grpc_port, tls)
     await grpc_server.start()
     await peers.start()
     plan = dataplane.plan
@@ -155,10 +161,13 @@ async def serve_graph(
     )
     if rest_app.dashboard is not None:
         log.info(
-            "dashboard: http://%s:%d/dashboard",
+            "dashboard: %s://%s:%d/dashboard%s",
+            "http" if tls is None else "https",
             "localhost" if settings.host in ("0.0.0.0", "::") else settings.host,
             http_sock.getsockname()[1],
+            "" if auth is None else "#token=<token>",
         )
+    log_security(tls, auth)
     loading = None
     if listen_early:
         loading = asyncio.ensure_future(
@@ -167,7 +176,7 @@ async def serve_graph(
     elif run_dir is not None:
         mark_started(run_dir)
     try:
-        await run_servers(http, grpc_server, settings, stop, loading)
+        await run_servers(http, grpc_server, settings, stop, loading, tls)
     finally:
         await peers.stop()
         await dataplane.close()

@@ -40,10 +40,17 @@ from infergraph.observability.metrics import Registry
 from infergraph.routers import BanditStore, RedisStore
 from infergraph.runtime.dashboard import RESTART_METRIC
 from infergraph.serving.graph_server import build_dataplane, model_sources, serve_graph
-from infergraph.serving.hops import message_limit, node_client, uses_grpc
+from infergraph.serving.hops import (
+    EXTERNAL_ENV,
+    NodeSecurity,
+    message_limit,
+    node_client,
+    node_tls_env,
+    uses_grpc,
+)
 from infergraph.serving.workers import run_loop
 from infergraph.settings import GraphSettings
-from infergraph.wire.limits import Http2Limits
+from infergraph.wire.tls import ReloadingContext
 
 __all__ = ["OUTPUT_LOGGER", "RESTART_METRIC", "Supervisor", "metrics_targets", "run_with_processes"]
 
@@ -112,10 +119,12 @@ class _Child:
     last_line: str = ""
 
 
-async def _http_ready(port: int) -> bool:
-    """GET ``/ready`` on a node's REST port: 200 once its ``load()`` has run."""
+async def _http_ready(port: int, tls: ReloadingContext | None = None) -> bool:
+    """GET ``/ready`` on a node's REST port (in TLS with ``tls``): 200 once its ``load()``
+    has run."""
+    ssl = None if tls is None else tls.fresh()
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 2.0)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port, ssl=ssl), 2.0)
     except (OSError, TimeoutError):
         return False
     try:
@@ -222,6 +231,8 @@ class Supervisor:
     text (``is restarting: its process ...``) is what calls refused meanwhile answer."""
     json_logs: bool = False
     """The nodes log JSON (``--log-format json``): their lines are forwarded as JSON."""
+    tls: ReloadingContext | None = None
+    """The nodes serve TLS (node TLS is on): their readiness is asked in TLS too."""
     stopping: bool = False
 
     def _spawn(self, child: _Child) -> None:
@@ -250,7 +261,7 @@ class Supervisor:
         assert child.exited is not None and child.logs is not None
         spec, loop = child.spec, asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not await _http_ready(spec.http_port) and not self.stop.is_set():
+        while not await _http_ready(spec.http_port, self.tls) and not self.stop.is_set():
             problem = f"was not ready after {timeout:g} s" if loop.time() > deadline else ""
             if child.exited.done():
                 await child.logs  # its last words are what the error reports
@@ -334,7 +345,7 @@ def _factory(
     limit: int,
     clients: Clients,
     protocol: str = "v2",
-    http2: Http2Limits | None = None,
+    security: NodeSecurity | None = None,
 ) -> ClientFactory:
     """Remote clients for the nodes that run as processes; the others in this process.
 
@@ -352,7 +363,7 @@ def _factory(
             return local(deployment, predictor, node)
         grpc = uses_grpc(deployment)
         addresses = [spec.address if grpc else spec.http_address for spec in groups[key]]
-        client = node_client(deployment, node.name, addresses, limit, protocol, http2)
+        client = node_client(deployment, node.name, addresses, limit, protocol, security)
         clients[key] = client
         return client, groups[key][0].image
 
@@ -422,20 +433,29 @@ async def _serve(deployment: Deployment, settings: GraphSettings) -> None:
         store: BanditStore | None = RedisStore(settings.redis_url) if settings.redis_url else None
         local = local_factory(sources=sources, registry=registry, store=store)
         # compiled first: a graph that cannot be served fails before any process starts
-        factory = _factory(
-            specs, local, limit, clients, settings.node_protocol, settings.wire.http2
-        )
+        security = NodeSecurity.of(settings)
+        factory = _factory(specs, local, limit, clients, settings.node_protocol, security)
         dataplane = build_dataplane(deployment, settings, registry=registry, factory=factory)
-        inherited = {k: v for k, v in os.environ.items() if not _CONTAINER_ENV.match(k)}
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not _CONTAINER_ENV.match(k) and not EXTERNAL_ENV.match(k)
+        }
         supervisor = Supervisor(
             [_Child(spec) for spec in specs],
             _command(settings, limit),
-            {**inherited, "PYTHONUNBUFFERED": "1", "INFERGRAPH_GRPC_SERVER": settings.grpc_server},
+            {
+                **inherited,
+                **node_tls_env(settings),
+                "PYTHONUNBUFFERED": "1",
+                "INFERGRAPH_GRPC_SERVER": settings.grpc_server,
+            },
             str(Path(settings.path).resolve()),
             registry,
             stop,
             lambda spec, reason: _mark_down(clients[(spec.predictor, spec.node)], spec, reason),
             json_logs=settings.log_format == "json",
+            tls=security.rest_tls,
         )
         await serve_graph(
             dataplane,

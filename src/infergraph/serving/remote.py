@@ -26,9 +26,8 @@ from infergraph.observability.metrics import Registry
 from infergraph.routers import RedisStore
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.serving.graph_server import build_dataplane, model_sources
-from infergraph.serving.hops import message_limit, node_client
+from infergraph.serving.hops import NodeSecurity, message_limit, node_client
 from infergraph.settings import GraphSettings
-from infergraph.wire.limits import Http2Limits
 
 __all__ = ["addresses_of", "remote_dataplane", "remote_factory", "unknown_nodes"]
 
@@ -54,7 +53,7 @@ def remote_factory(
     local: ClientFactory,
     limit: int,
     protocol: str = "v2",
-    http2: Http2Limits | None = None,
+    security: NodeSecurity | None = None,
 ) -> ClientFactory:
     """Clients of the nodes ``remote`` names; ``local`` builds the others."""
 
@@ -64,7 +63,7 @@ def remote_factory(
         addresses = addresses_of(remote, predictor.name, node.name)
         if not addresses:
             return local(deployment, predictor, node)
-        client = node_client(deployment, node.name, addresses, limit, protocol, http2)
+        client = node_client(deployment, node.name, addresses, limit, protocol, security)
         container = predictor.container(node.name)
         server = node.implementation if is_prepackaged(node.implementation) else None
         return client, (container.image if container else None) or server or node.name
@@ -78,7 +77,6 @@ def remote_dataplane(deployment: Deployment, settings: GraphSettings) -> GraphDa
     store = RedisStore(settings.redis_url) if settings.redis_url else None
     local = local_factory(sources=model_sources(settings), registry=registry, store=store)
     limit = message_limit(deployment, settings.max_message_size)
-    factory = remote_factory(
-        settings.remote, local, limit, settings.node_protocol, settings.wire.http2
-    )
+    security = NodeSecurity.of(settings)
+    factory = remote_factory(settings.remote, local, limit, settings.node_protocol, security)
     return build_dataplane(deployment, settings, registry=registry, factory=factory)

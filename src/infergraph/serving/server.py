@@ -19,12 +19,15 @@ from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.observability.tracing import start_tracing
 from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
+from infergraph.serving.security import ServerTls, log_security
 from infergraph.serving.worker_marks import AllStarted, mark_started
 from infergraph.settings import ComponentSettings
+from infergraph.transport.auth import RequireToken
 from infergraph.transport.grpc_common import Server as GrpcServer
 from infergraph.transport.grpc_server import build_grpc_server
 from infergraph.transport.http_server import HttpServer, Responder
 from infergraph.transport.rest import RestApp
+from infergraph.wire.tokens import BearerTokens
 
 __all__ = [
     "BindError",
@@ -120,7 +123,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: Any, settings: Any, access_log: bool) -> uvicorn.Server:
+def _uvicorn(app: Any, settings: Any, access_log: bool, tls: Any = None) -> uvicorn.Server:
     # uvicorn's own handlers write text; in JSON its lines go through the process's handler
     own_handlers = getattr(settings, "log_format", "text") != "json"
     config = uvicorn.Config(
@@ -135,6 +138,9 @@ def _uvicorn(app: Any, settings: Any, access_log: bool) -> uvicorn.Server:
         server_header=False,
         date_header=False,
     )
+    if tls is not None:  # our context, which reloads its files, rather than uvicorn's own
+        config.load()
+        config.ssl = tls
     return _Server(config)
 
 
@@ -146,11 +152,14 @@ def _uvicorn_access_log(apps: list[tuple[Any, socket.socket]], settings: Any) ->
     return bool(settings.access_log) and any(not isinstance(a, MetricsApp) for a, _ in apps)
 
 
-def bind_grpc(server: GrpcServer, host: str, port: int) -> int:
-    """Bind the gRPC port, or raise BindError naming it."""
+def bind_grpc(server: GrpcServer, host: str, port: int, tls: ServerTls | None = None) -> int:
+    """Bind the gRPC port (with ``tls``, in TLS), or raise BindError naming it."""
     address = f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(address)
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = tls.add_grpc_port(server, address)
     except RuntimeError:  # grpc.aio raises where grpc returned 0
         bound = 0
     if bound == 0:
@@ -166,9 +175,11 @@ async def run_servers(
     settings: ComponentSettings | Any,
     stop: asyncio.Event | None = None,
     loading: asyncio.Future[None] | None = None,
+    tls: ServerTls | None = None,
 ) -> None:
     """Serve ASGI apps on their sockets and a started gRPC server until ``stop`` is set
-    (or SIGTERM/SIGINT), then shut everything down gracefully.
+    (or SIGTERM/SIGINT), then shut everything down gracefully. With ``tls``, every app but
+    the metrics port's is served in TLS, and new certificate files are loaded meanwhile.
 
     ``loading`` is the models' load running beside the servers, which answer "loading"
     meanwhile: when it fails the servers stop and its error is raised; when they stop
@@ -186,15 +197,20 @@ async def run_servers(
     ]
     by_uvicorn = [(app, sock) for app, sock in http if not any(s is sock for _, s in own)]
     access_log = _uvicorn_access_log(by_uvicorn, settings)
-    servers = [_uvicorn(app, settings, access_log) for app, _ in by_uvicorn]
+
+    def ssl(app: Any) -> Any:
+        return None if tls is None or isinstance(app, MetricsApp) else tls.rest.context
+
+    servers = [_uvicorn(app, settings, access_log, ssl(app)) for app, _ in by_uvicorn]
     sockets = [sock for _, sock in by_uvicorn]
     for server_, sock in own:
-        await server_.start(sock)
+        await server_.start(sock, ssl(server_.app))
     tasks = [
         asyncio.create_task(server.serve(sockets=[sock]))
         for server, sock in zip(servers, sockets, strict=True)
     ]
     waiter = asyncio.create_task(stop.wait())
+    reloads = asyncio.create_task(tls.watch()) if tls is not None else None
     watched: set[asyncio.Future[Any]] = {waiter, *tasks}
     if loading is not None:
         watched.add(loading)
@@ -210,6 +226,9 @@ async def run_servers(
         await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)
     waiter.cancel()
+    if reloads is not None:
+        reloads.cancel()
+        await asyncio.gather(reloads, return_exceptions=True)
     if loading is not None and not loading.done():
         loading.cancel()  # stopped while loading: a sync load() thread is left to die
         await asyncio.gather(loading, return_exceptions=True)
@@ -251,6 +270,9 @@ async def serve_component(
     dataplane = ComponentDataPlane(user, settings, also_ready=siblings, tracing=tracing)
     peers = PeerMetrics(dataplane.registry, run_dir)
     rest = RestApp(dataplane, metrics_text=peers.text, metrics_path=settings.metrics_endpoint)
+    token_file = settings.node_auth_token_file
+    auth = BearerTokens(token_file) if token_file else None  # chosen once: off costs nothing
+    http_app: RestApp | RequireToken = rest if auth is None else RequireToken(rest, auth)
     if not listen_early:
         await dataplane.ensure_loaded()
         freeze_loaded_objects()
@@ -258,11 +280,15 @@ async def serve_component(
     http_sock = sockets.get("http") or bind_socket(settings.host, settings.http_port)
     metrics_sock = sockets.get("metrics") or bind_socket(settings.host, settings.metrics_port)
     grpc_server = None
+    tls = ServerTls(settings.tls) if settings.tls is not None else None
     if settings.grpc_workers > 0:
         grpc_server = build_grpc_server(
-            dataplane, max_message_size=settings.grpc_message_limit, kind=settings.grpc_server
+            dataplane,
+            max_message_size=settings.grpc_message_limit,
+            kind=settings.grpc_server,
+            auth=auth,
         )
-        bind_grpc(grpc_server, settings.host, settings.grpc_port)
+        bind_grpc(grpc_server, settings.host, settings.grpc_port, tls)
         await grpc_server.start()
     await peers.start()
     log.info(
@@ -275,6 +301,7 @@ async def serve_component(
         settings.metrics_endpoint,
         "" if dataplane.loaded else "; loading the model",
     )
+    log_security(tls, auth)
     loading = None
     if listen_early:  # started now, so that a lifespan start-up sees it running
         loading = asyncio.ensure_future(_when_loaded(dataplane.start_loading(), run_dir))
@@ -282,11 +309,12 @@ async def serve_component(
         mark_started(run_dir)
     try:
         await run_servers(
-            [(rest, http_sock), (MetricsApp(peers, settings.metrics_endpoint), metrics_sock)],
+            [(http_app, http_sock), (MetricsApp(peers, settings.metrics_endpoint), metrics_sock)],
             grpc_server,
             settings,
             stop,
             loading,
+            tls,
         )
     finally:
         await peers.stop()

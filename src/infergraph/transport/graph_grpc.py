@@ -17,11 +17,13 @@ from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
+from infergraph.transport.auth import require_token
 from infergraph.transport.grpc_common import Server, new_server, register, service_handlers
 from infergraph.transport.grpc_server import model_metadata_proto
 from infergraph.transport.ingress import SeldonIngress
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
+from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["build_graph_grpc_server"]
 
@@ -87,6 +89,7 @@ def build_graph_grpc_server(
     max_message_size: int,
     options: Sequence[tuple[str, Any]] = (),
     kind: str = "native",
+    auth: BearerTokens | None = None,
     ingress: SeldonIngress | None = None,
 ) -> Server:
     """A gRPC server (not started) serving the graph's Seldon API and V2; with ``ingress``,
@@ -107,5 +110,7 @@ def build_graph_grpc_server(
 
     services = {SERVICE: handlers}
     services.update(v2_handlers(graph_service(dataplane), record, server, headers_of=headers_of))
+    if auth is not None:  # chosen once: without a token file, no check is on the path
+        services = require_token(services, auth)
     register(server, services, (SERVICE, V2_SERVICE))
     return server

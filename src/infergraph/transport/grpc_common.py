@@ -69,6 +69,9 @@ class _Delegating:
     def add_insecure_port(self, address: str) -> int:
         return int(self._server.add_insecure_port(address))
 
+    def add_secure_port(self, address: str, credentials: grpc.ServerCredentials) -> int:
+        return int(self._server.add_secure_port(address, credentials))
+
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         self._server.add_generic_rpc_handlers(handlers)
 

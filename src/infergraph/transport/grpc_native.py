@@ -9,8 +9,9 @@ control, PING, RST_STREAM, GOAWAY on a graceful stop, and HTTP/2's own errors. I
 grpcio's ``RpcMethodHandler`` objects, so services register on it as on grpcio's servers,
 and a handler's ``context`` offers what infergraph's handlers and grpcio-reflection call
 (``invocation_metadata``, ``set_trailing_metadata``, ``abort``, ``set_code``,
-``set_details``, ``time_remaining``, ``peer``). TLS is not offered (as grpcio's insecure
-ports); put a proxy or a mesh in front for it.
+``set_details``, ``time_remaining``, ``peer``). TLS: a port bound by
+:meth:`NativeGrpcServer.add_secure_port` with an :class:`ssl.SSLContext` offering ALPN ``h2``
+(:mod:`infergraph.transport.grpc_tls`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,6 +77,8 @@ class NativeGrpcServer:
         self.handlers: dict[str, grpc.RpcMethodHandler] = {}
         self.generic: list[grpc.GenericRpcHandler] = []
         self.sockets: list[socket.socket] = []
+        self.tls: dict[socket.socket, ssl.SSLContext] = {}
+        """The sockets bound by :meth:`add_secure_port`, with their context."""
         self.listeners: list[asyncio.AbstractServer] = []
         self.connections: set[Connection] = set()
         self.calls: set[asyncio.Task[None]] = set()
@@ -88,6 +92,16 @@ class NativeGrpcServer:
         if sock is None:
             return 0
         self.sockets.append(sock)
+        return int(sock.getsockname()[1])
+
+    def add_secure_port(self, address: str, context: ssl.SSLContext) -> int:
+        """:meth:`add_insecure_port`, the port's connections in TLS by ``context`` (which
+        must offer ALPN ``h2``: gRPC clients insist on it)."""
+        sock = _bind(address, self.reuse_port)
+        if sock is None:
+            return 0
+        self.sockets.append(sock)
+        self.tls[sock] = context
         return int(sock.getsockname()[1])
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
@@ -119,7 +133,9 @@ class NativeGrpcServer:
         loop = asyncio.get_running_loop()
         self.stopped = asyncio.Event()
         for sock in self.sockets:
-            listener = await loop.create_server(lambda: Connection(self), sock=sock)
+            listener = await loop.create_server(
+                lambda: Connection(self), sock=sock, ssl=self.tls.get(sock)
+            )
             self.listeners.append(listener)
 
     async def stop(self, grace: float | None) -> None:

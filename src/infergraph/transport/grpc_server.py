@@ -22,9 +22,11 @@ from infergraph.errors import NotImplementedByComponent
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.v2_service import component_service
+from infergraph.transport.auth import require_token
 from infergraph.transport.grpc_common import Server, new_server, register, unary_handler
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import v2_handlers
+from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["SERVICES", "SERVICE_NAMES", "build_grpc_server", "model_metadata_proto"]
 
@@ -157,6 +159,7 @@ def build_grpc_server(
     reflection: bool = True,
     options: Sequence[tuple[str, Any]] = (),
     kind: str = "native",
+    auth: BearerTokens | None = None,
 ) -> Server:
     """A gRPC server (not started, no port bound) serving every Seldon service and V2.
 
@@ -178,5 +181,7 @@ def build_grpc_server(
             tracing=dataplane.tracing,
         )
     )
+    if auth is not None:  # chosen once: without a token file, no check is on the path
+        services = require_token(services, auth)
     register(server, services, (*SERVICE_NAMES, V2_SERVICE) if reflection else None)
     return server

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any, Protocol, cast, runtime_checkable
 
 import httptools
@@ -243,9 +244,10 @@ class HttpServer:
         self.connections: set[_Connection] = set()
         self._server: asyncio.base_events.Server | None = None
 
-    async def start(self, sock: socket.socket) -> None:
+    async def start(self, sock: socket.socket, ssl: SSLContext | None = None) -> None:
+        """Serve on ``sock``; with ``ssl``, in TLS (:mod:`infergraph.wire.tls`)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: self.connection(self), sock=sock)
+        self._server = await loop.create_server(lambda: self.connection(self), sock=sock, ssl=ssl)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let in-flight answers finish (up to ``grace``), close the rest."""

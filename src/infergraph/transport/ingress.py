@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from infergraph.errors import InferGraphError, NotFound
 from infergraph.graph.plan import DeploymentPlan
 from infergraph.transport.asgi import CORS, Receive, Scope, SeldonApp, Send, error_response
+from infergraph.transport.auth import RequireToken
 
 __all__ = ["ANNOTATION_AMBASSADOR_NAME", "PREFIX", "IngressPaths", "SeldonIngress"]
 
@@ -90,7 +91,7 @@ class IngressPaths:
     """A pure-ASGI layer (and ``respond`` for infergraph's own HTTP server) that serves
     ``app`` under ``/seldon/<namespace>/<deployment>/`` as well as at ``/``."""
 
-    def __init__(self, app: SeldonApp, ingress: SeldonIngress) -> None:
+    def __init__(self, app: SeldonApp | RequireToken, ingress: SeldonIngress) -> None:
         self.app = app
         self.ingress = ingress
 

@@ -117,6 +117,32 @@ async def test_malformed_bodies(asgi_client, seldon_error, content, words):
             ["data.tftensor", "do not fill the shape [3]"],
             id="tftensor-values",
         ),
+        pytest.param(
+            {
+                "data": {
+                    "tftensor": {
+                        "dtype": "DT_FLOAT",
+                        "tensorShape": {"dim": [{"size": "2"}]},
+                        "floatVal": 1.5,
+                    }
+                }
+            },
+            ["data.tftensor.floatVal must be a list of DT_FLOAT values, got a number (1.5)"],
+            id="tftensor-scalar-values",
+        ),
+        pytest.param(
+            {
+                "data": {
+                    "tftensor": {
+                        "dtype": "DT_FLOAT",
+                        "tensorShape": {"dim": [{"size": "-2"}]},
+                        "floatVal": [1.5],
+                    }
+                }
+            },
+            ["data.tftensor.tensorShape.dim[0].size is -2"],
+            id="tftensor-negative-dim",
+        ),
         pytest.param({"binData": "%%%"}, ["binData must be base64"], id="bad-base64"),
         pytest.param({"strData": ["a"]}, ["strData must be a string"], id="strData-not-string"),
         pytest.param(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from infergraph.errors import BadRequest
+from infergraph.protocol.v2_json_data import brief, json_kind
 
 __all__ = ["array_to_tf_json", "array_to_tf_proto", "tf_json_to_array", "tf_proto_to_array"]
 
@@ -75,6 +76,12 @@ def _dtype_number(array: np.ndarray) -> int:
 def _from_values(number: int, shape: list[int], values: Any, content: bytes, where: str) -> Any:
     dtype_name, _ = _DTYPES[number]
     dtype = np.dtype(dtype_name)
+    negative = next((i for i, n in enumerate(shape) if n < 0), None)
+    if negative is not None:
+        raise BadRequest(
+            f"{where}.tensorShape.dim[{negative}].size is {shape[negative]}; a tensor's "
+            "dimensions are non-negative integers"
+        )
     size = math.prod(shape)
     if number == 7:
         flat = np.array(
@@ -127,6 +134,11 @@ def tf_json_to_array(obj: Any, where: str = "data.tftensor") -> Any:
         raise BadRequest(f"{where}: malformed tensorShape or tensorContent: {exc}") from exc
     field = _DTYPES[number][1]
     values = obj.get(_camel(field), obj.get(field, []))
+    if not isinstance(values, list):
+        raise BadRequest(
+            f"{where}.{_camel(field)} must be a list of {_NAMES[number]} values, got "
+            f"{json_kind(values)} ({brief(values)})"
+        )
     try:
         return _from_values(number, shape, values, content, where)
     except (TypeError, ValueError, OverflowError) as exc:

@@ -267,6 +267,20 @@ def test_tftensor_typed_fields(obj, expected, dtype):
             id="scalar-values",
         ),
         pytest.param(
+            {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "2"}]}, "floatVal": [1e300, 2]},
+            "DT_FLOAT: a value is out of range for float32",
+            id="float-past-float32",
+        ),
+        pytest.param(
+            {
+                "dtype": "DT_COMPLEX64",
+                "tensorShape": {"dim": [{"size": "1"}]},
+                "scomplexVal": [1e300, 0],
+            },
+            "DT_COMPLEX64: a value is out of range for complex64",
+            id="complex-past-complex64",
+        ),
+        pytest.param(
             {"dtype": "DT_COMPLEX64", "tensorShape": {"dim": [{"size": "1"}]}, "scomplexVal": 5},
             "scomplexVal must be a list of DT_COMPLEX64 values, got a number (5)",
             id="scalar-complex-values",

@@ -93,7 +93,11 @@ def _from_values(number: int, shape: list[int], values: Any, content: bytes, whe
         flat = _exact(values, np.dtype(np.uint16)).view(np.float16)
     elif number in (8, 18):
         pairs = np.asarray(values, dtype=np.float64)
-        flat = (pairs[0::2] + 1j * pairs[1::2]).astype(dtype)
+        with np.errstate(over="raise"):
+            try:
+                flat = (pairs[0::2] + 1j * pairs[1::2]).astype(dtype)
+            except FloatingPointError:
+                raise OverflowError(f"a value is out of range for {dtype}") from None
     else:
         flat = _exact(values, dtype)
     if flat.size == size:
@@ -107,9 +111,14 @@ def _from_values(number: int, shape: list[int], values: Any, content: bytes, whe
 
 def _exact(values: Any, dtype: np.dtype) -> np.ndarray:
     """``values`` as ``dtype``; an integer out of its range is an ``OverflowError``, as numpy 2
-    raises, where numpy 1.x only warns and wraps it around."""
+    raises, where numpy 1.x only warns and wraps it around. So is a float past the range of
+    ``float32`` (protobuf's JSON parser refuses it too), which numpy would make infinite."""
     if dtype.kind not in "iu":
-        return np.asarray(values, dtype=dtype)
+        with np.errstate(over="raise"):
+            try:
+                return np.asarray(values, dtype=dtype)
+            except FloatingPointError:
+                raise OverflowError(f"a value is out of range for {dtype}") from None
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         try:

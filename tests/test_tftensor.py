@@ -309,6 +309,19 @@ def test_tftensor_rejects(obj, words):
     assert caught.value.message.startswith("data.tftensor")
 
 
+@pytest.mark.parametrize("dtype", [pytest.param(7, id="string"), pytest.param(10, id="bool")])
+def test_tftensor_proto_huge_empty_shape_is_refused(dtype):
+    # found by tests/fuzz: an echo answered [2**40, 0] as an ndarray of 2**40 empty lists
+    proto = TensorProto(dtype=dtype)
+    proto.tensor_shape.dim.add(size=2**40)
+    proto.tensor_shape.dim.add(size=0)
+    with pytest.raises(BadRequest) as caught:
+        tf_proto_to_array(proto)
+    assert "shape [1099511627776, 0] holds no values" in caught.value.message
+    proto.tensor_shape.dim[0].size = 3  # a small empty tensor is still fine
+    assert tf_proto_to_array(proto).shape == (3, 0)
+
+
 def test_tftensor_proto_negative_dim_is_named():
     proto = TensorProto(dtype=1, float_val=[1.0])
     proto.tensor_shape.dim.add(size=-3)

@@ -57,6 +57,9 @@ _BY_NAME = {name: number for number, name in _NAMES.items()}
 _BY_NUMPY = {np.dtype(dt).str: number for number, (dt, _) in _DTYPES.items() if dt != "object"}
 _MAX_FILL = 1 << 24
 """Most elements one value may be broadcast to; a bigger fill is refused, not allocated."""
+_MAX_EMPTY = 1 << 20
+"""Most an empty tensor's non-zero dimensions may multiply to: ``[2**40, 0]`` holds no values
+but, answered as an ndarray (strings, booleans), is 2**40 empty lists."""
 
 
 def _camel(field: str) -> str:
@@ -83,6 +86,11 @@ def _from_values(number: int, shape: list[int], values: Any, content: bytes, whe
             "dimensions are non-negative integers"
         )
     size = math.prod(shape)
+    if size == 0 and math.prod(n for n in shape if n) > _MAX_EMPTY:
+        raise BadRequest(
+            f"{where}: shape {shape} holds no values, but its other dimensions multiply past "
+            f"{_MAX_EMPTY:,}; an empty tensor this large is refused"
+        )
     if number == 7:
         flat = np.array(
             [v if isinstance(v, bytes) else base64.b64decode(v) for v in values], dtype=object

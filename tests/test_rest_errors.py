@@ -166,6 +166,11 @@ async def test_malformed_bodies(asgi_client, seldon_error, content, words):
             ["data.ndarray nests too deeply for an array"],
             id="ndarray-300-deep",
         ),
+        pytest.param(
+            {"data": {"ndarray": [[1.0, {"a": nested(300)}]]}},
+            ["data.ndarray nests too deeply: a JSON answer carrying it could not be written"],
+            id="ndarray-of-objects-300-deep",  # found by tests/fuzz: the echo's answer was a 500
+        ),
         pytest.param({"binData": "%%%"}, ["binData must be base64"], id="bad-base64"),
         pytest.param({"strData": ["a"]}, ["strData must be a string"], id="strData-not-string"),
         pytest.param(

@@ -183,7 +183,10 @@ def _decode_data(
             raise BadRequest(f"{where}.ndarray must be a list (of rows)")
         if lists:
             return DataKind.NDARRAY, data["ndarray"], names
-        return DataKind.NDARRAY, _to_array(data["ndarray"], f"{where}.ndarray"), names
+        array = _to_array(data["ndarray"], f"{where}.ndarray")
+        if array.dtype == object:  # objects (a dict, a list) may nest deeper than numbers can
+            _writable(data["ndarray"], f"{where}.ndarray")
+        return DataKind.NDARRAY, array, names
     if "tensor" in data:
         tensor = data["tensor"]
         if not isinstance(tensor, dict):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from infergraph.errors import BadRequest
+from infergraph.errors import BadRequest, InferGraphError
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.listvalue import (
     FAST_FROM,
@@ -18,6 +19,8 @@ from infergraph.protocol.listvalue import (
     value_to_python,
 )
 from infergraph.protocol.message import DataKind, Message
+from infergraph.protocol.proto import prediction_pb2
+from infergraph.testing import serve_grpc
 
 RNG = np.random.default_rng(7)
 
@@ -117,3 +120,35 @@ def test_seldon_messages_round_trip_through_the_fast_route() -> None:
     decoded = seldon_pb.decode_message(wire)
     assert decoded.kind is DataKind.NDARRAY
     np.testing.assert_array_equal(decoded.data, array)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        pytest.param(np.array([b"\xff"], dtype=object), "a bytes (b'\\xff')", id="bytes"),
+        pytest.param([["ok", {"k": [1, b"x"]}]], "a bytes (b'x')", id="nested-bytes"),
+        pytest.param([1.0, 1 + 2j], "a complex", id="complex"),
+    ],
+)
+def test_what_a_list_value_cannot_hold_is_named(data: Any, named: str) -> None:
+    # found by tests/fuzz: an echoed DT_STRING tftensor answered "ValueError: Unexpected type"
+    with pytest.raises(InferGraphError) as caught:
+        fill_list_value(struct_pb2.ListValue(), data)
+    assert f"an ndarray answer holds {named}" in caught.value.message
+    assert "which a protobuf ListValue cannot carry" in caught.value.message
+
+
+def test_grpc_answer_of_bytes_in_an_ndarray_says_why() -> None:
+    class Echo:
+        def predict(self, X: Any, names: list[str]) -> Any:
+            return X
+
+    request = prediction_pb2.SeldonMessage()
+    request.data.tftensor.dtype = 7  # DT_STRING: decoded as an array of bytes
+    request.data.tftensor.string_val.append(b"\xff")
+    with serve_grpc(Echo()) as address, grpc.insecure_channel(address) as channel:
+        predict = channel.unary_unary("/seldon.protos.Model/Predict")
+        with pytest.raises(grpc.RpcError) as caught:
+            predict(request.SerializeToString(), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "an ndarray answer holds a bytes" in str(caught.value.details())

@@ -424,6 +424,16 @@ async def test_ints_stay_ints_on_the_wire(asgi_client):
     assert response.content.endswith(b'"ndarray":[[1,2]]}}')
 
 
+async def test_empty_tensor_of_many_columns_is_answered_small(asgi_client):
+    # found by tests/fuzz: each column of the answer was named (t:0, t:1, ...), so this
+    # 60-byte request had a 119 MB answer, and shape [0, 2**31 - 1] took 6 GB
+    body = {"data": {"tensor": {"shape": [0, 10**7], "values": []}}}
+    response = await asgi_client(Echo()).post("/predict", json=body)
+    assert response.status_code == 200
+    assert len(response.content) < 200
+    assert response.json()["data"] == {"names": [], **body["data"]}
+
+
 async def test_tftensor_strings_reach_the_model_as_bytes(asgi_client):
     class Decode:
         def predict(self, X, names):
@@ -522,6 +532,12 @@ async def test_payload_round_trip(asgi_client, body):
         ),
         pytest.param(
             {"data": {"ndarray": [[1]]}}, [], {"names": [], "ndarray": []}, id="empty-list"
+        ),
+        pytest.param(
+            {"data": {"ndarray": [[1]]}},
+            np.zeros((0, 10**6)),
+            {"names": [], "ndarray": []},
+            id="no-values-no-names",  # found by tests/fuzz: each column was named
         ),
     ],
 )

@@ -24,6 +24,14 @@ class Echo:
         return X
 
 
+def nested(depth: int) -> Any:
+    """``[[...[1]...]]``, ``depth`` lists deep."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 # ---------------------------------------------------------------- malformed requests
 
 
@@ -116,6 +124,52 @@ async def test_malformed_bodies(asgi_client, seldon_error, content, words):
             },
             ["data.tftensor", "do not fill the shape [3]"],
             id="tftensor-values",
+        ),
+        pytest.param(
+            {
+                "data": {
+                    "tftensor": {
+                        "dtype": "DT_FLOAT",
+                        "tensorShape": {"dim": [{"size": "2"}]},
+                        "floatVal": 1.5,
+                    }
+                }
+            },
+            ["data.tftensor.floatVal must be a list of DT_FLOAT values, got a number (1.5)"],
+            id="tftensor-scalar-values",
+        ),
+        pytest.param(
+            {
+                "data": {
+                    "tftensor": {
+                        "dtype": "DT_FLOAT",
+                        "tensorShape": {"dim": [{"size": "-2"}]},
+                        "floatVal": [1.5],
+                    }
+                }
+            },
+            ["data.tftensor.tensorShape.dim[0].size is -2"],
+            id="tftensor-negative-dim",
+        ),
+        pytest.param(
+            {"jsonData": nested(300)},
+            ["jsonData nests too deeply: a JSON answer carrying it could not be written"],
+            id="jsonData-300-deep",  # found by tests/fuzz: the echo's answer was a 500
+        ),
+        pytest.param(
+            {"strData": "x", "meta": {"tags": {"t": nested(300)}}},
+            ["meta.tags nests too deeply"],
+            id="tag-300-deep",
+        ),
+        pytest.param(
+            {"data": {"ndarray": [nested(300)]}},
+            ["data.ndarray nests too deeply for an array"],
+            id="ndarray-300-deep",
+        ),
+        pytest.param(
+            {"data": {"ndarray": [[1.0, {"a": nested(300)}]]}},
+            ["data.ndarray nests too deeply: a JSON answer carrying it could not be written"],
+            id="ndarray-of-objects-300-deep",  # found by tests/fuzz: the echo's answer was a 500
         ),
         pytest.param({"binData": "%%%"}, ["binData must be base64"], id="bad-base64"),
         pytest.param({"strData": ["a"]}, ["strData must be a string"], id="strData-not-string"),

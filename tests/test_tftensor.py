@@ -258,8 +258,42 @@ def test_tftensor_typed_fields(obj, expected, dtype):
         ),
         pytest.param(
             {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "-1"}]}, "floatVal": [1]},
-            "DT_FLOAT",
+            "tensorShape.dim[0].size is -1; a tensor's dimensions are non-negative",
             id="negative-dim",
+        ),
+        pytest.param(
+            {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "2"}]}, "floatVal": 1.5},
+            "floatVal must be a list of DT_FLOAT values, got a number (1.5)",
+            id="scalar-values",
+        ),
+        pytest.param(
+            {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "2"}]}, "floatVal": [1e300, 2]},
+            "DT_FLOAT: a value is out of range for float32",
+            id="float-past-float32",
+        ),
+        pytest.param(
+            {
+                "dtype": "DT_COMPLEX64",
+                "tensorShape": {"dim": [{"size": "1"}]},
+                "scomplexVal": [1e300, 0],
+            },
+            "DT_COMPLEX64: a value is out of range for complex64",
+            id="complex-past-complex64",
+        ),
+        pytest.param(
+            {"dtype": "DT_COMPLEX64", "tensorShape": {"dim": [{"size": "1"}]}, "scomplexVal": 5},
+            "scomplexVal must be a list of DT_COMPLEX64 values, got a number (5)",
+            id="scalar-complex-values",
+        ),
+        pytest.param(
+            {"dtype": "DT_STRING", "tensorShape": {"dim": [{"size": "1"}]}, "stringVal": "YQ=="},
+            'stringVal must be a list of DT_STRING values, got a string ("YQ==")',
+            id="string-not-in-a-list",
+        ),
+        pytest.param(
+            {"dtype": "DT_BOOL", "tensorShape": {"dim": [{"size": "1"}]}, "boolVal": {"a": 1}},
+            "boolVal must be a list of DT_BOOL values, got an object",
+            id="object-values",
         ),
         pytest.param(
             {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": str(10**12)}]}, "floatVal": [1]},
@@ -273,6 +307,27 @@ def test_tftensor_rejects(obj, words):
         tf_json_to_array(obj, "data.tftensor")
     assert words in caught.value.message
     assert caught.value.message.startswith("data.tftensor")
+
+
+@pytest.mark.parametrize("dtype", [pytest.param(7, id="string"), pytest.param(10, id="bool")])
+def test_tftensor_proto_huge_empty_shape_is_refused(dtype):
+    # found by tests/fuzz: an echo answered [2**40, 0] as an ndarray of 2**40 empty lists
+    proto = TensorProto(dtype=dtype)
+    proto.tensor_shape.dim.add(size=2**40)
+    proto.tensor_shape.dim.add(size=0)
+    with pytest.raises(BadRequest) as caught:
+        tf_proto_to_array(proto)
+    assert "shape [1099511627776, 0] holds no values" in caught.value.message
+    proto.tensor_shape.dim[0].size = 3  # a small empty tensor is still fine
+    assert tf_proto_to_array(proto).shape == (3, 0)
+
+
+def test_tftensor_proto_negative_dim_is_named():
+    proto = TensorProto(dtype=1, float_val=[1.0])
+    proto.tensor_shape.dim.add(size=-3)
+    with pytest.raises(BadRequest) as caught:
+        tf_proto_to_array(proto)
+    assert caught.value.message.startswith("data.tftensor.tensorShape.dim[0].size is -3")
 
 
 def test_tftensor_unsupported_array_dtype():

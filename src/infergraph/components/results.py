@@ -33,9 +33,13 @@ def output_kind(request: Message | None, data: Any) -> DataKind:
 
 
 def _columns(data: Any) -> int | None:
-    """The number of columns of a 2-D+ result, or None for 0-D and 1-D results."""
+    """The number of columns of a 2-D+ result, or None for 0-D and 1-D results.
+
+    An array without values has no columns to name: its shape is the client's to choose
+    (``[0, 2147483647]`` costs a request a few bytes), and naming each would not end.
+    """
     if isinstance(data, np.ndarray):
-        return data.shape[1] if data.ndim > 1 else None
+        return (data.shape[1] if data.size else 0) if data.ndim > 1 else None
     if isinstance(data, list) and data and isinstance(data[0], list | tuple | np.ndarray):
         return len(data[0])
     return None

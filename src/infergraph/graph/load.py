@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.constructor import ConstructorError
 
 from infergraph.graph.spec import (
     GRAPH_API_VERSION,
@@ -33,6 +34,7 @@ from infergraph.graph.spec_problems import (
     format_path,
     problems_from_validation_error,
 )
+from infergraph.graph.spec_yaml import SpecLoader, check_bounds
 from infergraph.graph.validate import validate
 
 __all__ = [
@@ -49,7 +51,6 @@ _KINDS: dict[str, type[GraphDeployment] | type[SeldonDeployment]] = {
 }
 _LIST_KINDS = {"List", "GraphDeploymentList", "SeldonDeploymentList"}
 _LAST_SEGMENT = re.compile(r'(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\])\Z')
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,7 @@ def _read(source: str | os.PathLike[str], name: str | None) -> tuple[str, str]:
 
 def _parse(text: str, label: str) -> list[tuple[Any, dict[str, int], list[Problem]]]:
     """Each document's data, its path -> line index and its duplicate-key problems."""
-    loader = _Loader(text)
+    loader = SpecLoader(text)
     out: list[tuple[Any, dict[str, int], list[Problem]]] = []
     try:
         while loader.check_node():
@@ -196,6 +197,10 @@ def _parse(text: str, label: str) -> list[tuple[Any, dict[str, int], list[Proble
             lines: dict[str, int] = {}
             duplicates: list[Problem] = []
             if node is not None:
+                refused = check_bounds(node)
+                if refused is not None:
+                    line = node.start_mark.line + 1
+                    raise SpecUnreadable(f"YAML document {len(out)} {refused}", label, line)
                 _index(node, (), lines, duplicates)
             data = loader.construct_document(node) if node is not None else None
             out.append((data, lines, duplicates))
@@ -204,9 +209,12 @@ def _parse(text: str, label: str) -> list[tuple[Any, dict[str, int], list[Proble
         what = ", ".join(part for part in (exc.context, exc.problem) if part)
         line = mark.line + 1 if mark is not None else None
         column = mark.column + 1 if mark is not None else None
-        raise SpecUnreadable(f"YAML syntax error: {what}", label, line, column) from None
+        syntax = "" if isinstance(exc, ConstructorError) else " syntax"  # else a bad value
+        raise SpecUnreadable(f"YAML{syntax} error: {what}", label, line, column) from None
     except yaml.YAMLError as exc:
         raise SpecUnreadable(f"YAML error: {exc}", label) from None
+    except RecursionError:  # PyYAML's pure-Python composer, where libyaml is missing
+        raise SpecUnreadable("YAML error: the document nests too deeply", label) from None
     finally:
         loader.dispose()
     return out
@@ -245,7 +253,8 @@ def _index(
 
 def _expand(data: Any) -> list[tuple[tuple[int | str, ...], Any]]:
     """A ``List`` document stands for its items; any other document for itself."""
-    if isinstance(data, dict) and data.get("kind") in _LIST_KINDS:
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if isinstance(kind, str) and kind in _LIST_KINDS:
         items = data.get("items")
         if isinstance(items, list):
             return [(("items", position), item) for position, item in enumerate(items)]
@@ -270,6 +279,10 @@ def _build(
         )
         if kind is None:
             return None, [Problem("kind", f"{where} has no kind; expected {expected}")]
+        if not isinstance(kind, str):
+            return None, [
+                Problem("kind", f"{where}'s kind is {_kind_of(kind)}; expected {expected}")
+            ]
         return None, [
             Problem(
                 "kind",
@@ -282,3 +295,12 @@ def _build(
         return model.model_validate(data), []
     except ValidationError as exc:
         return None, problems_from_validation_error(exc, model)
+
+
+def _kind_of(value: Any) -> str:
+    """A YAML value in words, for a message about a field of the wrong type."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"the {type(value).__name__} {value!r}"[:80]

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from infergraph.errors import InferGraphError
+
 __all__ = ["array_from_list_value", "fill_list_value", "list_value_to_python", "value_to_python"]
 
 FAST_FROM = 64
@@ -90,7 +92,29 @@ def fill_list_value(out: Any, data: Any) -> None:
         out.MergeFromString(_array_bytes(data))
         return
     values = data.tolist() if isinstance(data, np.ndarray) else data
-    out.extend(values if isinstance(values, list) else [values])
+    values = values if isinstance(values, list) else [values]
+    try:
+        out.extend(values)
+    except ValueError:  # protobuf's "Unexpected type", naming neither the type nor where
+        raise InferGraphError(
+            f"an ndarray answer holds {_foreign(values)}, which a protobuf ListValue cannot "
+            "carry (nor could Seldon's): return numbers, strings, booleans, lists and dicts "
+            "(text as str; bytes as binData)"
+        ) from None
+
+
+def _foreign(values: list[Any]) -> str:
+    """The first element of nested ``values`` that a ``Value`` cannot hold, in words."""
+    stack: list[Any] = [values]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list | tuple):
+            stack.extend(reversed(value))
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif not isinstance(value, str | int | float | type(None)):
+            return f"a {type(value).__name__} ({value!r:.40})"
+    return "a value of an unknown type"
 
 
 def _numbers(raw: bytes, count: int) -> np.ndarray | None:

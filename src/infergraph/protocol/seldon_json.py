@@ -84,6 +84,8 @@ def _to_array(value: Any, where: str) -> np.ndarray:
     try:
         array = np.array(value)
     except ValueError as exc:
+        if "maximum" in str(exc):  # numpy's limit: 32 dimensions (numpy 1), 64 (numpy 2)
+            raise BadRequest(f"{where} nests too deeply for an array: {exc}") from exc
         raise BadRequest(f"{where} is ragged: every row must have the same length") from exc
     if array.dtype == object and _is_ragged(value):
         raise BadRequest(f"{where} is ragged: every row must have the same length")
@@ -100,6 +102,26 @@ def _is_ragged(value: Any) -> bool:
         first = len(value[0])
         return any(len(v) != first for v in value) or any(_is_ragged(v) for v in value)
     return False
+
+
+def _writable(value: Any, where: str) -> Any:
+    """``value``, if an answer that carries it back can be written.
+
+    orjson reads JSON nested 1024 levels deep but writes at most 254, so a jsonData or a tag
+    nested deeper would reach the model and then fail its answer, echoed or passed on. The
+    check leaves room for the levels an answer wraps around the value.
+    """
+    try:
+        orjson.dumps([[[[[[[[value]]]]]]]])  # eight: meta.tags.key in a feedback's response
+    except orjson.JSONEncodeError:
+        raise BadRequest(
+            f"{where} nests too deeply: a JSON answer carrying it could not be written "
+            f"(at most {_MAX_DEPTH} levels)"
+        ) from None
+    return value
+
+
+_MAX_DEPTH = 254 - 8
 
 
 def decode_meta(obj: Any, where: str = "meta") -> Meta:
@@ -121,6 +143,9 @@ def decode_meta(obj: Any, where: str = "meta") -> Meta:
         raise BadRequest(f"{where}.requestPath must be an object")
     if not isinstance(metrics, list):
         raise BadRequest(f"{where}.metrics must be a list")
+    for key, value in (("tags", tags), ("requestPath", path), ("metrics", metrics)):
+        if value:
+            _writable(value, f"{where}.{key}")
     puid = obj.get("puid") or ""
     return Meta(str(puid), dict(tags), dict(routing), dict(path), list(metrics))
 
@@ -158,7 +183,10 @@ def _decode_data(
             raise BadRequest(f"{where}.ndarray must be a list (of rows)")
         if lists:
             return DataKind.NDARRAY, data["ndarray"], names
-        return DataKind.NDARRAY, _to_array(data["ndarray"], f"{where}.ndarray"), names
+        array = _to_array(data["ndarray"], f"{where}.ndarray")
+        if array.dtype == object:  # objects (a dict, a list) may nest deeper than numbers can
+            _writable(data["ndarray"], f"{where}.ndarray")
+        return DataKind.NDARRAY, array, names
     if "tensor" in data:
         tensor = data["tensor"]
         if not isinstance(tensor, dict):
@@ -216,7 +244,8 @@ def decode_message(
             raise BadRequest(f"{prefix}binData must be base64: {exc}") from exc
         return Message(DataKind.BIN, raw, [], meta, status)
     if "jsonData" in obj:
-        return Message(DataKind.JSON, obj["jsonData"], [], meta, status)
+        data = _writable(obj["jsonData"], f"{prefix}jsonData")
+        return Message(DataKind.JSON, data, [], meta, status)
     if status is not None:
         return Message(DataKind.NONE, None, [], meta, status)
     raise BadRequest(f"Invalid request: {where} has none of data, strData, binData or jsonData")

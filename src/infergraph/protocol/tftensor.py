@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from infergraph.errors import BadRequest
+from infergraph.protocol.v2_json_data import brief, json_kind
 
 __all__ = ["array_to_tf_json", "array_to_tf_proto", "tf_json_to_array", "tf_proto_to_array"]
 
@@ -56,6 +57,9 @@ _BY_NAME = {name: number for number, name in _NAMES.items()}
 _BY_NUMPY = {np.dtype(dt).str: number for number, (dt, _) in _DTYPES.items() if dt != "object"}
 _MAX_FILL = 1 << 24
 """Most elements one value may be broadcast to; a bigger fill is refused, not allocated."""
+_MAX_EMPTY = 1 << 20
+"""Most an empty tensor's non-zero dimensions may multiply to: ``[2**40, 0]`` holds no values
+but, answered as an ndarray (strings, booleans), is 2**40 empty lists."""
 
 
 def _camel(field: str) -> str:
@@ -75,7 +79,18 @@ def _dtype_number(array: np.ndarray) -> int:
 def _from_values(number: int, shape: list[int], values: Any, content: bytes, where: str) -> Any:
     dtype_name, _ = _DTYPES[number]
     dtype = np.dtype(dtype_name)
+    negative = next((i for i, n in enumerate(shape) if n < 0), None)
+    if negative is not None:
+        raise BadRequest(
+            f"{where}.tensorShape.dim[{negative}].size is {shape[negative]}; a tensor's "
+            "dimensions are non-negative integers"
+        )
     size = math.prod(shape)
+    if size == 0 and math.prod(n for n in shape if n) > _MAX_EMPTY:
+        raise BadRequest(
+            f"{where}: shape {shape} holds no values, but its other dimensions multiply past "
+            f"{_MAX_EMPTY:,}; an empty tensor this large is refused"
+        )
     if number == 7:
         flat = np.array(
             [v if isinstance(v, bytes) else base64.b64decode(v) for v in values], dtype=object
@@ -86,7 +101,11 @@ def _from_values(number: int, shape: list[int], values: Any, content: bytes, whe
         flat = _exact(values, np.dtype(np.uint16)).view(np.float16)
     elif number in (8, 18):
         pairs = np.asarray(values, dtype=np.float64)
-        flat = (pairs[0::2] + 1j * pairs[1::2]).astype(dtype)
+        with np.errstate(over="raise"):
+            try:
+                flat = (pairs[0::2] + 1j * pairs[1::2]).astype(dtype)
+            except FloatingPointError:
+                raise OverflowError(f"a value is out of range for {dtype}") from None
     else:
         flat = _exact(values, dtype)
     if flat.size == size:
@@ -100,9 +119,14 @@ def _from_values(number: int, shape: list[int], values: Any, content: bytes, whe
 
 def _exact(values: Any, dtype: np.dtype) -> np.ndarray:
     """``values`` as ``dtype``; an integer out of its range is an ``OverflowError``, as numpy 2
-    raises, where numpy 1.x only warns and wraps it around."""
+    raises, where numpy 1.x only warns and wraps it around. So is a float past the range of
+    ``float32`` (protobuf's JSON parser refuses it too), which numpy would make infinite."""
     if dtype.kind not in "iu":
-        return np.asarray(values, dtype=dtype)
+        with np.errstate(over="raise"):
+            try:
+                return np.asarray(values, dtype=dtype)
+            except FloatingPointError:
+                raise OverflowError(f"a value is out of range for {dtype}") from None
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         try:
@@ -127,6 +151,11 @@ def tf_json_to_array(obj: Any, where: str = "data.tftensor") -> Any:
         raise BadRequest(f"{where}: malformed tensorShape or tensorContent: {exc}") from exc
     field = _DTYPES[number][1]
     values = obj.get(_camel(field), obj.get(field, []))
+    if not isinstance(values, list):
+        raise BadRequest(
+            f"{where}.{_camel(field)} must be a list of {_NAMES[number]} values, got "
+            f"{json_kind(values)} ({brief(values)})"
+        )
     try:
         return _from_values(number, shape, values, content, where)
     except (TypeError, ValueError, OverflowError) as exc:

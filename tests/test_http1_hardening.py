@@ -408,3 +408,62 @@ async def test_the_servers_take_their_limits_from_the_settings() -> None:
     finally:
         stop.set()
         await serving
+
+
+class HeadersApp:
+    """Answers with the headers it was given, as JSON."""
+
+    max_body_size = 1 << 20
+
+    async def respond(self, scope, body):
+        out = json.dumps([[n.decode(), v.decode()] for n, v in scope["headers"]]).encode()
+        return 200, [(b"content-length", b"%d" % len(out))], out
+
+
+CHUNKED = b"POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+
+
+async def test_trailers_are_not_merged_into_the_headers() -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    http = HttpServer(HeadersApp())
+    await http.start(sock)
+    try:
+        reader, writer = await connect(sock.getsockname()[1])
+        writer.write(CHUNKED + b"X-Forwarded-For: 10.0.0.1\r\n\r\n")
+        status, _, body = await read_response(reader)
+        assert status == 200
+        assert json.loads(body) == [["host", "t"], ["transfer-encoding", "chunked"]]
+        writer.close()
+    finally:
+        await http.stop()
+
+
+async def test_a_trailer_section_without_end_is_a_431(start: Start) -> None:
+    port, _ = await start()
+    reader, writer = await connect(port)
+    writer.write(CHUNKED + b"X-Big: " + b"a" * 16_000_000)
+    status, _, body = await read_response(reader)
+    assert status == 431
+    assert body == (
+        b"request trailers or chunk framing exceed 65536 bytes (INFERGRAPH_HTTP1_MAX_HEADER_SIZE)\n"
+    )
+    writer.close()
+
+
+async def test_trailers_that_trickle_in_are_a_408_after_body_timeout(start: Start) -> None:
+    port, _ = await start(Http1Limits(body_timeout=0.5))
+    reader, writer = await connect(port)
+    writer.write(CHUNKED)
+
+    async def trickle() -> None:  # trailer bytes are not body bytes: they keep nothing alive
+        while True:
+            writer.write(b"X")
+            await asyncio.sleep(0.05)
+
+    trickling = asyncio.create_task(trickle())
+    try:
+        status, _, body = await read_response(reader)
+    finally:
+        trickling.cancel()
+    assert status == 408 and b"INFERGRAPH_HTTP1_BODY_TIMEOUT" in body
+    writer.close()

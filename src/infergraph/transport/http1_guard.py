@@ -34,6 +34,7 @@ __all__ = [
     "server_error",
     "too_many_connections",
     "too_many_headers",
+    "trailers_too_large",
     "url_too_long",
 ]
 
@@ -64,6 +65,14 @@ def url_too_long(limits: Http1Limits) -> bytes:
 def head_too_large(limits: Http1Limits) -> bytes:
     return _refused(
         "max_header_size", 431, f"request headers exceed {limits.max_header_size} bytes"
+    )
+
+
+def trailers_too_large(limits: Http1Limits) -> bytes:
+    return _refused(
+        "max_header_size",
+        431,
+        f"request trailers or chunk framing exceed {limits.max_header_size} bytes",
     )
 
 

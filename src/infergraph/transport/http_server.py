@@ -88,9 +88,11 @@ class _Request:
 class _Connection(ConnectionGuard):
     __slots__ = (
         "app",
+        "body_of",
+        "body_seen",
         "continue_for",
-        "expecting",
         "fed",
+        "fields",
         "head_bytes",
         "limit",
         "max_head",
@@ -101,7 +103,9 @@ class _Connection(ConnectionGuard):
         "request",
         "respond",
         "server",
+        "since_body",
         "size",
+        "trailers",
         "writable",
     )
 
@@ -126,7 +130,11 @@ class _Connection(ConnectionGuard):
         self.writable.set()
         self.head_bytes = 0  # of the head in progress, from its second chunk on
         self.fed = 0  # bytes in the chunk being parsed
-        self.expecting: _Request | None = None  # the last request looked at by _expect_continue
+        self.fields: list[tuple[bytes, bytes]] = []  # where on_header puts a field
+        self.trailers: list[tuple[bytes, bytes]] = []
+        self.body_of: _Request | None = None  # whose body the next three are about
+        self.body_seen = 0  # its bytes as of the last chunk that brought some
+        self.since_body = 0  # bytes fed since then
         self.continue_for: _Request | None = None  # owed a 100 Continue, after the answers
 
     # ---------------------------------------------------------------- asyncio
@@ -196,19 +204,33 @@ class _Connection(ConnectionGuard):
             self.head_bytes += size
             if self.head_bytes - len(self.request.url) > self.max_head:
                 self._refuse(http1_guard.head_too_large(limits))
-        else:
-            self.body_at = now
-            if limits.body_timeout:
-                self._arm(now + limits.body_timeout)
-            if not self.size and self.expecting is not self.request:
+            return
+        # the body: the timeout runs from its last byte; what comes between body bytes
+        # (chunk framing, trailers, which httptools holds whole) is bounded as a head is
+        request = self.request
+        if self.body_of is not request:
+            self.body_of, self.body_seen, self.since_body = request, self.size, 0
+            if not self.size:
                 self._expect_continue()
+        elif self.size == self.body_seen:
+            self.since_body += size
+            if self.since_body > self.max_head:
+                self._refuse(http1_guard.trailers_too_large(limits))
+            elif len(self.trailers) > self.max_headers:
+                self._refuse(http1_guard.too_many_headers(limits))
+            return
+        else:
+            self.body_seen, self.since_body = self.size, 0
+        self.body_at = now
+        if limits.body_timeout:
+            self._arm(now + limits.body_timeout)
 
     def _expect_continue(self) -> None:
         """The head of the request in progress is in and its body is not: a client that
         sent ``Expect: 100-continue`` waits for a ``100 Continue`` (once the answers still
         owed are written) before it sends the body. Not looked for while the whole request
         comes at once, which is most of the time."""
-        request = self.expecting = self.request
+        request = self.request
         if self.parser.get_http_version() == "1.1" and any(
             name == b"expect" and value.lower() == b"100-continue"
             for name, value in request.headers
@@ -226,7 +248,8 @@ class _Connection(ConnectionGuard):
     # ---------------------------------------------------------------- parser callbacks
 
     def on_message_begin(self) -> None:
-        self.request = _Request()
+        self.request = request = _Request()
+        self.fields = request.headers
         self.size = 0
         self.phase = HEAD
         self.head_bytes = -1
@@ -239,10 +262,15 @@ class _Connection(ConnectionGuard):
             raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.request.headers.append((name.lower(), value))
+        self.fields.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self.phase = BODY
+        # a chunked body's trailers, after it, are read and dropped: never merged into
+        # the headers the app sees (RFC 9110 6.5.1)
+        self.fields = trailers = self.trailers
+        if trailers:
+            trailers.clear()
         request = self.request
         headers = request.headers
         if len(headers) > self.max_headers:

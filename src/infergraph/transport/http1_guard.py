@@ -120,10 +120,11 @@ def server_error() -> bytes:
 # request's line and headers, or in its body.
 BETWEEN, HEAD, BODY = 0, 1, 2
 
-_LINGER = 2.0
-"""Seconds a refused connection goes on reading (and dropping) what the client still
-sends after its answer: closing with unread bytes would reset the connection, and a client
-still sending a refused body would see the reset instead of the answer."""
+_LINGER, _LINGER_MAX = 2.0, 30.0
+"""After its last answer a refused connection goes on reading (and dropping) what the
+client still sends, until it has sent nothing for _LINGER seconds (or for _LINGER_MAX in
+all): closing with unread bytes would reset the connection, and a client still sending a
+refused body (as blocking clients do before they read) would see the reset, not the answer."""
 
 
 class ConnectionGuard(asyncio.Protocol):
@@ -136,6 +137,7 @@ class ConnectionGuard(asyncio.Protocol):
     __slots__ = (
         "body_at",
         "closing",
+        "dropped",
         "head_since",
         "idle_since",
         "limits",
@@ -161,6 +163,7 @@ class ConnectionGuard(asyncio.Protocol):
         self.phase = BETWEEN
         self.head_since = self.body_at = self.idle_since = 0.0
         self.stopped = False  # a refusal stopped the parser: what arrives now is dropped
+        self.dropped = 0  # bytes, since
         self.refusal: bytes | None = None  # written once the requests before it are answered
         self.paused = False  # reading paused: the client is ahead of the answers
         self.timer: asyncio.TimerHandle | None = None
@@ -178,7 +181,7 @@ class ConnectionGuard(asyncio.Protocol):
 
     def _linger(self, answer: bytes) -> None:
         """Write ``answer``, the last thing this connection says, and close it once the
-        client has read it (its end closes) or after _LINGER seconds."""
+        client has read it (its end closes) or has stopped sending (_LINGER)."""
         transport, loop = self.transport, self.loop
         self.closing = True
         if transport is None or loop is None or transport.is_closing():
@@ -191,7 +194,16 @@ class ConnectionGuard(asyncio.Protocol):
             transport.write_eof()
         if self.paused:
             transport.resume_reading()
-        self.timer = loop.call_later(_LINGER, transport.close)
+        self.timer = loop.call_later(_LINGER, self._lingered, 0, loop.time() + _LINGER_MAX)
+
+    def _lingered(self, dropped: int, until: float) -> None:
+        transport, loop = self.transport, self.loop
+        if transport is None or loop is None or transport.is_closing():
+            return
+        if self.dropped != dropped and loop.time() < until:  # still sending
+            self.timer = loop.call_later(_LINGER, self._lingered, self.dropped, until)
+        else:
+            transport.close()
 
     def _idle(self) -> None:
         """Nothing is owed or in progress: the keep-alive timeout runs from now."""

@@ -168,6 +168,7 @@ class _Connection(ConnectionGuard):
 
     def data_received(self, data: bytes) -> None:
         if self.stopped:
+            self.dropped += len(data)
             return
         self.fed = len(data)
         try:

@@ -156,7 +156,7 @@ class ConnectionGuard(asyncio.Protocol):
     def __init__(self, limits: Http1Limits) -> None:
         self.limits = limits
         self.transport: asyncio.Transport | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop = asyncio.get_running_loop()  # connections are made by the loop's server
         self.queue: deque[Any] = deque()  # requests read, not yet answered
         self.worker: asyncio.Task[None] | None = None  # answers them, in order
         self.closing = False
@@ -184,7 +184,7 @@ class ConnectionGuard(asyncio.Protocol):
         client has read it (its end closes) or has stopped sending (_LINGER)."""
         transport, loop = self.transport, self.loop
         self.closing = True
-        if transport is None or loop is None or transport.is_closing():
+        if transport is None or transport.is_closing():
             return
         if answer:
             transport.write(answer)
@@ -198,7 +198,7 @@ class ConnectionGuard(asyncio.Protocol):
 
     def _lingered(self, dropped: int, until: float) -> None:
         transport, loop = self.transport, self.loop
-        if transport is None or loop is None or transport.is_closing():
+        if transport is None or transport.is_closing():
             return
         if self.dropped != dropped and loop.time() < until:  # still sending
             self.timer = loop.call_later(_LINGER, self._lingered, self.dropped, until)
@@ -207,7 +207,6 @@ class ConnectionGuard(asyncio.Protocol):
 
     def _idle(self) -> None:
         """Nothing is owed or in progress: the keep-alive timeout runs from now."""
-        assert self.loop is not None
         self.idle_since = now = self.loop.time()
         if self.limits.keepalive_timeout:
             self._arm(now + self.limits.keepalive_timeout)
@@ -220,13 +219,12 @@ class ConnectionGuard(asyncio.Protocol):
             if self.timer_at <= deadline:
                 return
             self.timer.cancel()
-        assert self.loop is not None
         self.timer = self.loop.call_at(deadline, self._watch)
         self.timer_at = deadline
 
     def _watch(self) -> None:
         self.timer = None
-        if self.closing or self.stopped or self.loop is None:
+        if self.closing or self.stopped:
             return
         limits, phase, now = self.limits, self.phase, self.loop.time()
         if self.paused:  # we stopped reading: the client is not the one late

@@ -105,6 +105,7 @@ class _Connection(ConnectionGuard):
         "server",
         "since_body",
         "size",
+        "small_chunk",
         "trailers",
         "writable",
     )
@@ -123,6 +124,9 @@ class _Connection(ConnectionGuard):
         # a head within the limits is at most this long, framing included (":", CRLFs,
         # method and version), past its request target
         self.max_head = limits.max_header_size + 4 * limits.max_headers + 64
+        # a chunk this short holds neither too many header fields ("x:" and a line end
+        # each) nor too many header bytes
+        self.small_chunk = min(limits.max_header_size, 3 * limits.max_headers)
         self.parser = httptools.HttpRequestParser(self)
         self.request = _Request()
         self.size = 0
@@ -141,7 +145,6 @@ class _Connection(ConnectionGuard):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.loop = asyncio.get_running_loop()
         connections = self.server.connections
         connections.add(self)
         most = self.limits.max_connections
@@ -192,7 +195,6 @@ class _Connection(ConnectionGuard):
 
     def _partial(self, size: int) -> None:
         """The chunk just fed ended inside a request: bound the head, time what is to come."""
-        assert self.loop is not None
         now = self.loop.time()
         limits = self.limits
         if self.phase == HEAD:
@@ -274,15 +276,8 @@ class _Connection(ConnectionGuard):
             trailers.clear()
         request = self.request
         headers = request.headers
-        if len(headers) > self.max_headers:
-            self._refuse(http1_guard.too_many_headers(self.limits))
-            raise _Stop
-        # a head that came in one chunk no longer than the cap is within it: not counted
-        if (self.head_bytes >= 0 or self.fed > self.max_header_size) and sum(
-            len(name) + len(value) for name, value in headers
-        ) > self.max_header_size:
-            self._refuse(http1_guard.head_too_large(self.limits))
-            raise _Stop
+        if self.head_bytes >= 0 or self.fed > self.small_chunk:
+            self._check_head(headers)
         request.method = self.parser.get_method().decode("ascii")
         request.keep_alive = self.parser.should_keep_alive()
         for name, value in headers:
@@ -291,6 +286,16 @@ class _Connection(ConnectionGuard):
                     f"Request body of {int(value)} bytes exceeds the limit of {self.limit} "
                     "bytes (set --max-message-size or INFERGRAPH_MAX_MESSAGE_SIZE)"
                 )
+
+    def _check_head(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Refuse a head over max_headers or max_header_size. Not called for a head that
+        came whole in a chunk too short to hold that much, which is most requests."""
+        if len(headers) > self.max_headers:
+            self._refuse(http1_guard.too_many_headers(self.limits))
+            raise _Stop
+        if sum(len(name) + len(value) for name, value in headers) > self.max_header_size:
+            self._refuse(http1_guard.head_too_large(self.limits))
+            raise _Stop
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -344,7 +349,6 @@ class _Connection(ConnectionGuard):
         if self.continue_for is not None:
             self._continue()
         if not self.phase:  # idle: the keep-alive timeout runs from now (_watch)
-            assert self.loop is not None
             self.idle_since = self.loop.time()
             if self.timer is None:
                 self._idle()

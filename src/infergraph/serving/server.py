@@ -191,7 +191,7 @@ async def run_servers(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     own = [
-        (HttpServer(app, access_log=settings.access_log), sock)
+        (HttpServer(app, access_log=settings.access_log, limits=settings.wire.http1), sock)
         for app, sock in http
         if isinstance(app, Responder) and settings.http_server == "infergraph"
     ]

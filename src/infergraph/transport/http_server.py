@@ -5,7 +5,13 @@ request; for sub-millisecond models that bookkeeping costs as much as the model.
 server parses with httptools (the parser uvicorn uses), reads each body whole (refusing
 it past the size limit from the headers alone), calls the app's transport-free
 ``respond`` and writes the answer in one ``write``. Keep-alive and pipelined requests are
-answered in order; a malformed request gets a 400 and the connection is closed.
+answered in order. What a client can make a connection hold (the request target, the
+headers, time, connections) is bounded by :class:`~infergraph.wire.limits.Http1Limits`;
+a request past a limit, or one that is not HTTP, is refused
+(:mod:`infergraph.transport.http1_guard`) after the requests before it are answered, and
+the connection is closed. The checks cost next to nothing per request: sizes are counted
+only for a head that spans reads, and one timer per connection, re-armed about once per
+timeout, serves every timeout.
 With ``access_log`` each answer also writes a line to the ``infergraph.access`` logger
 (:mod:`infergraph.transport.access_log`); the choice is made once, by the connection
 class, so a server without it pays nothing per request.
@@ -19,7 +25,6 @@ import asyncio
 import logging
 import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from ssl import SSLContext
@@ -28,12 +33,15 @@ from typing import Any, Protocol, cast, runtime_checkable
 import httptools
 
 from infergraph.errors import InferGraphError, PayloadTooLarge
+from infergraph.transport import http1_guard
 from infergraph.transport.access_log import (
     answer_puid,
     answer_trace_id,
     client_address,
     log_access,
 )
+from infergraph.transport.http1_guard import BETWEEN, BODY, HEAD, ConnectionGuard
+from infergraph.wire.limits import Http1Limits
 
 __all__ = ["HttpServer", "Responder"]
 
@@ -56,11 +64,14 @@ log = logging.getLogger(__name__)
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
 def _status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+
+
+class _Stop(Exception):
+    """Raised in a parser callback to stop parsing: the request has been refused."""
 
 
 class _Request:
@@ -75,34 +86,82 @@ class _Request:
         self.error: InferGraphError | None = None
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(ConnectionGuard):
+    __slots__ = (
+        "app",
+        "body_of",
+        "body_seen",
+        "continue_for",
+        "fed",
+        "fields",
+        "head_bytes",
+        "limit",
+        "max_head",
+        "max_header_size",
+        "max_headers",
+        "max_url",
+        "parser",
+        "request",
+        "respond",
+        "server",
+        "since_body",
+        "size",
+        "small_chunk",
+        "trailers",
+        "writable",
+    )
+
     def __init__(self, server: HttpServer) -> None:
+        super().__init__(server.limits)
         self.server = server
         self.app = server.app
         self.respond: Callable[[dict[str, Any], bytes | InferGraphError], Awaitable[Answer]]
         self.respond = server.app.respond
         self.limit = server.app.max_body_size
+        limits = server.limits
+        self.max_url = limits.max_url_size
+        self.max_headers = limits.max_headers
+        self.max_header_size = limits.max_header_size
+        # a head within the limits is at most this long, framing included (":", CRLFs,
+        # method and version), past its request target
+        self.max_head = limits.max_header_size + 4 * limits.max_headers + 64
+        # a chunk this short holds neither too many header fields ("x:" and a line end
+        # each) nor too many header bytes
+        self.small_chunk = min(limits.max_header_size, 3 * limits.max_headers)
         self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
         self.request = _Request()
         self.size = 0
-        self.queue: deque[_Request] = deque()
-        self.worker: asyncio.Task[None] | None = None
         self.writable = asyncio.Event()
         self.writable.set()
-        self.closing = False
+        self.head_bytes = 0  # of the head in progress, from its second chunk on
+        self.fed = 0  # bytes in the chunk being parsed
+        self.fields: list[tuple[bytes, bytes]] = []  # where on_header puts a field
+        self.trailers: list[tuple[bytes, bytes]] = []
+        self.body_of: _Request | None = None  # whose body the next three are about
+        self.body_seen = 0  # its bytes as of the last chunk that brought some
+        self.since_body = 0  # bytes fed since then
+        self.continue_for: _Request | None = None  # owed a 100 Continue, after the answers
 
     # ---------------------------------------------------------------- asyncio
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.server.connections.add(self)
+        connections = self.server.connections
+        connections.add(self)
+        most = self.limits.max_connections
+        if most and len(connections) > most:
+            self.stopped = True
+            self._linger(http1_guard.too_many_connections(self.limits))
+        else:
+            self._idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.server.connections.discard(self)
         if self.worker is not None:
             self.worker.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
         self.writable.set()
 
     def pause_writing(self) -> None:
@@ -112,63 +171,167 @@ class _Connection(asyncio.Protocol):
         self.writable.set()
 
     def data_received(self, data: bytes) -> None:
+        if self.stopped:
+            self.dropped += len(data)
+            return
+        self.fed = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._abort()
-        except httptools.HttpParserError:
-            self._abort()
+            # the bytes after the upgrade request are another protocol: answer it, then close
+            self.stopped = True
+            if self.queue:
+                self.queue[-1].keep_alive = False
+            else:
+                self._refuse(http1_guard.malformed("protocol upgrades are not supported"))
+            return
+        except httptools.HttpParserError as exc:
+            if not self.stopped:  # not a refusal of ours: the parser's own error
+                if isinstance(exc, httptools.HttpParserCallbackError):
+                    log.error("HTTP/1.1 parser callback failed", exc_info=exc.__context__)
+                self._refuse(http1_guard.malformed(str(exc) or type(exc).__name__))
+            return
+        if self.phase:
+            self._partial(len(data))
 
-    def _abort(self) -> None:
-        if self.transport is not None and not self.closing:
-            self.closing = True
-            self.transport.write(_BAD_REQUEST)
-            self.transport.close()
+    def _partial(self, size: int) -> None:
+        """The chunk just fed ended inside a request: bound the head, time what is to come."""
+        now = self.loop.time()
+        limits = self.limits
+        if self.phase == HEAD:
+            if self.head_bytes < 0:  # the head began in this chunk
+                self.head_bytes = 0
+                self.head_since = now
+                if limits.header_timeout:
+                    self._arm(now + limits.header_timeout)
+                return
+            self.head_bytes += size
+            if self.head_bytes - len(self.request.url) > self.max_head:
+                self._refuse(http1_guard.head_too_large(limits))
+            return
+        # the body: the timeout runs from its last byte; what comes between body bytes
+        # (chunk framing, trailers, which httptools holds whole) is bounded as a head is
+        request = self.request
+        if self.body_of is not request:
+            self.body_of, self.body_seen, self.since_body = request, self.size, 0
+            if not self.size:
+                self._expect_continue()
+        elif self.size == self.body_seen:
+            self.since_body += size
+            if self.since_body > self.max_head:
+                self._refuse(http1_guard.trailers_too_large(limits))
+            elif len(self.trailers) > self.max_headers:
+                self._refuse(http1_guard.too_many_headers(limits))
+            return
+        else:
+            self.body_seen, self.since_body = self.size, 0
+        self.body_at = now
+        if limits.body_timeout:
+            self._arm(now + limits.body_timeout)
+
+    def _expect_continue(self) -> None:
+        """The head of the request in progress is in and its body is not: a client that
+        sent ``Expect: 100-continue`` waits for a ``100 Continue`` (once the answers still
+        owed are written) before it sends the body. Not looked for while the whole request
+        comes at once, which is most of the time."""
+        request = self.request
+        if self.parser.get_http_version() == "1.1" and any(
+            name == b"expect" and value.lower() == b"100-continue"
+            for name, value in request.headers
+        ):
+            self.continue_for = request
+            if self.worker is None or self.worker.done():
+                self._continue()
+
+    def _continue(self) -> None:
+        request, self.continue_for = self.continue_for, None
+        if request is self.request and self.phase == BODY and not self.size:
+            assert self.transport is not None
+            self.transport.write(http1_guard.CONTINUE)
 
     # ---------------------------------------------------------------- parser callbacks
 
     def on_message_begin(self) -> None:
-        self.request = _Request()
+        self.request = request = _Request()
+        self.fields = request.headers
         self.size = 0
+        self.phase = HEAD
+        self.head_bytes = -1
 
     def on_url(self, url: bytes) -> None:
-        self.request.url += url
+        request = self.request
+        request.url += url
+        if len(request.url) > self.max_url:
+            self._refuse(http1_guard.url_too_long(self.limits))
+            raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.request.headers.append((name.lower(), value))
+        self.fields.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self.phase = BODY
+        # a chunked body's trailers, after it, are read and dropped: never merged into
+        # the headers the app sees (RFC 9110 6.5.1)
+        self.fields = trailers = self.trailers
+        if trailers:
+            trailers.clear()
         request = self.request
+        headers = request.headers
+        if self.head_bytes >= 0 or self.fed > self.small_chunk:
+            self._check_head(headers)
         request.method = self.parser.get_method().decode("ascii")
         request.keep_alive = self.parser.should_keep_alive()
-        for name, value in request.headers:
+        for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                request.error = PayloadTooLarge(
+                self._too_large(
                     f"Request body of {int(value)} bytes exceeds the limit of {self.limit} "
                     "bytes (set --max-message-size or INFERGRAPH_MAX_MESSAGE_SIZE)"
                 )
-                request.keep_alive = False  # the body will not be read
+
+    def _check_head(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Refuse a head over max_headers or max_header_size. Not called for a head that
+        came whole in a chunk too short to hold that much, which is most requests."""
+        if len(headers) > self.max_headers:
+            self._refuse(http1_guard.too_many_headers(self.limits))
+            raise _Stop
+        if sum(len(name) + len(value) for name, value in headers) > self.max_header_size:
+            self._refuse(http1_guard.head_too_large(self.limits))
+            raise _Stop
 
     def on_body(self, body: bytes) -> None:
-        request = self.request
-        if request.error is not None:
-            return
         self.size += len(body)
         if self.size > self.limit:
-            request.error = PayloadTooLarge(
+            self._too_large(
                 f"Request body exceeds the limit of {self.limit} bytes "
                 "(set --max-message-size or INFERGRAPH_MAX_MESSAGE_SIZE)"
             )
-            request.body = []
-            return
-        request.body.append(body)
+        self.request.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.phase = BETWEEN
         self.queue.append(self.request)
         if self.worker is None or self.worker.done():
             self.worker = asyncio.get_running_loop().create_task(self._serve_queue())
         if len(self.queue) > 32 and self.transport is not None:
             self.transport.pause_reading()  # a client pipelining faster than we answer
+            self.paused = True
+
+    def _enqueue(self, request: _Request) -> None:
+        self.queue.append(request)
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.get_running_loop().create_task(self._serve_queue())
+
+    def _too_large(self, message: str) -> None:
+        """Answer the request in progress now, from what is known (the app's 413), and read
+        nothing more: its body would only be dropped."""
+        request = self.request
+        request.error = PayloadTooLarge(message)
+        request.body = []
+        request.keep_alive = False
+        self.stopped = True
+        self.phase = BETWEEN
+        self._enqueue(request)
+        raise _Stop
 
     # ---------------------------------------------------------------- answering
 
@@ -176,11 +339,28 @@ class _Connection(asyncio.Protocol):
         while self.queue and not self.closing:
             request = self.queue.popleft()
             await self._answer(request)
-            if self.transport is not None and len(self.queue) <= 32:
+            if self.paused and len(self.queue) <= 32 and self.transport is not None:
+                self.paused = False
                 self.transport.resume_reading()
+        if self.closing:
+            return
+        if self.refusal is not None:
+            self._linger(self.refusal)
+            return
+        if self.continue_for is not None:
+            self._continue()
+        if not self.phase:  # idle: the keep-alive timeout runs from now (_watch)
+            self.idle_since = self.loop.time()
+            if self.timer is None:
+                self._idle()
 
     async def _answer(self, request: _Request) -> None:
-        url = httptools.parse_url(request.url)
+        try:
+            url = httptools.parse_url(request.url)
+        except httptools.HttpParserInvalidURLError as exc:
+            self.stopped = True
+            self._linger(http1_guard.bad_target(str(exc)))
+            return
         scope: dict[str, Any] = {
             "type": "http",
             "method": request.method,
@@ -195,7 +375,13 @@ class _Connection(asyncio.Protocol):
             body = request.body[0]
         else:  # one copy, into a mutable buffer: V2 binary tensors are then views of it
             body = cast(bytes, bytearray().join(request.body))  # reads as bytes everywhere
-        status, headers, out = await self.respond(scope, body)
+        try:
+            status, headers, out = await self.respond(scope, body)
+        except Exception:
+            log.exception("answering %s %s failed", request.method, scope["path"])
+            self.stopped = True
+            self._linger(http1_guard.server_error())
+            return
         if not self.writable.is_set():
             await self.writable.wait()
         if self.closing or self.transport is None:
@@ -207,12 +393,17 @@ class _Connection(asyncio.Protocol):
         head.append(b"\r\n")
         self.transport.write(b"".join(head) + out)
         if not request.keep_alive:
-            self.closing = True
-            self.transport.close()
+            if self.stopped:  # the client may still be sending what was refused
+                self._linger(b"")
+            else:
+                self.closing = True
+                self.transport.close()
 
 
 class _LoggedConnection(_Connection):
     """A connection that writes one access-log line per answer (``--access-log``)."""
+
+    __slots__ = ("client",)
 
     def __init__(self, server: HttpServer) -> None:
         super().__init__(server)
@@ -236,10 +427,15 @@ class _LoggedConnection(_Connection):
 
 class HttpServer:
     """Serves one :class:`Responder` on a listening socket; with ``access_log``, one line
-    per answer goes to the ``infergraph.access`` logger."""
+    per answer goes to the ``infergraph.access`` logger. ``limits`` bound what a client
+    can make it hold (the defaults of :class:`~infergraph.wire.limits.Http1Limits` when
+    not given)."""
 
-    def __init__(self, app: Responder, *, access_log: bool = False) -> None:
+    def __init__(
+        self, app: Responder, *, access_log: bool = False, limits: Http1Limits | None = None
+    ) -> None:
         self.app = app
+        self.limits = limits or Http1Limits()
         self.connection = _LoggedConnection if access_log else _Connection
         self.connections: set[_Connection] = set()
         self._server: asyncio.base_events.Server | None = None
@@ -257,5 +453,7 @@ class HttpServer:
         if busy:
             await asyncio.wait(busy, timeout=grace)
         for connection in list(self.connections):
+            if connection.timer is not None:
+                connection.timer.cancel()
             if connection.transport is not None:
                 connection.transport.close()

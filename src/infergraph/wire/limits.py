@@ -52,13 +52,15 @@ class Http1Limits:
     """Most header fields in one request (431 past it)."""
     header_timeout: float = 30.0
     """Seconds a request's line and headers may take to arrive once its first byte has
-    (slowloris); the connection is closed past it, with a 408."""
+    (slowloris); the connection is closed past it, with a 408. 0: no limit."""
     body_timeout: float = 30.0
-    """Seconds a request body may go without a byte arriving; closed with a 408 past it."""
+    """Seconds a request body may go without a byte arriving; closed with a 408 past it.
+    0: no limit."""
     keepalive_timeout: float = 75.0
-    """Seconds an idle keep-alive connection stays open."""
+    """Seconds an idle keep-alive connection stays open. 0: no limit."""
     max_connections: int = 10_000
-    """Most open connections to one server; past it a new one is answered 503 and closed."""
+    """Most open connections to one server; past it a new one is answered 503 and closed.
+    0: no limit."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Http1Limits:

@@ -136,6 +136,7 @@ async def serve_graph(
         max_message_size=settings.max_message_size,
         kind=settings.grpc_server,
         ingress=ingress,
+        limits=settings.wire.http2,
     )
     bind_grpc(grpc_server, settings.host, settings.grpc_port)
     await grpc_server.start()

@@ -260,7 +260,10 @@ async def serve_component(
     grpc_server = None
     if settings.grpc_workers > 0:
         grpc_server = build_grpc_server(
-            dataplane, max_message_size=settings.grpc_message_limit, kind=settings.grpc_server
+            dataplane,
+            max_message_size=settings.grpc_message_limit,
+            kind=settings.grpc_server,
+            limits=settings.wire.http2,
         )
         bind_grpc(grpc_server, settings.host, settings.grpc_port)
         await grpc_server.start()

@@ -11,6 +11,11 @@ and a handler's ``context`` offers what infergraph's handlers and grpcio-reflect
 (``invocation_metadata``, ``set_trailing_metadata``, ``abort``, ``set_code``,
 ``set_details``, ``time_remaining``, ``peer``). TLS is not offered (as grpcio's insecure
 ports); put a proxy or a mesh in front for it.
+
+Every peer is bounded by :class:`~infergraph.wire.limits.Http2Limits` (``docs/limits.md``):
+header blocks and their CONTINUATION frames, streams, frames that ask work but no call
+(PING and SETTINGS floods), rapid resets, answers it does not take, and request bytes
+beyond each stream's window. A connection whose peer does not read stops being read.
 """
 
 from __future__ import annotations

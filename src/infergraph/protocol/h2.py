@@ -62,11 +62,14 @@ _GRPC_PREFIX = struct.Struct(">BI")
 
 
 class ProtocolError(Exception):
-    """The peer broke HTTP/2: the connection ends with GOAWAY carrying ``code``."""
+    """The peer broke HTTP/2, or one of our limits: the connection ends with GOAWAY
+    carrying ``code``. ``limit`` names the limit that tripped, if one did
+    (``http2.max_continuations``, a field of ``infergraph.wire.limits.Http2Limits``)."""
 
-    def __init__(self, message: str, code: int = PROTOCOL_ERROR) -> None:
+    def __init__(self, message: str, code: int = PROTOCOL_ERROR, limit: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.limit = limit
 
 
 def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
@@ -195,7 +198,9 @@ class HeaderDecoder:
         try:
             headers = [(bytes(k), bytes(v)) for k, v in self._decoder.decode(block, raw=True)]
         except hpack.OversizedHeaderListError as exc:
-            raise ProtocolError(f"header list too large: {exc}", ENHANCE_YOUR_CALM) from exc
+            raise ProtocolError(
+                f"header list too large: {exc}", ENHANCE_YOUR_CALM, "http2.max_header_list_size"
+            ) from exc
         except hpack.HPACKError as exc:
             raise ProtocolError(f"bad header block: {exc}", COMPRESSION_ERROR) from exc
         after = self._table_state()
@@ -263,15 +268,18 @@ class FrameReader:
 
     A frame that arrives in pieces is kept until it is whole and joined once. HEADERS'
     padding and priority fields are stripped, and a header block split over CONTINUATION
-    frames is put back together before ``_on_header_block`` sees it. PING is answered here;
-    PRIORITY and unknown frame types are ignored, as RFC 9113 asks. Anything malformed
-    raises :class:`ProtocolError`, whose ``code`` the connection's GOAWAY carries.
+    frames is put back together before ``_on_header_block`` sees it, its size kept as it
+    grows and its frames counted (``header_limit``, ``continuation_limit``). PING is
+    answered here; PRIORITY and unknown frame types are ignored, as RFC 9113 asks. Anything
+    malformed raises :class:`ProtocolError`, whose ``code`` the connection's GOAWAY carries.
     """
 
     frame_limit = 1 << 20
     """The largest frame we accept (we advertise it as SETTINGS_MAX_FRAME_SIZE)."""
     header_limit = 64 << 10
     """The largest header block we accept (SETTINGS_MAX_HEADER_LIST_SIZE)."""
+    continuation_limit = 64
+    """The most CONTINUATION frames one header block may take."""
 
     def _start_reading(self, preface: bool) -> None:
         self._pending: list[bytes] = []
@@ -279,6 +287,10 @@ class FrameReader:
         self._needed = 0
         self._awaiting_preface = preface
         self._continuation: tuple[int, int, list[bytes]] | None = None
+        self._block_size = 0
+        """Bytes of the header block in ``_continuation`` so far."""
+        self._block_frames = 0
+        """Its CONTINUATION frames so far."""
 
     # the connection's side
     def _reading(self) -> bool:
@@ -305,6 +317,10 @@ class FrameReader:
 
     def _on_goaway(self, last_stream: int, code: int) -> None:
         raise NotImplementedError
+
+    def _on_idle_frame(self) -> None:
+        """A PING, PRIORITY or unknown frame came: work for us that asks no call (a server
+        counts them against a flood budget)."""
 
     # reading
     def read(self, data: bytes) -> None:
@@ -388,6 +404,7 @@ class FrameReader:
         elif kind == PING:
             if len(payload) != 8 or stream_id:
                 raise ProtocolError("bad PING", FRAME_SIZE_ERROR)
+            self._on_idle_frame()
             if not flags & ACK:
                 self._write(frame(PING, ACK, 0, payload))
         elif kind == RST_STREAM:
@@ -400,6 +417,8 @@ class FrameReader:
             self._on_goaway(u32(payload) & 0x7FFFFFFF, u32(payload, 4))
         elif kind == PUSH_PROMISE:
             raise ProtocolError("PUSH_PROMISE: push is not enabled")
+        else:  # PRIORITY, or a type we do not know
+            self._on_idle_frame()
 
     def _headers(self, stream_id: int, flags: int, payload: bytes) -> None:
         if not stream_id:
@@ -414,21 +433,40 @@ class FrameReader:
         if start > end:
             raise ProtocolError("bad padding")
         fragment = payload[start:end]
+        if len(fragment) > self.header_limit:
+            raise _too_large(len(fragment), self.header_limit)
         if flags & END_HEADERS:
             self._on_header_block(stream_id, flags, fragment)
         else:
             self._continuation = (stream_id, flags, [fragment])
+            self._block_size, self._block_frames = len(fragment), 0
 
     def _continue_headers(self, stream_id: int, flags: int, payload: bytes) -> None:
         if self._continuation is None or self._continuation[0] != stream_id:
             raise ProtocolError("unexpected CONTINUATION")
         _, first_flags, fragments = self._continuation
+        self._block_frames += 1
+        if self._block_frames > self.continuation_limit:
+            raise ProtocolError(
+                f"header block in more than {self.continuation_limit} CONTINUATION frames",
+                ENHANCE_YOUR_CALM,
+                "http2.max_continuations",
+            )
+        self._block_size += len(payload)
+        if self._block_size > self.header_limit:
+            raise _too_large(self._block_size, self.header_limit)
         fragments.append(payload)
-        if sum(map(len, fragments)) > self.header_limit:
-            raise ProtocolError("header block too large", ENHANCE_YOUR_CALM)
         if flags & END_HEADERS:
             self._continuation = None
             self._on_header_block(stream_id, first_flags, b"".join(fragments))
+
+
+def _too_large(size: int, limit: int) -> ProtocolError:
+    return ProtocolError(
+        f"header block of {size} bytes or more (the limit is {limit})",
+        ENHANCE_YOUR_CALM,
+        "http2.max_header_list_size",
+    )
 
 
 def _unpad(payload: bytes | memoryview) -> bytes | memoryview:

@@ -142,6 +142,7 @@ async def serve_graph(
         kind=settings.grpc_server,
         ingress=ingress,
         auth=auth,
+        limits=settings.wire.http2,
     )
     bind_grpc(grpc_server, settings.host, settings.grpc_port, tls)
     await grpc_server.start()

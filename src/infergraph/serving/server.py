@@ -287,6 +287,7 @@ async def serve_component(
             max_message_size=settings.grpc_message_limit,
             kind=settings.grpc_server,
             auth=auth,
+            limits=settings.wire.http2,
         )
         bind_grpc(grpc_server, settings.host, settings.grpc_port, tls)
         await grpc_server.start()

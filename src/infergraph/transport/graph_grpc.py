@@ -23,6 +23,7 @@ from infergraph.transport.grpc_server import model_metadata_proto
 from infergraph.transport.ingress import SeldonIngress
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
+from infergraph.wire.limits import Http2Limits
 from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["build_graph_grpc_server"]
@@ -91,10 +92,12 @@ def build_graph_grpc_server(
     kind: str = "native",
     auth: BearerTokens | None = None,
     ingress: SeldonIngress | None = None,
+    limits: Http2Limits | None = None,
 ) -> Server:
     """A gRPC server (not started) serving the graph's Seldon API and V2; with ``ingress``,
-    calls whose routing metadata names another deployment are refused."""
-    server = new_server(max_message_size, options, kind)
+    calls whose routing metadata names another deployment are refused. ``limits`` bound
+    each peer (the defaults without)."""
+    server = new_server(max_message_size, options, kind, limits)
     servicer = _GraphServicer(dataplane, ingress)
     record = dataplane.server_metrics.server
     handlers = service_handlers(SERVICE, servicer, _TYPES, record, server)

@@ -39,6 +39,7 @@ from infergraph.settings import GRPC_SERVERS
 from infergraph.status import grpc_status
 from infergraph.transport.grpc_call import CallAbort
 from infergraph.transport.grpc_native import NativeGrpcServer
+from infergraph.wire.limits import Http2Limits
 
 __all__ = [
     "GRPC_SERVERS",
@@ -229,9 +230,13 @@ def service_handlers(
 
 
 def new_server(
-    max_message_size: int, options: Sequence[tuple[str, Any]] = (), kind: str = "native"
+    max_message_size: int,
+    options: Sequence[tuple[str, Any]] = (),
+    kind: str = "native",
+    limits: Http2Limits | None = None,
 ) -> Server:
-    """A gRPC server of ``kind`` with the message limit; ``options`` override the defaults."""
+    """A gRPC server of ``kind`` with the message limit; ``options`` override the defaults.
+    ``limits`` bound each peer of the native server (grpcio's keep their own)."""
     if kind not in GRPC_SERVERS:
         raise ValueError(f"gRPC server must be one of {', '.join(GRPC_SERVERS)}, not {kind!r}")
     settings: dict[str, Any] = {
@@ -241,7 +246,7 @@ def new_server(
     }
     settings.update(options)  # the caller's options win
     if kind == "native":
-        return NativeGrpcServer(list(settings.items()))
+        return NativeGrpcServer(list(settings.items()), limits)
     if kind == "asyncio":
         return AioGrpcServer(list(settings.items()))
     return GrpcServer(list(settings.items()))

@@ -1,27 +1,30 @@
 """One HTTP/2 connection of the native gRPC server: frames in, calls on the event loop,
-frames out (see :mod:`infergraph.transport.grpc_native`)."""
+frames out (see :mod:`infergraph.transport.grpc_native`).
+
+What a peer can make a connection hold or spend is bounded by the server's
+:class:`~infergraph.wire.limits.Http2Limits`: header blocks (``h2.FrameReader``), streams,
+frames that ask work but no call, and resets (:mod:`~infergraph.transport.grpc_h2_flood`),
+answers the peer does not take (:mod:`~infergraph.transport.grpc_h2_outbound`) and request
+bytes (each stream's receive window, given back as its handler takes them:
+:mod:`~infergraph.transport.grpc_h2_stream`). While the socket takes no more of what we
+write, nothing more is read: a peer that does not read cannot make us answer without end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import grpc
 
 from infergraph.protocol import h2
-from infergraph.transport.grpc_call import (
-    CallAbort,
-    CallContext,
-    Metadata,
-    decode_request,
-    encode_response,
-    parse_timeout,
-    request_message,
-    trailers,
-)
-from infergraph.transport.grpc_h2_stream import Stream
+from infergraph.transport.grpc_call import CallAbort, Metadata, parse_timeout, trailers
+from infergraph.transport.grpc_h2_calls import CONTENT_TYPE, Calls
+from infergraph.transport.grpc_h2_flood import FloodGuard
+from infergraph.transport.grpc_h2_outbound import Outbound
+from infergraph.transport.grpc_h2_stream import STREAM_WINDOW, Stream
+from infergraph.wire.trips import trip
 
 if TYPE_CHECKING:
     from infergraph.transport.grpc_native import NativeGrpcServer
@@ -30,45 +33,31 @@ __all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_STREAMS = 1000
-"""Calls in flight a connection takes by default (option ``grpc.max_concurrent_streams``)."""
-STREAM_WINDOW = 4 << 20
-"""Each stream's receive window; refilled as a streaming request's data arrives."""
 CONNECTION_WINDOW = 64 << 20
 """The connection's receive window, refilled as data arrives."""
 LINGER = 5.0
 """Seconds a connection we ended waits for the peer to close its side."""
 
-_CONTENT_TYPE = b"application/grpc"
-_ENCODINGS = b"identity,deflate,gzip"
-_RESPONSE_HEADERS = h2.encode_headers(
-    [(b":status", b"200"), (b"content-type", _CONTENT_TYPE), (b"grpc-accept-encoding", _ENCODINGS)]
-)
-_OK_TRAILERS = h2.encode_headers([(b"grpc-status", b"0")])
-_UNIT_SECONDS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
-_SKIPPED_METADATA = frozenset(
-    (b"content-type", b"te", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding")
-)
 
-
-class Connection(h2.FrameReader, asyncio.Protocol):
+class Connection(Calls, h2.FrameReader, asyncio.Protocol):
     def __init__(self, server: NativeGrpcServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self._start_reading(preface=True)
+        limits = server.limits
+        self.header_limit = limits.max_header_list_size
+        self.continuation_limit = limits.max_continuations
         self.decoder = h2.HeaderDecoder(self.header_limit)
+        self.guard = FloodGuard(limits)
+        self.out = Outbound(self._write_parts, self.guard, limits.max_pending_send)
         self.streams: dict[int, Stream] = {}
         self.last_stream = 0
-        self.peer_window = h2.DEFAULT_WINDOW
-        self.peer_frame_size = h2.DEFAULT_FRAME_SIZE
-        self.send_window = h2.DEFAULT_WINDOW
         self.unacked = 0
         self.goaway_sent = False
         self.closing = False
+        self.paused = False
+        """The socket takes no more for now: reading waits too."""
         self.peer = ""
-        self.blocked: set[Stream] = set()
-        self.writable = asyncio.Event()
-        self.writable.set()
         self.lost: asyncio.Future[None] | None = None
         """Done once the connection is gone (what a graceful stop waits on)."""
         self.linger: asyncio.TimerHandle | None = None
@@ -99,17 +88,24 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         for stream in list(self.streams.values()):
             self._drop(stream)
         self.streams.clear()
-        self.writable.set()
+        self.out.resume()
         if self.linger is not None:
             self.linger.cancel()
         if self.lost is not None and not self.lost.done():
             self.lost.set_result(None)
 
     def pause_writing(self) -> None:
-        self.writable.clear()
+        self.out.pause()
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.writable.set()
+        self.out.resume()
+        self.paused = False
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+            self.data_received(b"")  # the frames read before the pause
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -117,59 +113,58 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         try:
             self.read(data)
         except h2.ProtocolError as exc:
+            if exc.limit:
+                trip(exc.limit)
             log.debug("gRPC connection from %s: %s", self.peer, exc)
             self._fail(exc.code, str(exc))
 
     # ---------------------------------------------------------------- frames in
 
     def _reading(self) -> bool:
-        return not self.closing
+        return not self.closing and not self.paused
+
+    def _on_idle_frame(self) -> None:
+        self.guard.control()
 
     def _on_reset(self, stream_id: int, code: int) -> None:
+        self.guard.control()
+        if not stream_id or stream_id > self.last_stream:
+            raise h2.ProtocolError(f"RST_STREAM on idle stream {stream_id}")
         stream = self.streams.pop(stream_id, None)
         if stream is not None:
             self._drop(stream)
+            self.guard.reset()
         self._maybe_close()
 
     def _on_goaway(self, last_stream: int, code: int) -> None:
+        self.guard.control()
         self.goaway_sent = True  # the peer opens no more streams; finish ours
         self._maybe_close()
 
     def _on_settings(self, flags: int, payload: bytes) -> None:
+        self.guard.control()
         if flags & h2.ACK:
             return
         for key, value in h2.parse_settings(payload).items():
             if key == h2.INITIAL_WINDOW_SIZE:
-                if value > h2.MAX_WINDOW:
-                    raise h2.ProtocolError("initial window too large", h2.FLOW_CONTROL_ERROR)
-                delta, self.peer_window = value - self.peer_window, value
-                for stream in self.streams.values():
-                    stream.send_window += delta
-                self._unblock(list(self.streams.values()))
+                self.out.initial_window_changed(value, self.streams.values())
             elif key == h2.MAX_FRAME_SIZE:
-                if not h2.DEFAULT_FRAME_SIZE <= value <= 2**24 - 1:
-                    raise h2.ProtocolError("bad MAX_FRAME_SIZE")
-                self.peer_frame_size = value
+                self.out.frame_size_changed(value)
         self._write(h2.frame(h2.SETTINGS, h2.ACK, 0))
 
     def _on_window_update(self, stream_id: int, increment: int) -> None:
+        self.guard.control()
         if not stream_id:
-            if not increment:
-                raise h2.ProtocolError("WINDOW_UPDATE of 0")
-            self.send_window += increment
-            if self.send_window > h2.MAX_WINDOW:
-                raise h2.ProtocolError("connection window overflow", h2.FLOW_CONTROL_ERROR)
-            self._unblock(list(self.blocked))
+            self.out.connection_window(increment)
             return
         stream = self.streams.get(stream_id)
-        if stream is not None:
-            stream.send_window += increment
-            self._unblock([stream])
-
-    def _unblock(self, streams: Iterable[Stream]) -> None:
-        for stream in streams:
-            if stream.window_open is not None:
-                stream.window_open.set()
+        if stream is None:
+            if stream_id > self.last_stream:
+                raise h2.ProtocolError(f"WINDOW_UPDATE on idle stream {stream_id}")
+            return  # a stream we closed: the update comes late
+        error = self.out.stream_window(stream, increment)
+        if error:
+            self._reset(stream, error)
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
         headers = self.decoder.decode(block)  # always, to keep the dynamic table in step
@@ -182,9 +177,14 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             raise h2.ProtocolError(f"stream {stream_id} cannot be opened by a client")
         self.last_stream = stream_id
         if self.goaway_sent or len(self.streams) >= self.server.max_streams:
+            if not self.goaway_sent:
+                trip("http2.max_concurrent_streams")
+            self.guard.control()
             self._write(h2.rst_stream(stream_id, h2.REFUSED_STREAM))
             return
-        stream = Stream(stream_id, headers, self.peer_window)
+        guard = self.guard
+        guard.control_left = guard.max_control  # a call: the budget is full again
+        stream = Stream(stream_id, headers, self.out.initial_window)
         stream.received = bool(flags & h2.END_STREAM)
         self.streams[stream_id] = stream
         self._open(stream)
@@ -205,7 +205,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         if method != b"POST":
             self._http_error(stream, 405)
             return
-        if content_type is None or not content_type.startswith(_CONTENT_TYPE):
+        if content_type is None or not content_type.startswith(CONTENT_TYPE):
             self._http_error(stream, 415)
             return
         route = path.decode("latin-1") if path else ""
@@ -223,8 +223,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             self._start(stream, self._streaming(stream, handler))
 
     def _on_data(self, stream_id: int, flags: int, payload: bytes | memoryview, size: int) -> None:
-        length = size
-        self.unacked += length
+        self.unacked += size  # the connection's window: given back as data arrives
         if self.unacked >= CONNECTION_WINDOW // 2:
             self._write(h2.window_update(0, self.unacked))
             self.unacked = 0
@@ -237,25 +236,41 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             if flags & h2.END_STREAM:
                 self._forget(stream)
             return
-        stream.size += len(payload)
-        if stream.size > self.server.max_receive + 5 and stream.messages is None:
+        stream.recv_window -= size
+        if stream.recv_window < 0:
+            raise h2.ProtocolError(f"DATA past stream {stream_id}'s window", h2.FLOW_CONTROL_ERROR)
+        if payload:
+            stream.data.append(payload)
+            stream.size += len(payload)
+        elif not flags & h2.END_STREAM:
+            self.guard.control()
+        if stream.messages is not None:
+            self._queue_messages(stream)
+        elif stream.size > self.server.max_receive + 5:
             self._finish(
                 stream,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"Received message larger than max ({stream.size - 5} vs. "
                 f"{self.server.max_receive})",
             )
+        if stream.closed:
             return
-        stream.data.append(payload)
-        if stream.messages is not None:
-            self._queue_messages(stream)
         if flags & h2.END_STREAM:
             self._end_of_request(stream)
         else:
-            stream.unacked += length
-            if stream.unacked >= STREAM_WINDOW // 2:
-                self._write(h2.window_update(stream_id, stream.unacked))
-                stream.unacked = 0
+            self._give_back(stream)
+
+    def _give_back(self, stream: Stream) -> None:
+        """Open the stream's window again for what left it (see :meth:`Stream.credit`)."""
+        if stream.received or stream.closed:
+            return
+        try:
+            grant = stream.credit(self.server.max_receive)
+        except CallAbort as exc:
+            self._finish(stream, exc.code, exc.details)
+            return
+        if grant:
+            self._write(h2.window_update(stream.id, grant))
 
     def _end_of_request(self, stream: Stream) -> None:
         stream.received = True
@@ -274,186 +289,16 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             self._start(stream, self._unary(stream, stream.handler, data))
 
     def _queue_messages(self, stream: Stream) -> None:
-        data = b"".join(stream.data)
-        pos = 0
-        while (prefix := h2.read_grpc_message(data, pos)) is not None:
-            if prefix[1] > self.server.max_receive:
-                self._finish(
-                    stream,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"Received message larger than max ({prefix[1]} vs. {self.server.max_receive})",
-                )
-                return
-            if len(data) - pos - 5 < prefix[1]:
-                break
-            body = data[pos : pos + 5 + prefix[1]]
-            pos += 5 + prefix[1]
-            assert stream.messages is not None
-            stream.messages.put_nowait(body)
-        stream.data = [data[pos:]] if pos < len(data) else []
-        stream.size = len(data) - pos
-
-    # ---------------------------------------------------------------- calls
-
-    def _start(self, stream: Stream, call: Any) -> None:
-        loop = asyncio.get_running_loop()
-        stream.task = task = loop.create_task(call)
-        self.server.calls.add(task)
-        task.add_done_callback(self.server.calls.discard)
-        if stream.timeout is not None:
-            timer = loop.call_later(stream.timeout, self._expire, stream)
-            task.add_done_callback(lambda _: timer.cancel())
-
-    def _expire(self, stream: Stream) -> None:
-        """The call's deadline passed: answer DEADLINE_EXCEEDED and cancel it."""
-        self._finish(stream, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-        if stream.task is not None:
-            stream.task.cancel()
-
-    def _context(self, stream: Stream) -> CallContext:
-        stream.context = CallContext(stream, self.peer, stream.timeout)
-        return stream.context
-
-    def _request(self, stream: Stream, data: bytes | memoryview) -> bytes | memoryview:
-        encoding = stream.header(b"grpc-encoding")
-        return request_message(data, encoding, self.server.max_receive)
-
-    async def _unary(
-        self, stream: Stream, handler: grpc.RpcMethodHandler, data: bytes | memoryview
-    ) -> None:
-        context = self._context(stream)
+        assert stream.messages is not None
         try:
-            request = decode_request(handler, self._request(stream, data))
-            call = handler.unary_unary if not handler.response_streaming else handler.unary_stream
-            if handler.response_streaming:
-                await self._respond_stream(stream, context, call(request, context))
-                return
-            response = await call(request, context)
-            if (failed := context.failed()) is not None:
-                raise failed
-            body = encode_response(handler, response, self.server.max_send)
+            messages = stream.whole_messages(self.server.max_receive)
         except CallAbort as exc:
-            self._finish(stream, exc.code, exc.details, context.trailing)
+            self._finish(stream, exc.code, exc.details)
             return
-        except Exception as exc:  # a bug of ours or a handler's: a status, never a crash
-            self._crashed(stream, exc)
-            return
-        end = (
-            _OK_TRAILERS
-            if not context.trailing
-            else h2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
-        )
-        message = h2.grpc_message(body)
-        size = len(message)
-        if (
-            stream.closed
-            or size > self.peer_frame_size
-            or size > stream.send_window
-            or size > self.send_window
-        ):
-            await self._respond_large(stream, message, end)
-            return
-        stream.send_window -= size
-        self.send_window -= size
-        self._close(stream)
-        self._write(
-            h2.frame(h2.HEADERS, h2.END_HEADERS, stream.id, _RESPONSE_HEADERS)
-            + h2.frame_header(h2.DATA, 0, stream.id, size)
-            + message
-            + self._last_headers(stream, end)
-        )
-
-    async def _respond_large(self, stream: Stream, message: bytes, end: bytes) -> None:
-        if stream.closed:
-            return
-        self._write(h2.frame(h2.HEADERS, h2.END_HEADERS, stream.id, _RESPONSE_HEADERS))
-        if await self._send(stream, message):
-            self._close(stream)
-            self._write(self._last_headers(stream, end))
-
-    async def _send(self, stream: Stream, data: bytes) -> bool:
-        """Write ``data`` as DATA frames as the peer's windows allow; False if the stream
-        ended meanwhile."""
-        view = memoryview(data)
-        while view:
-            if stream.closed or self.closing:
-                return False
-            room = min(stream.send_window, self.send_window, self.peer_frame_size, len(view))
-            if room <= 0:
-                stream.window_open = stream.window_open or asyncio.Event()
-                stream.window_open.clear()
-                self.blocked.add(stream)
-                try:
-                    await stream.window_open.wait()
-                finally:
-                    self.blocked.discard(stream)
-                continue
-            chunk = view[:room]
-            view = view[room:]
-            stream.send_window -= room
-            self.send_window -= room
-            self._write(h2.frame_header(h2.DATA, 0, stream.id, room) + bytes(chunk))
-            if not self.writable.is_set():
-                await self.writable.wait()
-        return True
-
-    async def _respond_stream(self, stream: Stream, context: CallContext, responses: Any) -> None:
-        handler = stream.handler
-        assert handler is not None
-        code, details = grpc.StatusCode.OK, ""
-        started = False
-        try:
-            if hasattr(responses, "__aiter__"):
-                iterator: AsyncIterator[Any] = responses
-            else:
-                iterator = _aiter(await responses if asyncio.iscoroutine(responses) else responses)
-            async for response in iterator:
-                body = encode_response(handler, response, self.server.max_send)
-                if not started:
-                    self._write(h2.frame(h2.HEADERS, h2.END_HEADERS, stream.id, _RESPONSE_HEADERS))
-                    started = True
-                if not await self._send(stream, h2.grpc_message(body)):
-                    return
-            if (failed := context.failed()) is not None:
-                code, details = failed.code, failed.details
-        except CallAbort as exc:
-            code, details = exc.code, exc.details
-        except Exception as exc:
-            log.error("unhandled error on %s", stream.header(b":path"), exc_info=exc)
-            code, details = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
-        if not started:
-            self._finish(stream, code, details, context.trailing)
-            return
-        if stream.closed:
-            return
-        self._close(stream)
-        block = h2.encode_headers(trailers(code, details, context.trailing))
-        self._write(self._last_headers(stream, block))
-
-    async def _streaming(self, stream: Stream, handler: grpc.RpcMethodHandler) -> None:
-        context = self._context(stream)
-
-        async def requests() -> AsyncIterator[Any]:
-            assert stream.messages is not None
-            while (message := await stream.messages.get()) is not None:
-                yield decode_request(handler, self._request(stream, message))
-
-        try:
-            if handler.response_streaming:
-                await self._respond_stream(
-                    stream, context, handler.stream_stream(requests(), context)
-                )
-                return
-            response = await handler.stream_unary(requests(), context)
-            body = encode_response(handler, response, self.server.max_send)
-        except CallAbort as exc:
-            self._finish(stream, exc.code, exc.details, context.trailing)
-            return
-        except Exception as exc:
-            self._crashed(stream, exc)
-            return
-        end = h2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
-        await self._respond_large(stream, h2.grpc_message(body), end)
+        for message in messages:
+            stream.messages.put_nowait(message)
+        if messages:
+            self.guard.useful()
 
     # ---------------------------------------------------------------- ending streams
 
@@ -467,17 +312,13 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         """End the stream with a status and no message (gRPC's trailers-only answer)."""
         if stream.closed:
             return
-        headers = [(b":status", b"200"), (b"content-type", _CONTENT_TYPE)]
+        headers = [(b":status", b"200"), (b"content-type", CONTENT_TYPE)]
         block = h2.encode_headers(headers + trailers(code, details, metadata))
         self._close(stream)
         self._write(self._last_headers(stream, block))
         if not stream.received:  # the client is still sending: it need not
             self._write(h2.rst_stream(stream.id, h2.NO_ERROR))
             self._forget(stream)
-
-    def _crashed(self, stream: Stream, exc: BaseException) -> None:
-        log.error("unhandled error on %s", stream.header(b":path"), exc_info=exc)
-        self._finish(stream, grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 
     def _http_error(self, stream: Stream, status: int) -> None:
         block = h2.encode_headers([(b":status", str(status).encode())])
@@ -489,12 +330,22 @@ class Connection(h2.FrameReader, asyncio.Protocol):
 
     def _last_headers(self, stream: Stream, block: bytes) -> bytes:
         """The frames of the header block that ends our side of ``stream``."""
-        return h2.headers_frames(stream.id, block, True, self.peer_frame_size)
+        return h2.headers_frames(stream.id, block, True, self.out.frame_size)
 
     def _close(self, stream: Stream) -> None:
+        """Our side of ``stream`` ends: its call completed."""
         stream.closed = True
+        guard = self.guard
+        guard.resets_left = guard.max_resets
         if stream.received:
             self._forget(stream)
+
+    def _reset(self, stream: Stream, code: int) -> None:
+        """End ``stream`` with RST_STREAM ``code``, a stream error of the peer's."""
+        self.streams.pop(stream.id, None)
+        self._drop(stream)
+        self._write(h2.rst_stream(stream.id, code))
+        self._maybe_close()
 
     def _forget(self, stream: Stream) -> None:
         stream.received = True
@@ -536,8 +387,14 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         if self.transport is not None and not self.closing:
             self.transport.write(data)
 
+    def _write_parts(self, *parts: bytes | memoryview) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.writelines(parts)
+
     def _fail(self, code: int, reason: str) -> None:
-        """A connection error: GOAWAY and close."""
+        """A connection error: GOAWAY and close; at once when the peer reads nothing (it
+        would not read the GOAWAY either), else once what we wrote is sent, or after
+        ``LINGER`` seconds."""
         if self.transport is None or self.closing:
             return
         self.transport.write(h2.goaway(self.last_stream, code, reason.encode()[:256]))
@@ -545,7 +402,11 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         for stream in list(self.streams.values()):
             self._drop(stream)
         self.streams.clear()
+        if self.paused:
+            self.transport.abort()
+            return
         self.transport.close()
+        self.linger = asyncio.get_running_loop().call_later(LINGER, self.transport.abort)
 
     def goaway(self) -> None:
         """A graceful stop: no new streams; the connection closes once its calls end."""
@@ -558,8 +419,3 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         if self.transport is not None:
             self.closing = True
             self.transport.abort()
-
-
-async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:
-    for item in items:
-        yield item

@@ -12,6 +12,11 @@ and a handler's ``context`` offers what infergraph's handlers and grpcio-reflect
 ``set_details``, ``time_remaining``, ``peer``). TLS: a port bound by
 :meth:`NativeGrpcServer.add_secure_port` with an :class:`ssl.SSLContext` offering ALPN ``h2``
 (:mod:`infergraph.transport.grpc_tls`).
+
+Every peer is bounded by :class:`~infergraph.wire.limits.Http2Limits` (``docs/limits.md``):
+header blocks and their CONTINUATION frames, streams, frames that ask work but no call
+(PING and SETTINGS floods), rapid resets, answers it does not take, and request bytes
+beyond each stream's window. A connection whose peer does not read stops being read.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Any
 import grpc
 
 from infergraph.transport.grpc_call import CallDetails, metadata
-from infergraph.transport.grpc_h2_connection import MAX_CONCURRENT_STREAMS, Connection
+from infergraph.transport.grpc_h2_connection import Connection
+from infergraph.wire.limits import Http2Limits
 
 __all__ = ["NativeGrpcServer"]
 
@@ -64,16 +70,26 @@ def _bind(address: str, reuse_port: bool) -> socket.socket | None:
 
 
 class NativeGrpcServer:
-    """The server: the interface of :class:`~infergraph.transport.grpc_common.GrpcServer`."""
+    """The server: the interface of :class:`~infergraph.transport.grpc_common.GrpcServer`.
+
+    ``limits`` bound what each peer may make it hold or spend (the defaults of
+    :class:`~infergraph.wire.limits.Http2Limits` without); the option
+    ``grpc.max_concurrent_streams``, where given, wins over ``limits.max_concurrent_streams``.
+    """
 
     threaded = False
 
-    def __init__(self, options: Sequence[tuple[str, Any]] = ()) -> None:
+    def __init__(
+        self, options: Sequence[tuple[str, Any]] = (), limits: Http2Limits | None = None
+    ) -> None:
         settings = dict(options)
+        self.limits = limits or Http2Limits()
         self.max_receive = int(settings.get("grpc.max_receive_message_length", 4 << 20))
         self.max_send = int(settings.get("grpc.max_send_message_length", 1 << 31))
         self.reuse_port = bool(settings.get("grpc.so_reuseport", 0))
-        self.max_streams = int(settings.get("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS))
+        self.max_streams = int(
+            settings.get("grpc.max_concurrent_streams", self.limits.max_concurrent_streams)
+        )
         self.handlers: dict[str, grpc.RpcMethodHandler] = {}
         self.generic: list[grpc.GenericRpcHandler] = []
         self.sockets: list[socket.socket] = []

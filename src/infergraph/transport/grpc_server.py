@@ -26,6 +26,7 @@ from infergraph.transport.auth import require_token
 from infergraph.transport.grpc_common import Server, new_server, register, unary_handler
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import v2_handlers
+from infergraph.wire.limits import Http2Limits
 from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["SERVICES", "SERVICE_NAMES", "build_grpc_server", "model_metadata_proto"]
@@ -160,12 +161,14 @@ def build_grpc_server(
     options: Sequence[tuple[str, Any]] = (),
     kind: str = "native",
     auth: BearerTokens | None = None,
+    limits: Http2Limits | None = None,
 ) -> Server:
     """A gRPC server (not started, no port bound) serving every Seldon service and V2.
 
-    ``options`` are extra gRPC channel arguments; they override the defaults.
+    ``options`` are extra gRPC channel arguments; they override the defaults. ``limits``
+    bound each peer (the native server's; the defaults without).
     """
-    server = new_server(max_message_size, options, kind)
+    server = new_server(max_message_size, options, kind, limits)
     servicer = _SeldonServicer(dataplane, server)
     services = {
         f"{PACKAGE}.{service}": {method: servicer.handler(service, method) for method in methods}

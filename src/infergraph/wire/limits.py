@@ -74,7 +74,24 @@ class Http2Limits:
     max_concurrent_streams: int = 1000
     """Streams a peer may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)."""
     max_header_list_size: int = 64 * 1024
-    """Largest header block, decoded (SETTINGS_MAX_HEADER_LIST_SIZE)."""
+    """Largest header block, decoded (SETTINGS_MAX_HEADER_LIST_SIZE), and as received: its
+    HEADERS and CONTINUATION frames together; GOAWAY ENHANCE_YOUR_CALM past it."""
+    max_continuations: int = 64
+    """Most CONTINUATION frames one header block may take (a flood of empty ones costs
+    work but no bytes); GOAWAY ENHANCE_YOUR_CALM past it."""
+    max_control_frames: int = 10_000
+    """Most frames a peer may send that ask work but carry no request (SETTINGS, PING,
+    WINDOW_UPDATE, PRIORITY, RST_STREAM, empty DATA, refused HEADERS, unknown types)
+    between two useful ones: a stream opened, a streaming request's message, a DATA frame
+    we send. GOAWAY ENHANCE_YOUR_CALM past it (a PING or SETTINGS flood)."""
+    max_resets: int = 1000
+    """Most calls a peer may reset (RST_STREAM) before one of its calls completes: rapid
+    reset (CVE-2023-44487). GOAWAY ENHANCE_YOUR_CALM past it."""
+    max_pending_send: int = 64 * 1024 * 1024
+    """Most answer bytes a connection holds for a peer that does not read them or does not
+    open its flow-control window; past it a new answer fails with RESOURCE_EXHAUSTED (one
+    answer alone is always taken, whatever its size). Room for a reading client's
+    concurrent large answers: they wait on its window too."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Http2Limits:

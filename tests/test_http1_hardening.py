@@ -110,6 +110,42 @@ async def test_a_target_the_url_parser_refuses_is_a_400_not_a_dead_connection(
     writer.close()
 
 
+async def test_an_absolute_target_without_a_path_is_served_as_the_root(start: Start) -> None:
+    port, _ = await start()
+    reader, writer = await connect(port)
+    writer.write(b"GET http://t?x=1 HTTP/1.1\r\nHost: t\r\n\r\n")  # parse_url: no path
+    status, _, _ = await read_response(reader)
+    assert status == 404  # "/" is no endpoint; what matters is that an answer comes
+    writer.close()
+
+
+class Failing:
+    max_body_size = 1000
+
+    async def respond(self, scope, body):
+        raise RuntimeError("a bug in the app")
+
+
+async def test_an_app_that_raises_is_a_500_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    http = HttpServer(Failing())
+    await http.start(sock)
+    try:
+        for _ in range(2):
+            reader, writer = await connect(sock.getsockname()[1])
+            writer.write(post())
+            status, headers, body = await read_response(reader)
+            assert status == 500 and headers["connection"] == "close"
+            assert body == b"the server failed to answer this request; see its log\n"
+            assert await closed(reader)
+            writer.close()
+    finally:
+        await http.stop()
+    assert "a bug in the app" in caplog.text
+
+
 async def test_a_target_within_the_cap_is_served(start: Start) -> None:
     port, _ = await start()
     reader, writer = await connect(port)

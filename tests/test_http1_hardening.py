@@ -8,6 +8,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,7 @@ PATH = "/api/v1.0/predictions"
 WAIT = 10.0  # generous: a bound for what should take milliseconds, never a sleep
 
 Start = Callable[..., Awaitable[tuple[int, HttpServer]]]
+TOO_LARGE = "request headers exceed 65536 bytes (INFERGRAPH_HTTP1_MAX_HEADER_SIZE)"
 
 
 def post(body: bytes = BODY, extra: str = "", path: str = PATH) -> bytes:
@@ -42,9 +44,10 @@ def post(body: bytes = BODY, extra: str = "", path: str = PATH) -> bytes:
 async def start() -> AsyncIterator[Start]:
     servers: list[HttpServer] = []
 
-    async def start(limits: Http1Limits | None = None) -> tuple[int, HttpServer]:
-        app = component_app(Echo(), max_message_size=1000)
-        await app.ensure_loaded()
+    async def start(limits: Http1Limits | None = None, app: Any = None) -> tuple[int, HttpServer]:
+        if app is None:
+            app = component_app(Echo(), max_message_size=1000)
+            await app.ensure_loaded()
         sock = bind_socket("127.0.0.1", 0)
         http = HttpServer(app, limits=limits)
         await http.start(sock)
@@ -80,6 +83,23 @@ async def closed(reader: asyncio.StreamReader) -> bool:
     return await asyncio.wait_for(reader.read(), WAIT) == b""
 
 
+async def read_while_trickling(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> tuple[int, dict[str, str], bytes]:
+    """The answer to a client that sends a byte every 50 ms (slowloris) until it comes."""
+
+    async def trickle() -> None:
+        while True:
+            writer.write(b"X")
+            await asyncio.sleep(0.05)
+
+    trickling = asyncio.create_task(trickle())
+    try:
+        return await read_response(reader)
+    finally:
+        trickling.cancel()
+
+
 def trips(limit: str) -> int:
     return counts().get(limit, 0)
 
@@ -108,6 +128,37 @@ async def test_a_target_the_url_parser_refuses_is_a_400_not_a_dead_connection(
     assert body.startswith(b"invalid request target: url is too long")
     assert await closed(reader)
     writer.close()
+
+
+async def test_an_absolute_target_without_a_path_is_served_as_the_root(start: Start) -> None:
+    port, _ = await start()
+    reader, writer = await connect(port)
+    writer.write(b"GET http://t?x=1 HTTP/1.1\r\nHost: t\r\n\r\n")  # parse_url: no path
+    status, _, _ = await read_response(reader)
+    assert status == 404  # "/" is no endpoint; what matters is that an answer comes
+    writer.close()
+
+
+class Failing:
+    max_body_size = 1000
+
+    async def respond(self, scope, body):
+        raise RuntimeError("a bug in the app")
+
+
+async def test_an_app_that_raises_is_a_500_and_the_server_goes_on(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    port, _ = await start(app=Failing())
+    for _ in range(2):
+        reader, writer = await connect(port)
+        writer.write(post())
+        status, headers, body = await read_response(reader)
+        assert status == 500 and headers["connection"] == "close"
+        assert body == b"the server failed to answer this request; see its log\n"
+        assert await closed(reader)
+        writer.close()
+    assert "a bug in the app" in caplog.text
 
 
 async def test_a_target_within_the_cap_is_served(start: Start) -> None:
@@ -193,19 +244,19 @@ async def test_pipelined_requests_before_an_upgrade_are_answered(start: Start) -
         pytest.param(
             b"X-Big: " + b"a" * 16_000_000 + b"\r\n",
             "max_header_size",
-            "request headers exceed 65536 bytes (INFERGRAPH_HTTP1_MAX_HEADER_SIZE)",
+            TOO_LARGE,
             id="16MB-header",
         ),
         pytest.param(
             b"X-Big: " + b"a" * 70_000 + b"\r\n",
             "max_header_size",
-            "request headers exceed 65536 bytes (INFERGRAPH_HTTP1_MAX_HEADER_SIZE)",
+            TOO_LARGE,
             id="70KB-header-in-one-chunk",
         ),
         pytest.param(
             b"".join(b"X-%d: 1\r\n" % i for i in range(100_000)),
             "max_header_size",
-            "request headers exceed 65536 bytes (INFERGRAPH_HTTP1_MAX_HEADER_SIZE)",
+            TOO_LARGE,
             id="100k-headers",
         ),
         pytest.param(
@@ -235,16 +286,7 @@ async def test_a_head_that_trickles_in_is_a_408_after_header_timeout(start: Star
     reader, writer = await connect(port)
     writer.write(b"GET / HTTP/1.1\r\n")
 
-    async def trickle() -> None:  # slowloris: a byte now and then, never the blank line
-        while True:
-            writer.write(b"X")
-            await asyncio.sleep(0.05)
-
-    trickling = asyncio.create_task(trickle())
-    try:
-        status, headers, body = await read_response(reader)
-    finally:
-        trickling.cancel()
+    status, headers, body = await read_while_trickling(reader, writer)  # never a blank line
     assert status == 408 and headers["connection"] == "close"
     assert body.decode() == (
         "request line and headers did not arrive within 0.5 s (INFERGRAPH_HTTP1_HEADER_TIMEOUT)\n"
@@ -401,13 +443,7 @@ async def test_the_servers_take_their_limits_from_the_settings() -> None:
     stop = asyncio.Event()
     serving = asyncio.create_task(run_servers([(app, sock)], None, settings, stop))
     try:
-        async with asyncio.timeout(WAIT):
-            while True:  # until it listens
-                try:
-                    reader, writer = await connect(port)
-                    break
-                except OSError:
-                    await asyncio.sleep(0.01)
+        reader, writer = await connect(port)  # bound and listening: answered once served
         writer.write(b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n\r\n")
         status, _, body = await read_response(reader)
         assert status == 414 and b"exceeds 64 bytes" in body
@@ -430,19 +466,14 @@ class HeadersApp:
 CHUNKED = b"POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
 
 
-async def test_trailers_are_not_merged_into_the_headers() -> None:
-    sock = bind_socket("127.0.0.1", 0)
-    http = HttpServer(HeadersApp())
-    await http.start(sock)
-    try:
-        reader, writer = await connect(sock.getsockname()[1])
-        writer.write(CHUNKED + b"X-Forwarded-For: 10.0.0.1\r\n\r\n")
-        status, _, body = await read_response(reader)
-        assert status == 200
-        assert json.loads(body) == [["host", "t"], ["transfer-encoding", "chunked"]]
-        writer.close()
-    finally:
-        await http.stop()
+async def test_trailers_are_not_merged_into_the_headers(start: Start) -> None:
+    port, _ = await start(app=HeadersApp())
+    reader, writer = await connect(port)
+    writer.write(CHUNKED + b"X-Forwarded-For: 10.0.0.1\r\n\r\n")
+    status, _, body = await read_response(reader)
+    assert status == 200
+    assert json.loads(body) == [["host", "t"], ["transfer-encoding", "chunked"]]
+    writer.close()
 
 
 async def test_a_trailer_section_without_end_is_a_431(start: Start) -> None:
@@ -461,16 +492,6 @@ async def test_trailers_that_trickle_in_are_a_408_after_body_timeout(start: Star
     port, _ = await start(Http1Limits(body_timeout=0.5))
     reader, writer = await connect(port)
     writer.write(CHUNKED)
-
-    async def trickle() -> None:  # trailer bytes are not body bytes: they keep nothing alive
-        while True:
-            writer.write(b"X")
-            await asyncio.sleep(0.05)
-
-    trickling = asyncio.create_task(trickle())
-    try:
-        status, _, body = await read_response(reader)
-    finally:
-        trickling.cancel()
+    status, _, body = await read_while_trickling(reader, writer)  # trailer bytes, no body
     assert status == 408 and b"INFERGRAPH_HTTP1_BODY_TIMEOUT" in body
     writer.close()

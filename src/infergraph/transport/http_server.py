@@ -10,8 +10,8 @@ headers, time, connections) is bounded by :class:`~infergraph.wire.limits.Http1L
 a request past a limit, or one that is not HTTP, is refused
 (:mod:`infergraph.transport.http1_guard`) after the requests before it are answered, and
 the connection is closed. The checks cost next to nothing per request: sizes are counted
-only for a head that spans reads, and one timer per connection, re-armed about once per
-timeout, serves every timeout.
+only for a head that spans reads or comes in a long one, and one timer per connection,
+re-armed about once per timeout, serves every timeout.
 With ``access_log`` each answer also writes a line to the ``infergraph.access`` logger
 (:mod:`infergraph.transport.access_log`); the choice is made once, by the connection
 class, so a server without it pays nothing per request.
@@ -364,7 +364,7 @@ class _Connection(ConnectionGuard):
         scope: dict[str, Any] = {
             "type": "http",
             "method": request.method,
-            "path": url.path.decode("latin-1"),
+            "path": url.path.decode("latin-1") if url.path else "/",  # http://host: no path
             "query_string": url.query or b"",
             "headers": request.headers,
         }

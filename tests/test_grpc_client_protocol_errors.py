@@ -295,11 +295,11 @@ BREACHES = {
     "header-block-over-the-limit": Breach(
         breaking(lambda p, s: p.headers(s, [*ANSWER_HEADERS, ("x-big", big_value(2 * LIMIT))])),
         ENHANCE_YOUR_CALM,
-        f"over the limit of {LIMIT}",
+        f"(the limit is {LIMIT}",
         header_trip=True,
     ),
     "header-block-over-the-limit-in-continuations": Breach(
-        breaking(continued), ENHANCE_YOUR_CALM, "header block too large", header_trip=True
+        breaking(continued), ENHANCE_YOUR_CALM, f"(the limit is {LIMIT}", header_trip=True
     ),
     "header-list-over-the-limit-once-decoded": Breach(
         breaking(dynamic_table_blowup), ENHANCE_YOUR_CALM, "header list too large", header_trip=True

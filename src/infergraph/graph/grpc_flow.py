@@ -96,16 +96,18 @@ def check_header_block(block: bytes, limit: int) -> None:
     advertised (its decoded size is bounded as it is decoded)."""
     if len(block) > limit:
         raise h2.ProtocolError(
-            f"a header block of {len(block)} bytes, over the limit of {limit} "
-            "(INFERGRAPH_HTTP2_MAX_HEADER_LIST_SIZE)",
+            f"header block of {len(block)} bytes (the limit is {limit}: "
+            "INFERGRAPH_HTTP2_MAX_HEADER_LIST_SIZE)",
             h2.ENHANCE_YOUR_CALM,
         )
 
 
 def counted(error: h2.ProtocolError) -> h2.ProtocolError:
-    """``error``, once counted as a trip of the header limit if it is one: the frame reader,
-    the decoder and :func:`check_header_block` refuse an oversized header block, and only
-    that, with ENHANCE_YOUR_CALM."""
-    if error.code == h2.ENHANCE_YOUR_CALM:
+    """``error``, once counted as a trip of the limit it names (the frame reader's), or of
+    the header limit for the refusals that name none with ENHANCE_YOUR_CALM (the decoder's
+    and :func:`check_header_block`'s)."""
+    if error.limit:
+        trip(error.limit)
+    elif error.code == h2.ENHANCE_YOUR_CALM:
         trip(HEADER_LIMIT)
     return error

@@ -70,6 +70,10 @@ CASES = {
         _renamed("9" * 5000),
         "an integer of 5000 digits is too long (at most 4300)",
     ),
+    "hexadecimal-of-5000-digits": (
+        _renamed("0x" + "f" * 5000),
+        "an integer of more than 4300 digits is too long",
+    ),  # found by tests/fuzz: a ValueError formatting it in a problem's message
     "alias-bomb": (
         _alias_bomb(),
         "YAML document 0 expands to more than 100,000 YAML nodes",

@@ -14,6 +14,7 @@ carries all of it: PyYAML's global loaders are left as they are.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -30,6 +31,7 @@ MAX_DEPTH = 200
 MAX_INT_DIGITS = 4300
 """Longest decimal integer read (Python's own default limit for ``int(str)``)."""
 
+_MAX_INT_BITS = int(MAX_INT_DIGITS * math.log2(10))
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SHORT_TAG = "tag:yaml.org,2002:"
 
@@ -63,15 +65,17 @@ class SpecLoader(_Base):  # type: ignore[valid-type,misc]
             ) from None
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        digits = sum(char.isdigit() for char in str(node.value))
-        if digits > MAX_INT_DIGITS:
-            raise ConstructorError(
-                None,
-                None,
-                f"an integer of {digits} digits is too long (at most {MAX_INT_DIGITS})",
-                node.start_mark,
-            )
-        return int(SafeConstructor.construct_yaml_int(self, node))
+        digits = str(node.value).replace("_", "").lstrip("+-")
+        if digits.isdigit() and len(digits) > MAX_INT_DIGITS:  # int() would refuse it
+            self._too_long(node, f"of {len(digits)} digits is too long (at most {MAX_INT_DIGITS})")
+        value = int(SafeConstructor.construct_yaml_int(self, node))
+        if value.bit_length() > _MAX_INT_BITS:  # hexadecimal, binary or base 60
+            self._too_long(node, f"of more than {MAX_INT_DIGITS} digits is too long")
+        return value
+
+    @staticmethod
+    def _too_long(node: yaml.Node, what: str) -> None:
+        raise ConstructorError(None, None, f"an integer {what}", node.start_mark)
 
 
 SpecLoader.add_constructor("tag:yaml.org,2002:int", SpecLoader.construct_yaml_int)

@@ -17,7 +17,7 @@ from hyperframe import frame as hf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infergraph.protocol import h2
+from infergraph.wire import http2
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -35,7 +35,7 @@ def test_our_header_blocks_decode_with_hpack_to_what_we_encoded(
     headers: list[tuple[bytes, bytes]], status: int
 ) -> None:
     sent = [(b":status", str(status).encode()), *headers]
-    block = h2.encode_headers(sent)
+    block = http2.encode_headers(sent)
     decoder = hpack.Decoder()
     assert [(bytes(k), bytes(v)) for k, v in decoder.decode(block, raw=True)] == sent
     assert len(decoder.header_table.dynamic_entries) == 0  # we never index
@@ -51,7 +51,7 @@ def test_hpack_blocks_decode_through_ours_across_a_connection(
     table_size = data.draw(st.sampled_from([0, 256, 4096]))
     encoder = hpack.Encoder()
     encoder.header_table_size = table_size
-    ours = h2.HeaderDecoder(1 << 20)
+    ours = http2.HeaderDecoder(1 << 20)
     order = data.draw(st.lists(st.sampled_from(range(len(blocks))), min_size=1, max_size=20))
     for i in order:
         sent = blocks[i]
@@ -61,9 +61,9 @@ def test_hpack_blocks_decode_through_ours_across_a_connection(
 
 def test_a_header_list_over_the_limit_is_enhance_your_calm() -> None:
     block = hpack.Encoder().encode([(b"x", b"y" * 5000)])
-    with pytest.raises(h2.ProtocolError) as caught:
-        h2.HeaderDecoder(1024).decode(block)
-    assert caught.value.code == h2.ENHANCE_YOUR_CALM
+    with pytest.raises(http2.ProtocolError) as caught:
+        http2.HeaderDecoder(1024).decode(block)
+    assert caught.value.code == http2.ENHANCE_YOUR_CALM
 
 
 @FAST
@@ -72,9 +72,9 @@ def test_garbage_header_blocks_are_a_compression_error_never_another_exception(
     garbage: bytes,
 ) -> None:
     try:
-        h2.HeaderDecoder(1 << 16).decode(garbage)
-    except h2.ProtocolError as exc:
-        assert exc.code in (h2.COMPRESSION_ERROR, h2.ENHANCE_YOUR_CALM)
+        http2.HeaderDecoder(1 << 16).decode(garbage)
+    except http2.ProtocolError as exc:
+        assert exc.code in (http2.COMPRESSION_ERROR, http2.ENHANCE_YOUR_CALM)
 
 
 # ---------------------------------------------------------------- frames
@@ -101,7 +101,7 @@ def _parse(data: bytes) -> list[hf.Frame]:
 def test_our_header_frames_parse_as_hyperframe_reads_them(
     stream: int, block: bytes, end_stream: bool, max_frame: int
 ) -> None:
-    frames = _parse(h2.headers_frames(stream, block, end_stream, max_frame))
+    frames = _parse(http2.headers_frames(stream, block, end_stream, max_frame))
     assert isinstance(frames[0], hf.HeadersFrame)
     assert all(isinstance(f, hf.ContinuationFrame) for f in frames[1:])
     assert all(f.stream_id == stream and len(f.data) <= max_frame for f in frames)
@@ -116,25 +116,25 @@ def test_our_header_frames_parse_as_hyperframe_reads_them(
 def test_our_control_frames_parse_as_hyperframe_reads_them(
     stream: int, code: int, debug: bytes
 ) -> None:
-    (goaway,) = _parse(h2.goaway(stream, code, debug))
+    (goaway,) = _parse(http2.goaway(stream, code, debug))
     assert isinstance(goaway, hf.GoAwayFrame)
     assert (goaway.last_stream_id, goaway.error_code, goaway.additional_data) == (
         stream,
         code,
         debug,
     )
-    (reset,) = _parse(h2.rst_stream(max(stream, 1), code))
+    (reset,) = _parse(http2.rst_stream(max(stream, 1), code))
     assert isinstance(reset, hf.RstStreamFrame) and reset.error_code == code
-    (window,) = _parse(h2.window_update(stream, max(stream, 1)))
+    (window,) = _parse(http2.window_update(stream, max(stream, 1)))
     assert isinstance(window, hf.WindowUpdateFrame)
     assert window.window_increment == max(stream, 1)
-    settings_ = {h2.INITIAL_WINDOW_SIZE: code % 2**31, h2.MAX_FRAME_SIZE: 16_384}
-    (sent,) = _parse(h2.frame(h2.SETTINGS, 0, 0, h2.settings_payload(settings_)))
+    settings_ = {http2.INITIAL_WINDOW_SIZE: code % 2**31, http2.MAX_FRAME_SIZE: 16_384}
+    (sent,) = _parse(http2.frame(http2.SETTINGS, 0, 0, http2.settings_payload(settings_)))
     assert isinstance(sent, hf.SettingsFrame) and dict(sent.settings) == settings_
-    assert h2.parse_settings(h2.settings_payload(settings_)) == settings_
+    assert http2.parse_settings(http2.settings_payload(settings_)) == settings_
 
 
-class Recorder(h2.FrameReader):
+class Recorder(http2.FrameReader):
     """A frame reader that writes down each frame it hands on."""
 
     def __init__(self, preface: bool = False) -> None:
@@ -149,10 +149,10 @@ class Recorder(h2.FrameReader):
         self.written.append(data)
 
     def _on_data(self, stream_id: int, flags: int, payload: Any, size: int) -> None:
-        self.seen.append(("data", stream_id, flags & h2.END_STREAM, bytes(payload), size))
+        self.seen.append(("data", stream_id, flags & http2.END_STREAM, bytes(payload), size))
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        self.seen.append(("headers", stream_id, flags & h2.END_STREAM, bytes(block)))
+        self.seen.append(("headers", stream_id, flags & http2.END_STREAM, bytes(block)))
 
     def _on_settings(self, flags: int, payload: bytes) -> None:
         self.seen.append(("settings", flags, bytes(payload)))
@@ -241,14 +241,14 @@ def frame_and_expectation(draw: Any) -> tuple[bytes, list[tuple[Any, ...]]]:
 def test_the_frame_reader_sees_the_same_frames_however_the_bytes_are_cut(
     frames: list[tuple[bytes, list[tuple[Any, ...]]]], data: Any
 ) -> None:
-    stream = h2.PREFACE + b"".join(wire for wire, _ in frames)
+    stream = http2.PREFACE + b"".join(wire for wire, _ in frames)
     expected = [event for _, events in frames for event in events]
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10, unique=True)))
     reader = Recorder(preface=True)
     for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         reader.read(stream[a:b])
     assert reader.seen == expected
-    pings = sum(1 for wire, _ in frames if wire[3] == h2.PING)
+    pings = sum(1 for wire, _ in frames if wire[3] == http2.PING)
     assert len(reader.written) == pings
     assert all(_parse(w)[0].flags == {"ACK"} for w in reader.written)
 
@@ -261,5 +261,5 @@ def test_malformed_byte_streams_raise_protocol_errors_only(garbage: bytes, data:
     try:
         reader.read(garbage[:cut])
         reader.read(garbage[cut:])
-    except h2.ProtocolError:
+    except http2.ProtocolError:
         pass

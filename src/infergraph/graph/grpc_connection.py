@@ -1,6 +1,6 @@
 """One HTTP/2 connection of :class:`~infergraph.graph.grpc_client.GrpcChannel`: unary calls
 out as HEADERS and DATA frames, answers in from the frames the server sends (read by
-:class:`~infergraph.protocol.h2.FrameReader`), statuses and resets as :class:`RpcError`.
+:class:`~infergraph.wire.http2.FrameReader`), statuses and resets as :class:`RpcError`.
 
 A connection takes calls once the server's SETTINGS came, honours its windows, frame size
 and stream limit, and marks what the server did not process (:class:`Unprocessed`) so
@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 
 from infergraph.graph import grpc_flow as flow
-from infergraph.protocol import h2
 from infergraph.status import TRANSPORT_GRPC_BY_HTTP2_ERROR, transport_grpc_status
+from infergraph.wire import http2
+from infergraph.wire.grpc.messages import decode_grpc_message, grpc_message, read_grpc_message
 
 if TYPE_CHECKING:
     from infergraph.graph.grpc_client import GrpcChannel
@@ -112,7 +113,7 @@ def _status(headers: list[tuple[bytes, bytes]]) -> tuple[grpc.StatusCode, str] |
     if code is None:
         return None
     status = _CODES.get(int(code)) if code.isdigit() else None
-    details = h2.decode_grpc_message(message) if message else ""
+    details = decode_grpc_message(message) if message else ""
     if status is None:
         return grpc.StatusCode.UNKNOWN, f"grpc-status {code!r}: {details}"
     return status, details
@@ -138,7 +139,7 @@ def _http_status(headers: list[tuple[bytes, bytes]]) -> int:
     return 0
 
 
-class Connection(h2.FrameReader, asyncio.Protocol):
+class Connection(http2.FrameReader, asyncio.Protocol):
     stream_window = STREAM_WINDOW
     """The receive window each call's stream is granted (SETTINGS_INITIAL_WINDOW_SIZE)."""
     connection_window = CONNECTION_WINDOW
@@ -148,14 +149,14 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         self.channel = channel
         self.transport: asyncio.Transport | None = None
         self.header_limit = channel.limits.max_header_list_size
-        self.decoder = h2.HeaderDecoder(self.header_limit)
+        self.decoder = http2.HeaderDecoder(self.header_limit)
         self.calls: dict[int, _Call] = {}
         self.next_id = 1
         self._start_reading(preface=False)
-        self.peer_window = h2.DEFAULT_WINDOW
-        self.peer_frame_size = h2.DEFAULT_FRAME_SIZE
+        self.peer_window = http2.DEFAULT_WINDOW
+        self.peer_frame_size = http2.DEFAULT_FRAME_SIZE
         self.max_streams = 2**31
-        self.send_window = h2.DEFAULT_WINDOW
+        self.send_window = http2.DEFAULT_WINDOW
         self.unacked = 0
         self.draining = False
         """GOAWAY came (or the ids ran out): no new calls on this connection."""
@@ -176,14 +177,16 @@ class Connection(h2.FrameReader, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         settings = {
-            h2.ENABLE_PUSH: 0,
-            h2.INITIAL_WINDOW_SIZE: self.stream_window,
-            h2.MAX_FRAME_SIZE: self.frame_limit,
-            h2.MAX_HEADER_LIST_SIZE: self.header_limit,
+            http2.ENABLE_PUSH: 0,
+            http2.INITIAL_WINDOW_SIZE: self.stream_window,
+            http2.MAX_FRAME_SIZE: self.frame_limit,
+            http2.MAX_HEADER_LIST_SIZE: self.header_limit,
         }
-        opening = h2.PREFACE + h2.frame(h2.SETTINGS, 0, 0, h2.settings_payload(settings))
-        if self.connection_window > h2.DEFAULT_WINDOW:
-            opening += h2.window_update(0, self.connection_window - h2.DEFAULT_WINDOW)
+        opening = http2.PREFACE + http2.frame(
+            http2.SETTINGS, 0, 0, http2.settings_payload(settings)
+        )
+        if self.connection_window > http2.DEFAULT_WINDOW:
+            opening += http2.window_update(0, self.connection_window - http2.DEFAULT_WINDOW)
         self.transport.write(opening)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -198,7 +201,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self.read(data)
-        except h2.ProtocolError as exc:
+        except http2.ProtocolError as exc:
             flow.counted(exc)
             self._fail(exc.code, f"the server at {self.channel.address} broke HTTP/2: {exc}")
 
@@ -211,7 +214,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         call = self.calls.pop(stream_id, None)
         if call is None:
             return
-        if code == h2.REFUSED_STREAM:  # RFC 9113 §8.7: not processed, safe to send again
+        if code == http2.REFUSED_STREAM:  # RFC 9113 §8.7: not processed, safe to send again
             call.fail(grpc.StatusCode.UNAVAILABLE, "the server refused the call", True)
         else:
             status = TRANSPORT_GRPC_BY_HTTP2_ERROR.get(code, grpc.StatusCode.INTERNAL)
@@ -219,23 +222,23 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         self._freed()
 
     def _on_settings(self, flags: int, payload: bytes) -> None:
-        if flags & h2.ACK:
+        if flags & http2.ACK:
             if payload:
-                raise h2.ProtocolError("SETTINGS ACK with a payload", h2.FRAME_SIZE_ERROR)
+                raise http2.ProtocolError("SETTINGS ACK with a payload", http2.FRAME_SIZE_ERROR)
             return
-        for key, value in flow.check_settings(h2.parse_settings(payload)).items():
-            if key == h2.INITIAL_WINDOW_SIZE:
+        for key, value in flow.check_settings(http2.parse_settings(payload)).items():
+            if key == http2.INITIAL_WINDOW_SIZE:
                 delta, self.peer_window = value - self.peer_window, value
                 for call in self.calls.values():
                     call.send_window = flow.shifted(call.send_window, delta, call.id)
                     if call.window_open is not None:
                         call.window_open.set()
-            elif key == h2.MAX_FRAME_SIZE:
+            elif key == http2.MAX_FRAME_SIZE:
                 self.peer_frame_size = value
-            elif key == h2.MAX_CONCURRENT_STREAMS:
+            elif key == http2.MAX_CONCURRENT_STREAMS:
                 self.max_streams = value
                 self._freed()
-        self._write(h2.frame(h2.SETTINGS, h2.ACK, 0))
+        self._write(http2.frame(http2.SETTINGS, http2.ACK, 0))
         if not self.ready.done():
             self.ready.set_result(None)
 
@@ -263,11 +266,11 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         if call.headers is None:
             call.headers = headers
             status = _http_status(headers)
-            if status != 200 and (_status(headers) is None or not flags & h2.END_STREAM):
+            if status != 200 and (_status(headers) is None or not flags & http2.END_STREAM):
                 code = transport_grpc_status(status)
                 self._end(call, code, f"the server answered HTTP {status}, not gRPC", True)
                 return
-        if flags & h2.END_STREAM:
+        if flags & http2.END_STREAM:
             self._trailers(call, headers)
 
     def _trailers(self, call: _Call, headers: list[tuple[bytes, bytes]]) -> None:
@@ -285,7 +288,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         flow.check_received(self.unacked, length, self.connection_window, "on the connection")
         self.unacked += length
         if self.unacked >= self.connection_window // 2:
-            self._write(h2.window_update(0, self.unacked))
+            self._write(http2.window_update(0, self.unacked))
             self.unacked = 0
         call = self.calls.get(stream_id)
         if call is None:
@@ -294,7 +297,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         call.size += len(payload)
         if call.size > self.channel.max_message_size + 5:
             limit = self.channel.max_message_size
-            self._write(h2.rst_stream(stream_id, h2.CANCEL))
+            self._write(http2.rst_stream(stream_id, http2.CANCEL))
             self._end(
                 call,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -302,7 +305,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             )
             return
         call.data.append(payload)
-        if flags & h2.END_STREAM:  # no trailers: not a gRPC answer
+        if flags & http2.END_STREAM:  # no trailers: not a gRPC answer
             self._end(call, grpc.StatusCode.INTERNAL, "the answer ended without trailers")
             return
         # the stream's window back once a quarter of it was used, whatever the frames'
@@ -310,12 +313,12 @@ class Connection(h2.FrameReader, asyncio.Protocol):
         # frames left its answers over the stream window stalled for good
         call.credit += length
         if call.credit >= self.stream_window // 4:
-            self._write(h2.window_update(stream_id, call.credit))
+            self._write(http2.window_update(stream_id, call.credit))
             call.credit = 0
 
     def _deliver(self, call: _Call) -> None:
         data = call.data[0] if len(call.data) == 1 else b"".join(call.data)
-        prefix = h2.read_grpc_message(data, 0)
+        prefix = read_grpc_message(data, 0)
         if prefix is None or len(data) != 5 + prefix[1]:
             self._end(call, grpc.StatusCode.INTERNAL, "the answer is not one gRPC message")
         elif prefix[0]:
@@ -385,7 +388,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             remaining = deadline - asyncio.get_running_loop().time()
             headers.append((b"grpc-timeout", _grpc_timeout(remaining)))
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in metadata)
-        return h2.encode_headers(headers)
+        return http2.encode_headers(headers)
 
     async def _call(
         self,
@@ -411,15 +414,17 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             self.channel.forget(self)
         call = _Call(stream_id, self.peer_window)
         self.calls[stream_id] = call
-        head = h2.frame(h2.HEADERS, h2.END_HEADERS, stream_id, block)
-        message = h2.grpc_message(body)
+        head = http2.frame(http2.HEADERS, http2.END_HEADERS, stream_id, block)
+        message = grpc_message(body)
         try:
             size = len(message)
             if size <= min(self.peer_frame_size, call.send_window, self.send_window):
                 call.send_window -= size
                 self.send_window -= size
                 self._write(
-                    head + h2.frame_header(h2.DATA, h2.END_STREAM, stream_id, size) + message
+                    head
+                    + http2.frame_header(http2.DATA, http2.END_STREAM, stream_id, size)
+                    + message
                 )
             else:
                 self._write(head)
@@ -427,7 +432,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             return await call.answer
         except asyncio.CancelledError:  # the caller's, or the deadline's
             if self.calls.pop(stream_id, None) is not None:
-                self._write(h2.rst_stream(stream_id, h2.CANCEL))
+                self._write(http2.rst_stream(stream_id, http2.CANCEL))
                 self._freed()
             raise
 
@@ -445,8 +450,8 @@ class Connection(h2.FrameReader, asyncio.Protocol):
             chunk, view = view[:room], view[room:]
             call.send_window -= room
             self.send_window -= room
-            flags = 0 if view else h2.END_STREAM
-            self._write(h2.frame_header(h2.DATA, flags, call.id, room) + bytes(chunk))
+            flags = 0 if view else http2.END_STREAM
+            self._write(http2.frame_header(http2.DATA, flags, call.id, room) + bytes(chunk))
             if not self.writable.is_set():
                 await self.writable.wait()
 
@@ -458,7 +463,7 @@ class Connection(h2.FrameReader, asyncio.Protocol):
 
     def _fail(self, code: int, reason: str) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(h2.goaway(0, code))
+            self.transport.write(http2.goaway(0, code))
             self.transport.close()
         self._close(reason)
 

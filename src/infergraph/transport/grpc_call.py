@@ -13,9 +13,9 @@ from typing import Any, NamedTuple, Protocol, cast
 import grpc
 
 from infergraph.errors import InferGraphError
-from infergraph.protocol import h2
 from infergraph.status import grpc_status
 from infergraph.transport.content_encoding import decode_content
+from infergraph.wire.grpc.messages import encode_grpc_message, read_grpc_message
 
 __all__ = [
     "CallAbort",
@@ -88,7 +88,7 @@ def trailers(code: grpc.StatusCode, details: str, extra: Metadata) -> list[tuple
     """The status headers of a call's end, with its trailing metadata."""
     out = [(b"grpc-status", str(code.value[0]).encode())]
     if details:
-        out.append((b"grpc-message", h2.encode_grpc_message(details)))
+        out.append((b"grpc-message", encode_grpc_message(details)))
     for key, value in extra:
         name = key.lower().encode("latin-1")
         if isinstance(value, bytes):
@@ -164,7 +164,7 @@ def request_message(
 ) -> bytes | memoryview:
     """The one message of a request's bytes: its prefix checked, decompressed under
     ``limit`` if it says so (``encoding`` is the ``grpc-encoding`` header)."""
-    prefix = h2.read_grpc_message(data, 0)
+    prefix = read_grpc_message(data, 0)
     if prefix is None or len(data) != 5 + prefix[1]:
         count = "no message" if prefix is None else "a message cut short or more than one"
         raise CallAbort(grpc.StatusCode.INTERNAL, f"the request stream held {count}")

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from infergraph.protocol import h2
 from infergraph.transport.grpc_call import (
     CallAbort,
     CallContext,
@@ -24,6 +23,7 @@ from infergraph.transport.grpc_call import (
 )
 from infergraph.transport.grpc_h2_outbound import Outbound, message_prefix
 from infergraph.transport.grpc_h2_stream import Stream
+from infergraph.wire import http2
 
 if TYPE_CHECKING:
     from infergraph.transport.grpc_native import NativeGrpcServer
@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = b"application/grpc"
 _ENCODINGS = b"identity,deflate,gzip"
-_RESPONSE_HEADERS = h2.encode_headers(
+_RESPONSE_HEADERS = http2.encode_headers(
     [(b":status", b"200"), (b"content-type", CONTENT_TYPE), (b"grpc-accept-encoding", _ENCODINGS)]
 )
-_OK_TRAILERS = h2.encode_headers([(b"grpc-status", b"0")])
+_OK_TRAILERS = http2.encode_headers([(b"grpc-status", b"0")])
 
 
 class Calls:
@@ -114,7 +114,7 @@ class Calls:
         end = (
             _OK_TRAILERS
             if not context.trailing
-            else h2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
+            else http2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
         )
         size = len(body) + 5
         out = self.out
@@ -133,8 +133,8 @@ class Calls:
         self._write(
             b"".join(
                 (
-                    h2.frame(h2.HEADERS, h2.END_HEADERS, stream.id, _RESPONSE_HEADERS),
-                    h2.frame_header(h2.DATA, 0, stream.id, size),
+                    http2.frame(http2.HEADERS, http2.END_HEADERS, stream.id, _RESPONSE_HEADERS),
+                    http2.frame_header(http2.DATA, 0, stream.id, size),
                     message_prefix(size - 5),
                     body,
                     self._last_headers(stream, end),
@@ -150,7 +150,7 @@ class Calls:
         if not self.out.admit(len(body) + 5):
             self._finish(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, self.out.refusal())
             return
-        self._write(h2.frame(h2.HEADERS, h2.END_HEADERS, stream.id, _RESPONSE_HEADERS))
+        self._write(http2.frame(http2.HEADERS, http2.END_HEADERS, stream.id, _RESPONSE_HEADERS))
         if await self.out.send(stream, body):
             self._close(stream)
             self._write(self._last_headers(stream, end))
@@ -170,7 +170,9 @@ class Calls:
                 if not self.out.admit(len(body) + 5):
                     raise CallAbort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.out.refusal())
                 if not started:
-                    self._write(h2.frame(h2.HEADERS, h2.END_HEADERS, stream.id, _RESPONSE_HEADERS))
+                    self._write(
+                        http2.frame(http2.HEADERS, http2.END_HEADERS, stream.id, _RESPONSE_HEADERS)
+                    )
                     started = True
                 if not await self.out.send(stream, body):
                     return
@@ -187,7 +189,7 @@ class Calls:
         if stream.closed:
             return
         self._close(stream)
-        block = h2.encode_headers(trailers(code, details, context.trailing))
+        block = http2.encode_headers(trailers(code, details, context.trailing))
         self._write(self._last_headers(stream, block))
 
     async def _streaming(self, stream: Stream, handler: grpc.RpcMethodHandler) -> None:
@@ -215,7 +217,7 @@ class Calls:
         except Exception as exc:
             self._crashed(stream, exc)
             return
-        end = h2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
+        end = http2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
         await self._respond_large(stream, body, end)
 
     def _crashed(self, stream: Stream, exc: BaseException) -> None:

@@ -2,7 +2,7 @@
 frames out (see :mod:`infergraph.transport.grpc_native`).
 
 What a peer can make a connection hold or spend is bounded by the server's
-:class:`~infergraph.wire.limits.Http2Limits`: header blocks (``h2.FrameReader``), streams,
+:class:`~infergraph.wire.limits.Http2Limits`: header blocks (``http2.FrameReader``), streams,
 frames that ask work but no call, and resets (:mod:`~infergraph.transport.grpc_h2_flood`),
 answers the peer does not take (:mod:`~infergraph.transport.grpc_h2_outbound`) and request
 bytes (each stream's receive window, given back as its handler takes them:
@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, cast
 
 import grpc
 
-from infergraph.protocol import h2
 from infergraph.transport.grpc_call import CallAbort, Metadata, parse_timeout, trailers
 from infergraph.transport.grpc_h2_calls import CONTENT_TYPE, Calls
 from infergraph.transport.grpc_h2_flood import FloodGuard
 from infergraph.transport.grpc_h2_outbound import Outbound
 from infergraph.transport.grpc_h2_stream import STREAM_WINDOW, Stream
+from infergraph.wire import http2
 from infergraph.wire.trips import trip
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ LINGER = 5.0
 """Seconds a connection we ended waits for the peer to close its side."""
 
 
-class Connection(Calls, h2.FrameReader, asyncio.Protocol):
+class Connection(Calls, http2.FrameReader, asyncio.Protocol):
     def __init__(self, server: NativeGrpcServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
@@ -47,7 +47,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
         limits = server.limits
         self.header_limit = limits.max_header_list_size
         self.continuation_limit = limits.max_continuations
-        self.decoder = h2.HeaderDecoder(self.header_limit)
+        self.decoder = http2.HeaderDecoder(self.header_limit)
         self.guard = FloodGuard(limits)
         self.out = Outbound(self._write_parts, self.guard, limits.max_pending_send)
         self.streams: dict[int, Stream] = {}
@@ -71,15 +71,15 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
         self.peer = f"ipv4:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.server.connections.add(self)
         settings = {
-            h2.MAX_CONCURRENT_STREAMS: self.server.max_streams,
-            h2.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-            h2.MAX_FRAME_SIZE: self.frame_limit,
-            h2.MAX_HEADER_LIST_SIZE: self.header_limit,
-            h2.ENABLE_PUSH: 0,
+            http2.MAX_CONCURRENT_STREAMS: self.server.max_streams,
+            http2.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            http2.MAX_FRAME_SIZE: self.frame_limit,
+            http2.MAX_HEADER_LIST_SIZE: self.header_limit,
+            http2.ENABLE_PUSH: 0,
         }
         self.transport.write(
-            h2.frame(h2.SETTINGS, 0, 0, h2.settings_payload(settings))
-            + h2.window_update(0, CONNECTION_WINDOW - h2.DEFAULT_WINDOW)
+            http2.frame(http2.SETTINGS, 0, 0, http2.settings_payload(settings))
+            + http2.window_update(0, CONNECTION_WINDOW - http2.DEFAULT_WINDOW)
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -112,7 +112,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
             return
         try:
             self.read(data)
-        except h2.ProtocolError as exc:
+        except http2.ProtocolError as exc:
             if exc.limit:
                 trip(exc.limit)
             log.debug("gRPC connection from %s: %s", self.peer, exc)
@@ -129,7 +129,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
     def _on_reset(self, stream_id: int, code: int) -> None:
         self.guard.control()
         if not stream_id or stream_id > self.last_stream:
-            raise h2.ProtocolError(f"RST_STREAM on idle stream {stream_id}")
+            raise http2.ProtocolError(f"RST_STREAM on idle stream {stream_id}")
         stream = self.streams.pop(stream_id, None)
         if stream is not None:
             self._drop(stream)
@@ -143,14 +143,14 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
 
     def _on_settings(self, flags: int, payload: bytes) -> None:
         self.guard.control()
-        if flags & h2.ACK:
+        if flags & http2.ACK:
             return
-        for key, value in h2.parse_settings(payload).items():
-            if key == h2.INITIAL_WINDOW_SIZE:
+        for key, value in http2.parse_settings(payload).items():
+            if key == http2.INITIAL_WINDOW_SIZE:
                 self.out.initial_window_changed(value, self.streams.values())
-            elif key == h2.MAX_FRAME_SIZE:
+            elif key == http2.MAX_FRAME_SIZE:
                 self.out.frame_size_changed(value)
-        self._write(h2.frame(h2.SETTINGS, h2.ACK, 0))
+        self._write(http2.frame(http2.SETTINGS, http2.ACK, 0))
 
     def _on_window_update(self, stream_id: int, increment: int) -> None:
         self.guard.control()
@@ -160,7 +160,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
         stream = self.streams.get(stream_id)
         if stream is None:
             if stream_id > self.last_stream:
-                raise h2.ProtocolError(f"WINDOW_UPDATE on idle stream {stream_id}")
+                raise http2.ProtocolError(f"WINDOW_UPDATE on idle stream {stream_id}")
             return  # a stream we closed: the update comes late
         error = self.out.stream_window(stream, increment)
         if error:
@@ -170,22 +170,22 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
         headers = self.decoder.decode(block)  # always, to keep the dynamic table in step
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers from the client end its side
-            if flags & h2.END_STREAM:
+            if flags & http2.END_STREAM:
                 self._end_of_request(stream)
             return
         if stream_id % 2 == 0 or stream_id <= self.last_stream:
-            raise h2.ProtocolError(f"stream {stream_id} cannot be opened by a client")
+            raise http2.ProtocolError(f"stream {stream_id} cannot be opened by a client")
         self.last_stream = stream_id
         if self.goaway_sent or len(self.streams) >= self.server.max_streams:
             if not self.goaway_sent:
                 trip("http2.max_concurrent_streams")
             self.guard.control()
-            self._write(h2.rst_stream(stream_id, h2.REFUSED_STREAM))
+            self._write(http2.rst_stream(stream_id, http2.REFUSED_STREAM))
             return
         guard = self.guard
         guard.control_left = guard.max_control  # a call: the budget is full again
         stream = Stream(stream_id, headers, self.out.initial_window)
-        stream.received = bool(flags & h2.END_STREAM)
+        stream.received = bool(flags & http2.END_STREAM)
         self.streams[stream_id] = stream
         self._open(stream)
         if stream.received and not stream.closed:
@@ -225,24 +225,26 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
     def _on_data(self, stream_id: int, flags: int, payload: bytes | memoryview, size: int) -> None:
         self.unacked += size  # the connection's window: given back as data arrives
         if self.unacked >= CONNECTION_WINDOW // 2:
-            self._write(h2.window_update(0, self.unacked))
+            self._write(http2.window_update(0, self.unacked))
             self.unacked = 0
         stream = self.streams.get(stream_id)
         if stream is None or stream.received:
             if stream_id > self.last_stream:
-                raise h2.ProtocolError(f"DATA on idle stream {stream_id}")
+                raise http2.ProtocolError(f"DATA on idle stream {stream_id}")
             return  # a stream we closed or reset: its data is dropped
         if stream.closed:
-            if flags & h2.END_STREAM:
+            if flags & http2.END_STREAM:
                 self._forget(stream)
             return
         stream.recv_window -= size
         if stream.recv_window < 0:
-            raise h2.ProtocolError(f"DATA past stream {stream_id}'s window", h2.FLOW_CONTROL_ERROR)
+            raise http2.ProtocolError(
+                f"DATA past stream {stream_id}'s window", http2.FLOW_CONTROL_ERROR
+            )
         if payload:
             stream.data.append(payload)
             stream.size += len(payload)
-        elif not flags & h2.END_STREAM:
+        elif not flags & http2.END_STREAM:
             self.guard.control()
         if stream.messages is not None:
             self._queue_messages(stream)
@@ -255,7 +257,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
             )
         if stream.closed:
             return
-        if flags & h2.END_STREAM:
+        if flags & http2.END_STREAM:
             self._end_of_request(stream)
         else:
             self._give_back(stream)
@@ -270,7 +272,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
             self._finish(stream, exc.code, exc.details)
             return
         if grant:
-            self._write(h2.window_update(stream.id, grant))
+            self._write(http2.window_update(stream.id, grant))
 
     def _end_of_request(self, stream: Stream) -> None:
         stream.received = True
@@ -313,24 +315,24 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
         if stream.closed:
             return
         headers = [(b":status", b"200"), (b"content-type", CONTENT_TYPE)]
-        block = h2.encode_headers(headers + trailers(code, details, metadata))
+        block = http2.encode_headers(headers + trailers(code, details, metadata))
         self._close(stream)
         self._write(self._last_headers(stream, block))
         if not stream.received:  # the client is still sending: it need not
-            self._write(h2.rst_stream(stream.id, h2.NO_ERROR))
+            self._write(http2.rst_stream(stream.id, http2.NO_ERROR))
             self._forget(stream)
 
     def _http_error(self, stream: Stream, status: int) -> None:
-        block = h2.encode_headers([(b":status", str(status).encode())])
+        block = http2.encode_headers([(b":status", str(status).encode())])
         self._close(stream)
         self._write(self._last_headers(stream, block))
         if not stream.received:
-            self._write(h2.rst_stream(stream.id, h2.NO_ERROR))
+            self._write(http2.rst_stream(stream.id, http2.NO_ERROR))
             self._forget(stream)
 
     def _last_headers(self, stream: Stream, block: bytes) -> bytes:
         """The frames of the header block that ends our side of ``stream``."""
-        return h2.headers_frames(stream.id, block, True, self.out.frame_size)
+        return http2.headers_frames(stream.id, block, True, self.out.frame_size)
 
     def _close(self, stream: Stream) -> None:
         """Our side of ``stream`` ends: its call completed."""
@@ -344,7 +346,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
         """End ``stream`` with RST_STREAM ``code``, a stream error of the peer's."""
         self.streams.pop(stream.id, None)
         self._drop(stream)
-        self._write(h2.rst_stream(stream.id, code))
+        self._write(http2.rst_stream(stream.id, code))
         self._maybe_close()
 
     def _forget(self, stream: Stream) -> None:
@@ -397,7 +399,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
         ``LINGER`` seconds."""
         if self.transport is None or self.closing:
             return
-        self.transport.write(h2.goaway(self.last_stream, code, reason.encode()[:256]))
+        self.transport.write(http2.goaway(self.last_stream, code, reason.encode()[:256]))
         self.closing = True
         for stream in list(self.streams.values()):
             self._drop(stream)
@@ -412,7 +414,7 @@ class Connection(Calls, h2.FrameReader, asyncio.Protocol):
         """A graceful stop: no new streams; the connection closes once its calls end."""
         if not self.goaway_sent and not self.closing:
             self.goaway_sent = True
-            self._write(h2.goaway(self.last_stream, h2.NO_ERROR))
+            self._write(http2.goaway(self.last_stream, http2.NO_ERROR))
         self._maybe_close()
 
     def abort(self) -> None:

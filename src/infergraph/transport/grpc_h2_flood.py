@@ -12,7 +12,7 @@ work for us that each opened stream would otherwise pay for.
 
 from __future__ import annotations
 
-from infergraph.protocol import h2
+from infergraph.wire import http2
 from infergraph.wire.limits import Http2Limits
 
 __all__ = ["FloodGuard"]
@@ -34,9 +34,9 @@ class FloodGuard:
         """A frame that asks work but no call; raises ProtocolError past the budget."""
         self.control_left -= 1
         if self.control_left < 0:
-            raise h2.ProtocolError(
+            raise http2.ProtocolError(
                 f"more than {self.max_control} frames without a call or data",
-                h2.ENHANCE_YOUR_CALM,
+                http2.ENHANCE_YOUR_CALM,
                 "http2.max_control_frames",
             )
 
@@ -47,8 +47,8 @@ class FloodGuard:
         """The peer reset a call of ours; raises ProtocolError past the budget."""
         self.resets_left -= 1
         if self.resets_left < 0:
-            raise h2.ProtocolError(
+            raise http2.ProtocolError(
                 f"more than {self.max_resets} calls reset before one completed",
-                h2.ENHANCE_YOUR_CALM,
+                http2.ENHANCE_YOUR_CALM,
                 "http2.max_resets",
             )

@@ -15,9 +15,9 @@ import asyncio
 import struct
 from collections.abc import Callable, Iterable
 
-from infergraph.protocol import h2
 from infergraph.transport.grpc_h2_flood import FloodGuard
 from infergraph.transport.grpc_h2_stream import Stream
+from infergraph.wire import http2
 from infergraph.wire.trips import trip
 
 __all__ = ["Outbound", "message_prefix"]
@@ -48,11 +48,11 @@ class Outbound:
         self.write_parts = write_parts
         """Writes its arguments (bytes or views) to the socket, in order."""
         self.guard = guard
-        self.frame_size = h2.DEFAULT_FRAME_SIZE
+        self.frame_size = http2.DEFAULT_FRAME_SIZE
         """The peer's SETTINGS_MAX_FRAME_SIZE."""
-        self.initial_window = h2.DEFAULT_WINDOW
+        self.initial_window = http2.DEFAULT_WINDOW
         """The peer's SETTINGS_INITIAL_WINDOW_SIZE: a new stream's send window."""
-        self.window = h2.DEFAULT_WINDOW
+        self.window = http2.DEFAULT_WINDOW
         """The connection's send window."""
         self.paused = False
         """The socket's buffer is past its high-water mark."""
@@ -67,38 +67,38 @@ class Outbound:
     # ---------------------------------------------------------------- the peer's settings
 
     def initial_window_changed(self, value: int, streams: Iterable[Stream]) -> None:
-        if value > h2.MAX_WINDOW:
-            raise h2.ProtocolError("initial window too large", h2.FLOW_CONTROL_ERROR)
+        if value > http2.MAX_WINDOW:
+            raise http2.ProtocolError("initial window too large", http2.FLOW_CONTROL_ERROR)
         delta, self.initial_window = value - self.initial_window, value
         for stream in streams:
             stream.send_window += delta
-            if stream.send_window > h2.MAX_WINDOW:
-                raise h2.ProtocolError(
-                    f"stream {stream.id}'s window past 2^31-1", h2.FLOW_CONTROL_ERROR
+            if stream.send_window > http2.MAX_WINDOW:
+                raise http2.ProtocolError(
+                    f"stream {stream.id}'s window past 2^31-1", http2.FLOW_CONTROL_ERROR
                 )
             _open(stream)
 
     def frame_size_changed(self, value: int) -> None:
-        if not h2.DEFAULT_FRAME_SIZE <= value <= 2**24 - 1:
-            raise h2.ProtocolError("bad MAX_FRAME_SIZE")
+        if not http2.DEFAULT_FRAME_SIZE <= value <= 2**24 - 1:
+            raise http2.ProtocolError("bad MAX_FRAME_SIZE")
         self.frame_size = value
 
     def connection_window(self, increment: int) -> None:
         if not increment:
-            raise h2.ProtocolError("WINDOW_UPDATE of 0")
+            raise http2.ProtocolError("WINDOW_UPDATE of 0")
         self.window += increment
-        if self.window > h2.MAX_WINDOW:
-            raise h2.ProtocolError("connection window overflow", h2.FLOW_CONTROL_ERROR)
+        if self.window > http2.MAX_WINDOW:
+            raise http2.ProtocolError("connection window overflow", http2.FLOW_CONTROL_ERROR)
         for stream in list(self.blocked):
             _open(stream)
 
     def stream_window(self, stream: Stream, increment: int) -> int:
         """0, or the error code of the RST_STREAM the update calls for (RFC 9113 §6.9)."""
         if not increment:
-            return h2.PROTOCOL_ERROR
+            return http2.PROTOCOL_ERROR
         stream.send_window += increment
-        if stream.send_window > h2.MAX_WINDOW:
-            return h2.FLOW_CONTROL_ERROR
+        if stream.send_window > http2.MAX_WINDOW:
+            return http2.FLOW_CONTROL_ERROR
         _open(stream)
         return 0
 
@@ -146,7 +146,7 @@ class Outbound:
                     continue
                 stream.send_window -= room
                 self.window -= room
-                header = h2.frame_header(h2.DATA, 0, stream.id, room)
+                header = http2.frame_header(http2.DATA, 0, stream.id, room)
                 if not head:
                     self.write_parts(header, view[:room])
                     view = view[room:]

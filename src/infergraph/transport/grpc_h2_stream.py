@@ -14,8 +14,8 @@ import asyncio
 
 import grpc
 
-from infergraph.protocol import h2
 from infergraph.transport.grpc_call import CallAbort, CallContext
+from infergraph.wire.grpc.messages import read_grpc_message
 
 __all__ = ["STREAM_WINDOW", "Stream"]
 
@@ -107,7 +107,7 @@ class Stream:
         out: list[bytes] = []
         pos, end = 0, len(data)
         self.need = 0
-        while (prefix := h2.read_grpc_message(data, pos)) is not None:
+        while (prefix := read_grpc_message(data, pos)) is not None:
             if prefix[1] > limit:
                 raise _too_large(prefix[1], limit)
             if end - pos - 5 < prefix[1]:
@@ -127,7 +127,7 @@ class Stream:
     def _read_prefix(self, limit: int) -> None:
         first = self.data[0]
         head = first if len(first) >= 5 else b"".join(self.data)
-        prefix = h2.read_grpc_message(head, 0)
+        prefix = read_grpc_message(head, 0)
         assert prefix is not None
         if prefix[1] > limit:
             raise _too_large(prefix[1], limit)

@@ -1,0 +1,1 @@
+"""gRPC over HTTP/2 (PROTOCOL-HTTP2.md): message framing and the ``grpc-message`` encoding."""

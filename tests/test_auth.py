@@ -26,13 +26,13 @@ import pytest
 from procs import clean_env, free_ports, http_request, poll
 from served import component, echo_graph, graph
 
-from infergraph.graph.grpc_client import GrpcChannel, RpcError
-from infergraph.graph.http_client import HttpPool
 from infergraph.protocol.proto import inference_pb2 as v2
 from infergraph.protocol.proto import inference_pb2_grpc as v2_grpc
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.transport.auth import RequireToken, require_token
+from infergraph.wire.grpc.client import GrpcChannel, RpcError
+from infergraph.wire.http1.client import HttpPool
 from infergraph.wire.tokens import BearerTokens
 
 PREDICT = {"data": {"ndarray": [[1.0, 2.0]]}}

@@ -1,4 +1,4 @@
-"""infergraph's own gRPC client (:class:`~infergraph.graph.grpc_client.GrpcChannel`) against
+"""infergraph's own gRPC client (:class:`~infergraph.wire.grpc.client.GrpcChannel`) against
 servers that are not ours and against ours.
 
 Every interop test runs against three servers: grpcio's asyncio server (``grpc.aio``),
@@ -35,12 +35,12 @@ from procs import free_ports
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import BadRequest, NotImplementedByComponent, PayloadTooLarge
-from infergraph.graph.grpc_client import GrpcChannel, RpcError
 from infergraph.graph.remote_nodes import GrpcNodeClient
 from infergraph.protocol.message import DataKind, Message, Meta
 from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_common import new_server
 from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.wire.grpc.client import GrpcChannel, RpcError
 
 SERVICE = "test.Client"
 MiB = 1 << 20

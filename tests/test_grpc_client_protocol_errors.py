@@ -25,9 +25,6 @@ import pytest
 
 from infergraph.errors import InferGraphError
 from infergraph.graph.executor import CallContext, Executor
-from infergraph.graph.grpc_client import GrpcChannel, RpcError
-from infergraph.graph.grpc_connection import Connection
-from infergraph.graph.grpc_flow import HEADER_LIMIT
 from infergraph.graph.plan import PlanNode, PredictorPlan
 from infergraph.graph.remote_nodes import GrpcNodeClient
 from infergraph.observability.executor_metrics import ExecutorMetrics
@@ -35,6 +32,9 @@ from infergraph.observability.metrics import Registry
 from infergraph.protocol.message import DataKind, Message
 from infergraph.status import grpc_status, http_status
 from infergraph.wire import trips
+from infergraph.wire.grpc.client import GrpcChannel, RpcError
+from infergraph.wire.grpc.connection import Connection
+from infergraph.wire.grpc.flow import HEADER_LIMIT
 from infergraph.wire.limits import Http2Limits
 
 # RFC 9113's numbers, written out here rather than taken from the code under test

@@ -28,17 +28,17 @@ from infergraph.errors import (
     NotReady,
     PayloadTooLarge,
 )
-from infergraph.graph.http_client import (
-    ConnectFailed,
-    ConnectionLost,
-    HttpPool,
-    ResponseTooLarge,
-)
 from infergraph.graph.rest_nodes import RestNodeClient, error_from_status
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.serving.server import bind_socket
 from infergraph.status import http_status
 from infergraph.transport.http_server import HttpServer
+from infergraph.wire.http1.client import (
+    ConnectFailed,
+    ConnectionLost,
+    HttpPool,
+    ResponseTooLarge,
+)
 
 MiB = 1024 * 1024
 

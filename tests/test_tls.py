@@ -31,11 +31,11 @@ from procs import clean_env, free_ports, http_request, poll
 from served import component, echo_graph
 from tls_certs import Issued, Pki, peer_serial, write_atomically
 
-from infergraph.graph.grpc_client import GrpcChannel
-from infergraph.graph.http_client import ConnectFailed, HttpPool
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.settings import ComponentSettings, GraphSettings
+from infergraph.wire.grpc.client import GrpcChannel
+from infergraph.wire.http1.client import ConnectFailed, HttpPool
 from infergraph.wire.tls import GRPC_ALPN, REST_ALPN, ReloadingContext, TlsFiles
 
 PREDICT = {"data": {"ndarray": [[1.0, 2.0]]}}

@@ -12,16 +12,17 @@ Two kinds of mapping, which differ on purpose and must not be mixed up:
   answer is read back into the error it stands for through the same table as well
   (:data:`ERROR_BY_HTTP`, :data:`ERROR_BY_GRPC`), so a graph answers what its node did.
 - **Transport status**, :data:`TRANSPORT_GRPC_BY_HTTP` and
-  :data:`TRANSPORT_GRPC_BY_HTTP2_ERROR`: what a gRPC *client* makes of an answer that is
-  not gRPC at all (a proxy's or a REST server's HTTP status without ``grpc-status``, a
-  reset stream), as gRPC's spec says (``doc/http-grpc-status-mapping.md`` and
+  :data:`TRANSPORT_GRPC_BY_HTTP2_ERROR`, kept with the gRPC client in
+  :mod:`infergraph.wire.grpc.status` and named here too: what a gRPC *client* makes of
+  an answer that is not gRPC at all (a proxy's or a REST server's HTTP status without
+  ``grpc-status``, a reset stream), as gRPC's spec says (``doc/http-grpc-status-mapping.md`` and
   ``doc/PROTOCOL-HTTP2.md``). There HTTP 400 means the peer could not read the HTTP we
   sent (INTERNAL, not the caller's INVALID_ARGUMENT) and 404 that no such service lives
   at that address (UNIMPLEMENTED, not NOT_FOUND). The spec forbids servers to answer by
   this table, and it is never used to answer.
 
 It sits beside ``errors`` (not in ``transport``) because the graph executor labels its
-node-call metrics with the same HTTP status the transports answer, and the node clients in
+node-call metrics with the same HTTP status the transports answer, and the node clients of
 ``graph`` read statuses back.
 """
 
@@ -41,6 +42,11 @@ from infergraph.errors import (
     NotImplementedByComponent,
     NotReady,
     PayloadTooLarge,
+)
+from infergraph.wire.grpc.status import (
+    TRANSPORT_GRPC_BY_HTTP,
+    TRANSPORT_GRPC_BY_HTTP2_ERROR,
+    transport_grpc_status,
 )
 
 __all__ = [
@@ -148,33 +154,3 @@ def grpc_status(error: InferGraphError) -> grpc.StatusCode:
 def status_label(error: BaseException) -> str:
     """The HTTP status of any exception as a metric label ("500" for foreign ones)."""
     return str(http_status(error)) if isinstance(error, InferGraphError) else "500"
-
-
-# ---------------------------------------------------------------- transport status
-
-TRANSPORT_GRPC_BY_HTTP: Mapping[int, grpc.StatusCode] = {
-    400: Code.INTERNAL,
-    401: Code.UNAUTHENTICATED,
-    403: Code.PERMISSION_DENIED,
-    404: Code.UNIMPLEMENTED,
-    429: Code.UNAVAILABLE,
-    502: Code.UNAVAILABLE,
-    503: Code.UNAVAILABLE,
-    504: Code.UNAVAILABLE,
-}
-"""gRPC's ``http-grpc-status-mapping.md``: the code a gRPC client gives a call answered
-with this HTTP status and no ``grpc-status``; UNKNOWN for any other status."""
-
-TRANSPORT_GRPC_BY_HTTP2_ERROR: Mapping[int, grpc.StatusCode] = {
-    0x7: Code.UNAVAILABLE,  # REFUSED_STREAM: not processed, safe to send again
-    0x8: Code.CANCELLED,  # CANCEL
-    0xB: Code.RESOURCE_EXHAUSTED,  # ENHANCE_YOUR_CALM
-    0xC: Code.PERMISSION_DENIED,  # INADEQUATE_SECURITY
-}
-"""gRPC's ``PROTOCOL-HTTP2.md``: the code of a call whose stream the server reset with
-this HTTP/2 error code; INTERNAL for any other code."""
-
-
-def transport_grpc_status(http: int) -> grpc.StatusCode:
-    """The code of a gRPC call answered with HTTP status ``http`` and no ``grpc-status``."""
-    return TRANSPORT_GRPC_BY_HTTP.get(http, Code.UNKNOWN)

@@ -201,7 +201,7 @@ def _parse(text: str, label: str) -> list[tuple[Any, dict[str, int], list[Proble
                 if refused is not None:
                     line = node.start_mark.line + 1
                     raise SpecUnreadable(f"YAML document {len(out)} {refused}", label, line)
-                _index(node, (), lines, duplicates)
+                _index(node, "", lines, duplicates)
             data = loader.construct_document(node) if node is not None else None
             out.append((data, lines, duplicates))
     except yaml.MarkedYAMLError as exc:
@@ -222,33 +222,36 @@ def _parse(text: str, label: str) -> list[tuple[Any, dict[str, int], list[Proble
 
 def _index(
     node: yaml.Node,
-    loc: tuple[int | str, ...],
+    path: str,
     lines: dict[str, int],
     duplicates: list[Problem],
-    active: frozenset[int] = frozenset(),
+    active: set[int] | None = None,
 ) -> None:
-    """Record the line of every field path under ``node``, and keys given twice."""
-    lines.setdefault(format_path(loc), node.start_mark.line + 1)
+    """Record the line of every field path under ``node`` (``path`` is its own, as
+    :func:`format_path` writes it), and keys given twice. Each child's path extends its
+    parent's, so a deep document costs its size, not its size times its depth."""
+    active = set() if active is None else active
+    lines.setdefault(path, node.start_mark.line + 1)
     if id(node) in active:  # a YAML alias that contains itself
         return
-    active = active | {id(node)}
+    active.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode):
                 continue
-            child = (*loc, key.value)
-            path = format_path(child)
+            child = format_path((key.value,), path)
             if key.value in seen:
                 duplicates.append(
-                    Problem(path, f"key '{key.value}' appears twice; YAML keeps only the last")
+                    Problem(child, f"key '{key.value}' appears twice; YAML keeps only the last")
                 )
             seen.add(key.value)
-            lines[path] = key.start_mark.line + 1
+            lines[child] = key.start_mark.line + 1
             _index(value, child, lines, duplicates, active)
     elif isinstance(node, yaml.SequenceNode):
         for position, item in enumerate(node.value):
-            _index(item, (*loc, position), lines, duplicates, active)
+            _index(item, format_path((position,), path), lines, duplicates, active)
+    active.discard(id(node))
 
 
 def _expand(data: Any) -> list[tuple[tuple[int | str, ...], Any]]:

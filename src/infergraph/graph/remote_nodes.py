@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import grpc
 import orjson
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.message import DecodeError
@@ -30,7 +29,6 @@ from infergraph.errors import (
     InferGraphError,
     UserCodeError,
 )
-from infergraph.graph.grpc_client import GrpcChannel, RpcError
 from infergraph.graph.model_sources import ModelSources
 from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
 from infergraph.graph.spec import Deployment, PredictorSpec, is_prepackaged, walk_graph
@@ -41,6 +39,8 @@ from infergraph.routers import builtin_class
 from infergraph.servers import interface_name, prepackaged_class
 from infergraph.servers.fetch import local_path, scheme_of
 from infergraph.status import ERROR_BY_GRPC
+from infergraph.wire.grpc.client import GrpcChannel, RpcError
+from infergraph.wire.grpc.status import StatusCode
 from infergraph.wire.limits import Http2Limits
 
 __all__ = [
@@ -64,7 +64,7 @@ _PATHS: dict[str, tuple[str, Any]] = {
     "send_feedback": ("/seldon.protos.Model/SendFeedback", pb.SeldonMessage),
     "metadata": ("/seldon.protos.Model/Metadata", pb.SeldonModelMetadata),
 }
-_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_UNREACHABLE = (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED)
 _POLL_S = 0.05
 """How often a replica that answers "unavailable" (still loading) is asked again."""
 
@@ -76,7 +76,7 @@ def error_from_rpc(exc: RpcError) -> InferGraphError:
     ``grpc-status`` is UNIMPLEMENTED, by gRPC's table) is the node's failure, never the
     caller's mistake: UNAVAILABLE stays "not ready", anything else is a 500.
     """
-    if getattr(exc, "transport", False) and exc.code() is not grpc.StatusCode.UNAVAILABLE:
+    if getattr(exc, "transport", False) and exc.code() is not StatusCode.UNAVAILABLE:
         kind: type[InferGraphError] = UserCodeError
     else:
         kind = ERROR_BY_GRPC.get(exc.code(), UserCodeError)
@@ -132,7 +132,7 @@ def _answer(response: Any) -> Message:
 class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
     """Calls a node as Seldon's executor does with ``transport: grpc``.
 
-    One :class:`~infergraph.graph.grpc_client.GrpcChannel` per replica carries every call
+    One :class:`~infergraph.wire.grpc.client.GrpcChannel` per replica carries every call
     (HTTP/2 multiplexes them); a restarted replica is found again by its next call.
     """
 
@@ -201,7 +201,7 @@ class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
         try:
             answer = await self._rpc(replica.conn, method, request, self.timeout)
         except RpcError as exc:
-            if exc.code() is grpc.StatusCode.UNAVAILABLE:
+            if exc.code() is StatusCode.UNAVAILABLE:
                 raise Unreachable(error_from_rpc(exc)) from None
             raise error_from_rpc(exc) from None
         return self._answer(method, answer)

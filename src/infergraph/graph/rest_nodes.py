@@ -9,7 +9,7 @@ node answers stays the list it is, as Seldon's executor passes it on.
 
 Why REST and not gRPC between processes: Python's gRPC costs about 0.5 ms a hop, mostly in
 the node's gRPC server; the node's httptools server answers REST in about a tenth of that,
-and :class:`~infergraph.graph.http_client.HttpPool` keeps the client's side as small.
+and :class:`~infergraph.wire.http1.client.HttpPool` keeps the client's side as small.
 
 A node's non-2xx answer keeps its HTTP status and its Seldon error (``status.info``,
 ``status.reason``), as Seldon's executor passes a node's status and body through.
@@ -32,7 +32,11 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.http_client import (
+from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
+from infergraph.protocol import seldon_json
+from infergraph.protocol.message import DataKind, Feedback, Message
+from infergraph.status import ERROR_BY_HTTP
+from infergraph.wire.http1.client import (
     BadResponse,
     ConnectFailed,
     ConnectionLost,
@@ -40,10 +44,6 @@ from infergraph.graph.http_client import (
     HttpPool,
     ResponseTooLarge,
 )
-from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
-from infergraph.protocol import seldon_json
-from infergraph.protocol.message import DataKind, Feedback, Message
-from infergraph.status import ERROR_BY_HTTP
 from infergraph.wire.tls import ReloadingContext
 from infergraph.wire.tokens import BearerTokens
 

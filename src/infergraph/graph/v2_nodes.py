@@ -38,13 +38,6 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.http_client import (
-    BadResponse,
-    ConnectFailed,
-    ConnectionLost,
-    HttpPool,
-    ResponseTooLarge,
-)
 from infergraph.graph.remote_nodes import GrpcNodeClient
 from infergraph.graph.replicas import Replica, Unreachable
 from infergraph.graph.rest_nodes import RestNodeClient
@@ -59,6 +52,13 @@ from infergraph.protocol.v2_hop import (
     write_feedback,
 )
 from infergraph.status import ERROR_BY_HTTP
+from infergraph.wire.http1.client import (
+    BadResponse,
+    ConnectFailed,
+    ConnectionLost,
+    HttpPool,
+    ResponseTooLarge,
+)
 
 __all__ = ["V2GrpcNodeClient", "V2RestNodeClient"]
 

@@ -15,12 +15,12 @@ without the clients knowing about spans.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from infergraph.errors import LoadError
 from infergraph.settings import TracingSettings
+from infergraph.wire.hop_headers import HOP_HEADERS
 
 __all__ = [
     "HOP_HEADERS",
@@ -35,10 +35,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-HOP_HEADERS: ContextVar[tuple[tuple[str, str], ...]] = ContextVar(
-    "infergraph_hop_headers", default=()
-)
-"""Trace headers for the hop being made now (empty outside a node call's span)."""
 
 _INVALID_TRACE = 0
 _INVALID_SPAN = 0

@@ -1,11 +1,11 @@
-"""One HTTP/2 connection of :class:`~infergraph.graph.grpc_client.GrpcChannel`: unary calls
+"""One HTTP/2 connection of :class:`~infergraph.wire.grpc.client.GrpcChannel`: unary calls
 out as HEADERS and DATA frames, answers in from the frames the server sends (read by
 :class:`~infergraph.wire.http2.FrameReader`), statuses and resets as :class:`RpcError`.
 
 A connection takes calls once the server's SETTINGS came, honours its windows, frame size
 and stream limit, and marks what the server did not process (:class:`Unprocessed`) so
 that the channel may send it again. What the server sends is held to HTTP/2's bounds and
-to the limits we advertised (:mod:`~infergraph.graph.grpc_flow`); a server that breaks
+to the limits we advertised (:mod:`~infergraph.wire.grpc.flow`); a server that breaks
 them ends the connection, and its calls fail with UNAVAILABLE saying what it broke.
 """
 
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
-from infergraph.graph import grpc_flow as flow
-from infergraph.status import TRANSPORT_GRPC_BY_HTTP2_ERROR, transport_grpc_status
 from infergraph.wire import http2
+from infergraph.wire.grpc import flow
 from infergraph.wire.grpc.messages import decode_grpc_message, grpc_message, read_grpc_message
+from infergraph.wire.grpc.status import TRANSPORT_GRPC_BY_HTTP2_ERROR, transport_grpc_status
 
 if TYPE_CHECKING:
-    from infergraph.graph.grpc_client import GrpcChannel
+    from infergraph.wire.grpc.client import GrpcChannel
 
 __all__ = ["Connection", "RpcError", "Unprocessed", "retrieve"]
 

@@ -21,7 +21,7 @@ from typing import cast
 
 import httptools
 
-from infergraph.observability.tracing import HOP_HEADERS
+from infergraph.wire.hop_headers import HOP_HEADERS
 from infergraph.wire.tls import ReloadingContext
 from infergraph.wire.tokens import BearerTokens
 

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 
 import grpc
 
-from infergraph.graph.grpc_connection import Connection, RpcError, Unprocessed, retrieve
-from infergraph.observability.tracing import HOP_HEADERS
+from infergraph.wire.grpc.connection import Connection, RpcError, Unprocessed, retrieve
+from infergraph.wire.hop_headers import HOP_HEADERS
 from infergraph.wire.limits import Http2Limits
 from infergraph.wire.tls import ReloadingContext
 from infergraph.wire.tokens import BearerTokens

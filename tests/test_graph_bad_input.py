@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from graph_fixtures import GraphHarness, deployment, unit
 
+from infergraph.protocol.proto import inference_pb2
 from infergraph.serving.server import bind_socket
+from infergraph.transport.graph_grpc import build_graph_grpc_server
 from infergraph.transport.graph_rest import GraphRestApp
 from infergraph.transport.http_server import HttpServer
 
@@ -126,3 +129,28 @@ async def test_puid_cannot_forge_a_response_header(tmp_path: Path) -> None:
             await dataplane.close()
     assert head.startswith(b"HTTP/1.1 400 ")
     assert b"set-cookie" not in head.lower()
+
+
+async def test_v2_grpc_id_that_cannot_be_a_puid_is_invalid(tmp_path: Path) -> None:
+    # the id became the trailing metadata seldon-puid, line break and all
+    request = inference_pb2.ModelInferRequest(model_name="bad-input", id="x\r\nevil: 1")
+    tensor = request.inputs.add(name="x", datatype="FP32", shape=[1])
+    tensor.contents.fp32_contents.append(1.0)
+    async with GraphHarness(tmp_path) as harness:
+        served = await harness.serve(deployment(GRAPH, name="bad-input"), extra=ECHO)
+        server = build_graph_grpc_server(served.dp, max_message_size=1 << 20)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                infer = channel.unary_unary(
+                    "/inference.GRPCInferenceService/ModelInfer",
+                    request_serializer=inference_pb2.ModelInferRequest.SerializeToString,
+                    response_deserializer=inference_pb2.ModelInferResponse.FromString,
+                )
+                with pytest.raises(grpc.RpcError) as caught:
+                    await infer(request, timeout=30)
+        finally:
+            await server.stop(None)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cannot be a Seldon-Puid header" in str(caught.value.details())

@@ -10,14 +10,12 @@ The ``Seldon-Puid`` header is generated when absent, echoed, and forwarded to ev
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from infergraph.errors import BadRequest
 from infergraph.observability.metrics import render
 from infergraph.protocol import seldon_json
 from infergraph.runtime.dashboard import Dashboard
@@ -36,12 +34,12 @@ from infergraph.transport.asgi import (
     seldon_reply,
 )
 from infergraph.transport.dashboard_rest import DashboardRoutes
+from infergraph.transport.puid import checked_puid
 from infergraph.transport.v2_rest import V2Routes
 
 __all__ = ["GraphRestApp"]
 
 NODE = "infergraph.node"
-_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
@@ -110,18 +108,12 @@ class GraphRestApp(SeldonApp):
     def _puid(scope: Scope, hint: str = "") -> str:
         """The request's puid: the Seldon-Puid header, else the body's meta.puid, else new.
 
-        The puid is sent back, and to every node, as the ``Seldon-Puid`` header, so one from
-        the body must be a header's printable ASCII: no line breaks to forge headers with.
+        One from the body must be able to travel as a header (:func:`checked_puid`).
         """
         puid = scope.get(PUID)
         if puid is None:
             given = header(scope, b"seldon-puid")
-            if not given and hint and not _HEADER_SAFE.fullmatch(hint):
-                raise BadRequest(
-                    f"the request's puid {hint[:60]!r} (meta.puid, or a V2 request's id) "
-                    "cannot be a Seldon-Puid header: use printable ASCII"
-                )
-            puid = scope[PUID] = given or hint or str(uuid.uuid4())
+            puid = scope[PUID] = given or checked_puid(hint) or str(uuid.uuid4())
         return str(puid)
 
     def extra_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:

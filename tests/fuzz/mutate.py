@@ -269,7 +269,10 @@ def dump_yaml(rng: random.Random, documents: list[Any]) -> str:
     if slots and rng.random() < 0.4:
         container, key = rng.choice(slots)
         container[key] = f"YAMLTOKEN{rng.randrange(len(YAML_RAW))}"
-    text = yaml.safe_dump_all(mutated, sort_keys=False, allow_unicode=True, width=10**6)
+    try:
+        text = yaml.safe_dump_all(mutated, sort_keys=False, allow_unicode=True, width=10**6)
+    except RecursionError:  # PyYAML's representer recurses; JSON is YAML too (flow style)
+        text = "\n---\n".join(json.dumps(document, ensure_ascii=False) for document in mutated)
     for index in range(len(YAML_RAW) - 1, -1, -1):  # YAMLTOKEN12 before YAMLTOKEN1
         text = text.replace(f"YAMLTOKEN{index}", YAML_RAW[index])
     return text

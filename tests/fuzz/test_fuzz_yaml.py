@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from infergraph.graph.load import load_deployments, read_documents
+from infergraph.graph.spec_defaults import default
 from infergraph.graph.spec_problems import SpecError
 from infergraph.graph.validate import count_nodes, validate
 
@@ -47,14 +48,15 @@ def yaml_case(run_seed: int, index: int) -> str:
 
 
 def check(text: str) -> None:
-    """What ``validate`` and ``serve`` do with a file, up to serving it."""
+    """What ``validate`` and ``serve`` (``load_deployments``) do with a file, up to serving it:
+    read it, check each deployment, count its nodes, and default the valid ones."""
     with contextlib.suppress(SpecError):
         for document in read_documents(text):
-            validate(document.deployment)
+            problems = validate(document.deployment)
             for predictor in document.deployment.spec.predictors:
                 count_nodes(predictor.graph)
-    with contextlib.suppress(SpecError):
-        load_deployments(text)
+            if not problems:
+                default(document.deployment)
 
 
 def test_fuzz_yaml_manifests() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from infergraph.errors import BadRequest
 from infergraph.protocol.v2_content import decode_inputs
 
 __all__ = ["DataKind", "Feedback", "Message", "Meta", "Status", "is_numeric"]
@@ -90,8 +91,14 @@ class Message:
 
     def array(self) -> Any:
         """The payload as the user method receives it (ndarray for data kinds)."""
-        if self.kind.is_data and isinstance(self.data, list):
-            return np.array(self.data)
+        if self.kind.is_data and isinstance(self.data, list):  # a node's answer, passed on
+            try:
+                return np.array(self.data)
+            except ValueError as exc:
+                raise BadRequest(
+                    f"data.{self.kind.value} is not an array (rows of different lengths, or "
+                    f"nested too deeply): {exc}"
+                ) from None
         if self.kind is DataKind.V2:
             return decode_inputs(self.data)
         if self.kind is DataKind.NONE and self.data is None:

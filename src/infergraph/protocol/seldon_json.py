@@ -139,8 +139,8 @@ def decode_meta(obj: Any, where: str = "meta") -> Meta:
         isinstance(v, int) and not isinstance(v, bool) for v in routing.values()
     ):
         raise BadRequest(f"{where}.routing must map node names to integers")
-    if not isinstance(path, dict):
-        raise BadRequest(f"{where}.requestPath must be an object")
+    if not isinstance(path, dict) or not all(isinstance(v, str) for v in path.values()):
+        raise BadRequest(f"{where}.requestPath must map node names to images (strings)")
     if not isinstance(metrics, list):
         raise BadRequest(f"{where}.metrics must be a list")
     for key, value in (("tags", tags), ("requestPath", path), ("metrics", metrics)):

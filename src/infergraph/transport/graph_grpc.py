@@ -21,6 +21,7 @@ from infergraph.transport.auth import require_token
 from infergraph.transport.grpc_common import Server, new_server, register, service_handlers
 from infergraph.transport.grpc_server import model_metadata_proto
 from infergraph.transport.ingress import SeldonIngress
+from infergraph.transport.puid import checked_puid
 from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
 from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
 from infergraph.wire.limits import Http2Limits
@@ -106,7 +107,7 @@ def build_graph_grpc_server(
         headers = metadata_headers(context, hint)
         if ingress is not None:
             ingress.check_metadata(headers)
-        puid = headers.get("seldon-puid") or hint or str(uuid.uuid4())
+        puid = headers.get("seldon-puid") or checked_puid(hint) or str(uuid.uuid4())
         headers["seldon-puid"] = puid
         context.set_trailing_metadata((("seldon-puid", puid),))
         return headers

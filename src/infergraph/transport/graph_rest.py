@@ -34,6 +34,7 @@ from infergraph.transport.asgi import (
     seldon_reply,
 )
 from infergraph.transport.dashboard_rest import DashboardRoutes
+from infergraph.transport.puid import checked_puid
 from infergraph.transport.v2_rest import V2Routes
 
 __all__ = ["GraphRestApp"]
@@ -105,10 +106,14 @@ class GraphRestApp(SeldonApp):
 
     @staticmethod
     def _puid(scope: Scope, hint: str = "") -> str:
-        """The request's puid: the Seldon-Puid header, else the body's meta.puid, else new."""
+        """The request's puid: the Seldon-Puid header, else the body's meta.puid, else new.
+
+        One from the body must be able to travel as a header (:func:`checked_puid`).
+        """
         puid = scope.get(PUID)
         if puid is None:
-            puid = scope[PUID] = header(scope, b"seldon-puid") or hint or str(uuid.uuid4())
+            given = header(scope, b"seldon-puid")
+            puid = scope[PUID] = given or checked_puid(hint) or str(uuid.uuid4())
         return str(puid)
 
     def extra_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:

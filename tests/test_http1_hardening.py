@@ -123,10 +123,13 @@ async def test_a_target_the_url_parser_refuses_is_a_400_not_a_dead_connection(
     port, _ = await start(Http1Limits(max_url_size=100_000))
     reader, writer = await connect(port)
     writer.write(post(path="/" + "a" * 70_000))  # httptools.parse_url: too long for it
-    status, _, body = await read_response(reader)
-    assert status == 400
-    assert body.startswith(b"invalid request target: url is too long")
-    assert await closed(reader)
+    status, headers, body = await read_response(reader)
+    if status == 404:  # the lowest httptools allowed (0.6.0) parses it: an answer all the same
+        assert headers.get("connection") != "close"
+    else:
+        assert status == 400
+        assert body.startswith(b"invalid request target: url is too long")
+        assert await closed(reader)
     writer.close()
 
 
@@ -405,23 +408,23 @@ async def test_expect_100_continue_waits_for_the_answers_owed(start: Start) -> N
     [
         pytest.param(
             b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
-            b"Transfer-Encoding can't be present with Content-Length",
+            (b"Transfer-Encoding", b"Content-Length", b"can't be present with"),
             id="length-and-chunked",
         ),
         pytest.param(
             b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
-            b"Content-Length can't be present with Transfer-Encoding",
+            (b"Transfer-Encoding", b"Content-Length", b"can't be present with"),
             id="chunked-and-length",
         ),
         pytest.param(
             b"Content-Length: 5\r\nContent-Length: 6\r\n",
-            b"Duplicate Content-Length",
+            (b"Duplicate Content-Length",),
             id="two-lengths",
         ),
     ],
 )
 async def test_ambiguous_body_framing_is_a_400_and_closes(
-    start: Start, framing: bytes, reason: bytes
+    start: Start, framing: bytes, reason: tuple[bytes, ...]
 ) -> None:
     port, _ = await start()
     reader, writer = await connect(port)
@@ -429,7 +432,8 @@ async def test_ambiguous_body_framing_is_a_400_and_closes(
     writer.write(b"5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n")
     status, _, body = await read_response(reader)
     assert status == 400
-    assert body == b"malformed HTTP/1.1 request: " + reason + b"\n"
+    assert body.startswith(b"malformed HTTP/1.1 request: ") and body.endswith(b"\n")
+    assert all(word in body for word in reason), body  # httptools' words, which vary by version
     assert await closed(reader)  # the smuggled request is never answered
     writer.close()
 

@@ -457,3 +457,9 @@ class HttpServer:
                 connection.timer.cancel()
             if connection.transport is not None:
                 connection.transport.close()
+        if self.connections:  # a peer that does not read keeps a closed transport's buffer
+            await asyncio.sleep(0)
+            for connection in list(self.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+            await asyncio.sleep(0)  # their connection_lost runs before the loop may close

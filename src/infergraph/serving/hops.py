@@ -75,7 +75,7 @@ def message_limit(deployment: Deployment, default: int) -> int:
 
 def uses_grpc(deployment: Deployment) -> bool:
     """Whether hops go over gRPC (``spec.transport: grpc``) rather than REST, the default as
-    in Seldon's executor (and a REST hop costs about half a gRPC one's CPU: docs/processes.md)."""
+    in Seldon's executor (a REST hop costs less CPU and adds less latency: docs/processes.md)."""
     return deployment.spec.transport is Transport.GRPC
 
 

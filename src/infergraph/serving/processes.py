@@ -350,7 +350,8 @@ def _factory(
     """Remote clients for the nodes that run as processes; the others in this process.
 
     The transport is REST unless the deployment's ``spec.transport`` says ``grpc``, as in
-    Seldon's executor and on Kubernetes: a REST hop costs about half a gRPC hop's CPU."""
+    Seldon's executor and on Kubernetes: a REST hop costs less CPU
+    and adds about half the latency of a gRPC hop (bench/RESULTS.md)."""
     groups: dict[tuple[str, str], list[NodeProcess]] = {}
     for spec in specs:
         groups.setdefault((spec.predictor, spec.node), []).append(spec)

@@ -34,8 +34,9 @@ from infergraph.status import grpc_status, http_status
 from infergraph.wire import trips
 from infergraph.wire.grpc.client import GrpcChannel, RpcError
 from infergraph.wire.grpc.connection import Connection
-from infergraph.wire.grpc.flow import HEADER_LIMIT
 from infergraph.wire.limits import Http2Limits
+
+HEADER_LIMIT = "http2.max_header_list_size"
 
 # RFC 9113's numbers, written out here rather than taken from the code under test
 DATA, HEADERS, SETTINGS, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0x0, 0x1, 0x4, 0x7, 0x8, 0x9

@@ -1,7 +1,13 @@
 """The calls of a native gRPC connection: a handler run for each stream, its answer
-written (at once when the peer's windows take it whole, else as they open, through
-:class:`~infergraph.transport.grpc_h2_outbound.Outbound`). Mixed into
-:class:`~infergraph.transport.grpc_h2_connection.Connection`, which reads the frames."""
+handed to the HTTP/2 state machine, which writes it at once when the peer's windows take
+it whole and queues the rest until they open. Mixed into
+:class:`~infergraph.transport.grpc_h2_connection.Connection`.
+
+A connection that already holds answers for a peer that takes them slowly refuses one
+that would take it past ``max_pending_send`` (the call fails with RESOURCE_EXHAUSTED), so a
+client that opens a hundred calls and never opens its window costs a bounded amount of
+memory, not a hundred answers. A streaming answer sends its next message once the last
+one is written."""
 
 from __future__ import annotations
 
@@ -21,9 +27,10 @@ from infergraph.transport.grpc_call import (
     request_message,
     trailers,
 )
-from infergraph.transport.grpc_h2_outbound import Outbound, message_prefix
 from infergraph.transport.grpc_h2_stream import Stream
 from infergraph.wire import http2
+from infergraph.wire.grpc.messages import message_prefix
+from infergraph.wire.trips import trip
 
 if TYPE_CHECKING:
     from infergraph.transport.grpc_native import NativeGrpcServer
@@ -44,22 +51,28 @@ class Calls:
     """A connection's calls; what they need of the connection is declared here."""
 
     server: NativeGrpcServer
-    out: Outbound
     peer: str
+    held: int
+    max_pending: int
+    send_window: int
+    peer_frame_size: int
+    send_paused: bool
 
     # the connection's side
-    def _write(self, data: bytes) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the state machine's, after this class in the connection's bases
+
+        def send(
+            self,
+            stream: http2.H2Stream,
+            headers: bytes | None = None,
+            data: Iterable[bytes | memoryview] = (),
+            trailers: bytes | None = None,
+            end: bool = False,
+        ) -> None: ...
 
     def _finish(
         self, stream: Stream, code: grpc.StatusCode, details: str, metadata: Metadata = ()
     ) -> None:
-        raise NotImplementedError
-
-    def _close(self, stream: Stream) -> None:
-        raise NotImplementedError
-
-    def _last_headers(self, stream: Stream, block: bytes) -> bytes:
         raise NotImplementedError
 
     def _give_back(self, stream: Stream) -> None:
@@ -67,7 +80,7 @@ class Calls:
 
     # ---------------------------------------------------------------- calls
 
-    def _start(self, stream: Stream, call: Any) -> None:
+    def _start_call(self, stream: Stream, call: Any) -> None:
         loop = asyncio.get_running_loop()
         stream.task = task = loop.create_task(call)
         self.server.calls.add(task)
@@ -116,44 +129,46 @@ class Calls:
             if not context.trailing
             else http2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
         )
-        size = len(body) + 5
-        out = self.out
-        if (
-            stream.closed
-            or size > out.frame_size
-            or size > stream.send_window
-            or size > out.window
-            or out.paused
-        ):
-            await self._respond_large(stream, body, end)
+        self._answer(stream, body, end)
+
+    def _answer(self, stream: Stream, body: bytes, end: bytes) -> None:
+        """Send a whole answer: at once if the peer's windows and the socket take it, else
+        queued if the connection may hold it (``max_pending_send``); RESOURCE_EXHAUSTED if
+        not."""
+        if stream.ending:
             return
-        stream.send_window -= size
-        out.window -= size
-        self._close(stream)
-        self._write(
-            b"".join(
-                (
-                    http2.frame(http2.HEADERS, http2.END_HEADERS, stream.id, _RESPONSE_HEADERS),
-                    http2.frame_header(http2.DATA, 0, stream.id, size),
-                    message_prefix(size - 5),
-                    body,
-                    self._last_headers(stream, end),
-                )
-            )
+        size = len(body) + 5
+        if (
+            size > self.peer_frame_size
+            or size > stream.send_window
+            or size > self.send_window
+            or self.send_paused
+        ) and not self._admit(size):
+            self._finish(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, self._refusal())
+            return
+        self.send(stream, _RESPONSE_HEADERS, (message_prefix(len(body)), body), end)
+
+    def _admit(self, size: int) -> bool:
+        """Whether an answer of ``size`` bytes may wait for its peer: unless others wait and
+        it would take their bytes past ``max_pending_send`` (counted as a trip)."""
+        if self.held and self.held + size > self.max_pending:
+            trip("http2.max_pending_send")
+            return False
+        return True
+
+    def _refusal(self) -> str:
+        return (
+            f"the client takes its answers too slowly: {self.held} bytes of them wait on "
+            f"this connection (the limit is {self.max_pending}, INFERGRAPH_HTTP2_MAX_PENDING_SEND)"
         )
 
-    async def _respond_large(self, stream: Stream, body: bytes, end: bytes) -> None:
-        """An answer that waits for the peer's window or for the socket, if the connection
-        may hold it (``max_pending_send``); RESOURCE_EXHAUSTED if not."""
-        if stream.closed:
-            return
-        if not self.out.admit(len(body) + 5):
-            self._finish(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, self.out.refusal())
-            return
-        self._write(http2.frame(http2.HEADERS, http2.END_HEADERS, stream.id, _RESPONSE_HEADERS))
-        if await self.out.send(stream, body):
-            self._close(stream)
-            self._write(self._last_headers(stream, end))
+    async def _sent(self, stream: Stream) -> bool:
+        """Wait until what ``stream`` queued is written; False if the stream ended first."""
+        while stream.queue and not stream.closed:
+            drained = stream.drained = stream.drained or asyncio.Event()
+            drained.clear()
+            await drained.wait()
+        return not stream.reset
 
     async def _respond_stream(self, stream: Stream, context: CallContext, responses: Any) -> None:
         handler = stream.handler
@@ -167,14 +182,14 @@ class Calls:
                 iterator = _aiter(await responses if asyncio.iscoroutine(responses) else responses)
             async for response in iterator:
                 body = encode_response(handler, response, self.server.max_send)
-                if not self.out.admit(len(body) + 5):
-                    raise CallAbort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.out.refusal())
-                if not started:
-                    self._write(
-                        http2.frame(http2.HEADERS, http2.END_HEADERS, stream.id, _RESPONSE_HEADERS)
-                    )
-                    started = True
-                if not await self.out.send(stream, body):
+                if not self._admit(len(body) + 5):
+                    raise CallAbort(grpc.StatusCode.RESOURCE_EXHAUSTED, self._refusal())
+                if stream.ending:
+                    return
+                head = None if started else _RESPONSE_HEADERS
+                started = True
+                self.send(stream, head, (message_prefix(len(body)), body))
+                if not await self._sent(stream):
                     return
             if (failed := context.failed()) is not None:
                 code, details = failed.code, failed.details
@@ -186,11 +201,7 @@ class Calls:
         if not started:
             self._finish(stream, code, details, context.trailing)
             return
-        if stream.closed:
-            return
-        self._close(stream)
-        block = http2.encode_headers(trailers(code, details, context.trailing))
-        self._write(self._last_headers(stream, block))
+        self.send(stream, trailers=http2.encode_headers(trailers(code, details, context.trailing)))
 
     async def _streaming(self, stream: Stream, handler: grpc.RpcMethodHandler) -> None:
         context = self._context(stream)
@@ -217,8 +228,9 @@ class Calls:
         except Exception as exc:
             self._crashed(stream, exc)
             return
-        end = http2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
-        await self._respond_large(stream, body, end)
+        self._answer(
+            stream, body, http2.encode_headers(trailers(grpc.StatusCode.OK, "", context.trailing))
+        )
 
     def _crashed(self, stream: Stream, exc: BaseException) -> None:
         log.error("unhandled error on %s", stream.header(b":path"), exc_info=exc)

@@ -16,6 +16,7 @@ import grpc
 
 from infergraph.transport.grpc_call import CallAbort, CallContext
 from infergraph.wire.grpc.messages import read_grpc_message
+from infergraph.wire.http2.stream import H2Stream
 
 __all__ = ["STREAM_WINDOW", "Stream"]
 
@@ -23,30 +24,27 @@ STREAM_WINDOW = 4 << 20
 """Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE)."""
 
 
-class Stream:
+class Stream(H2Stream):
+    """A call's stream; the windows, ends and send queue are :class:`H2Stream`'s."""
+
     __slots__ = (
-        "closed",
         "context",
         "data",
+        "drained",
         "handler",
         "headers",
-        "id",
         "messages",
         "need",
-        "queued",
-        "received",
-        "recv_window",
         "reset",
-        "send_window",
         "size",
         "task",
         "timeout",
-        "window_open",
+        "unread",
     )
 
-    def __init__(self, stream_id: int, headers: list[tuple[bytes, bytes]], window: int) -> None:
-        self.id = stream_id
-        self.headers = headers
+    def __init__(self, stream_id: int, send_window: int) -> None:
+        super().__init__(stream_id, send_window, STREAM_WINDOW)
+        self.headers: list[tuple[bytes, bytes]] = []
         self.handler: grpc.RpcMethodHandler | None = None
         self.data: list[bytes | memoryview] = []
         """The request's bytes not yet handed on (a streaming request's message in progress)."""
@@ -54,17 +52,12 @@ class Stream:
         """Their length."""
         self.need = 0
         """The length of the message in progress, prefix included, once its prefix came."""
-        self.queued = 0
+        self.unread = 0
         """Bytes of whole messages waiting for a streaming handler to take them."""
-        self.recv_window = STREAM_WINDOW
-        """What the peer may still send: the window we gave, less what came."""
-        self.received = False
-        """The peer ended its side (END_STREAM)."""
-        self.closed = False
-        """Our side ended (trailers sent) or the stream was reset."""
         self.reset = False
-        self.send_window = window
-        self.window_open: asyncio.Event | None = None
+        """The peer reset the stream, or the connection was lost."""
+        self.drained: asyncio.Event | None = None
+        """Set when what waited in the send queue is written (a streaming answer waits)."""
         self.task: asyncio.Task[None] | None = None
         self.messages: asyncio.Queue[bytes | None] | None = None
         """A streaming request's messages as they arrive (None ends them)."""
@@ -81,25 +74,24 @@ class Stream:
     # ---------------------------------------------------------------- the request's bytes
 
     def credit(self, limit: int) -> int:
-        """The window to give back now, 0 for none: what the stream holds counts against
-        :data:`STREAM_WINDOW`, but the message in progress may complete. Less than half a
-        window waits for more, unless the message needs it. Raises CallAbort when the
-        message in progress is longer than ``limit``."""
+        """The window to give back now (:meth:`H2Connection.grant`), 0 for none: what the
+        stream holds counts against :data:`STREAM_WINDOW`, but the message in progress may
+        complete. Less than half a window waits for more, unless the message needs it.
+        Raises CallAbort when the message in progress is longer than ``limit``."""
         if not self.need and self.size >= 5:
             self._read_prefix(limit)
         rest = self.need - self.size
-        target = STREAM_WINDOW - self.size - self.queued
+        target = STREAM_WINDOW - self.size - self.unread
         if rest > target:
             target = rest
         grant = target - self.recv_window
         if grant >= STREAM_WINDOW // 2 or (grant > 0 and rest > self.recv_window):
-            self.recv_window += grant
             return grant
         return 0
 
     def whole_messages(self, limit: int) -> list[bytes]:
         """The messages of a streaming request its bytes now complete, each with its
-        prefix (they count as ``queued`` until :meth:`took`); CallAbort for one longer than
+        prefix (they count as ``unread`` until :meth:`took`); CallAbort for one longer than
         ``limit``. Joins the bytes only once a message is whole."""
         if self.size < max(self.need, 5):
             return []
@@ -117,12 +109,12 @@ class Stream:
             pos += 5 + prefix[1]
         self.data = [data[pos:]] if pos < end else []
         self.size = end - pos
-        self.queued += pos
+        self.unread += pos
         return out
 
     def took(self, message: bytes) -> None:
         """The handler took ``message``: its bytes leave the window."""
-        self.queued -= len(message)
+        self.unread -= len(message)
 
     def _read_prefix(self, limit: int) -> None:
         first = self.data[0]

@@ -1,12 +1,15 @@
-"""One HTTP/2 connection of :class:`~infergraph.wire.grpc.client.GrpcChannel`: unary calls
-out as HEADERS and DATA frames, answers in from the frames the server sends (read by
-:class:`~infergraph.wire.http2.FrameReader`), statuses and resets as :class:`RpcError`.
+"""One HTTP/2 connection of :class:`~infergraph.wire.grpc.client.GrpcChannel`: the asyncio
+protocol over the HTTP/2 state machine the server shares
+(:class:`~infergraph.wire.http2.H2Connection`). Unary calls go out as HEADERS and DATA
+frames, answers come in from the server's frames, statuses and resets become
+:class:`RpcError`.
 
-A connection takes calls once the server's SETTINGS came, honours its windows, frame size
-and stream limit, and marks what the server did not process (:class:`Unprocessed`) so
-that the channel may send it again. What the server sends is held to HTTP/2's bounds and
-to the limits we advertised (:mod:`~infergraph.wire.grpc.flow`); a server that breaks
-them ends the connection, and its calls fail with UNAVAILABLE saying what it broke.
+A connection takes calls once the server's SETTINGS came; the state machine honours the
+server's windows, frame size and stream limit, and holds what the server sends to HTTP/2's
+bounds and to the limits we advertised. A server that breaks them ends the connection, and
+its calls fail with UNAVAILABLE saying what it broke: the node failed, the graph's caller
+did nothing wrong. What the server did not process is marked (:class:`Unprocessed`) so
+that the channel may send it again.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 
 from infergraph.wire import http2
-from infergraph.wire.grpc import flow
-from infergraph.wire.grpc.messages import decode_grpc_message, grpc_message, read_grpc_message
+from infergraph.wire.grpc.messages import decode_grpc_message, message_prefix, read_grpc_message
 from infergraph.wire.grpc.status import TRANSPORT_GRPC_BY_HTTP2_ERROR, transport_grpc_status
 
 if TYPE_CHECKING:
@@ -29,7 +31,6 @@ __all__ = ["Connection", "RpcError", "Unprocessed", "retrieve"]
 
 STREAM_WINDOW = 4 << 20
 CONNECTION_WINDOW = 64 << 20
-LAST_STREAM_ID = 2**31 - 1
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -65,28 +66,15 @@ def retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class _Call:
-    __slots__ = (
-        "answer",
-        "credit",
-        "data",
-        "headers",
-        "id",
-        "send_window",
-        "size",
-        "window_open",
-    )
+class _Call(http2.H2Stream):
+    __slots__ = ("answer", "data", "headers", "size")
 
-    def __init__(self, stream_id: int, window: int) -> None:
-        self.id = stream_id
+    def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
+        super().__init__(stream_id, send_window, recv_window)
         self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.data: list[bytes | memoryview] = []
         self.size = 0
-        self.credit = 0
-        """DATA bytes received and not yet given back to the server's stream window."""
-        self.send_window = window
-        self.window_open: asyncio.Event | None = None
 
     def fail(
         self,
@@ -98,8 +86,6 @@ class _Call:
         if not self.answer.done():
             kind = Unprocessed if unprocessed else RpcError
             self.answer.set_exception(kind(code, details, transport=transport))
-        if self.window_open is not None:
-            self.window_open.set()
 
 
 def _status(headers: list[tuple[bytes, bytes]]) -> tuple[grpc.StatusCode, str] | None:
@@ -139,25 +125,16 @@ def _http_status(headers: list[tuple[bytes, bytes]]) -> int:
     return 0
 
 
-class Connection(http2.FrameReader, asyncio.Protocol):
+class Connection(http2.H2Connection, asyncio.Protocol):
+    """The asyncio protocol over the shared HTTP/2 state machine, a client's."""
+
     stream_window = STREAM_WINDOW
-    """The receive window each call's stream is granted (SETTINGS_INITIAL_WINDOW_SIZE)."""
     connection_window = CONNECTION_WINDOW
-    """The receive window of the connection, all streams together."""
 
     def __init__(self, channel: GrpcChannel) -> None:
         self.channel = channel
         self.transport: asyncio.Transport | None = None
-        self.header_limit = channel.limits.max_header_list_size
-        self.decoder = http2.HeaderDecoder(self.header_limit)
-        self.calls: dict[int, _Call] = {}
-        self.next_id = 1
-        self._start_reading(preface=False)
-        self.peer_window = http2.DEFAULT_WINDOW
-        self.peer_frame_size = http2.DEFAULT_FRAME_SIZE
-        self.max_streams = 2**31
-        self.send_window = http2.DEFAULT_WINDOW
-        self.unacked = 0
+        self._start(client=True, limits=channel.limits)
         self.draining = False
         """GOAWAY came (or the ids ran out): no new calls on this connection."""
         self.closed = False
@@ -169,108 +146,70 @@ class Connection(http2.FrameReader, asyncio.Protocol):
         self.ready.add_done_callback(retrieve)
         self.room = asyncio.Event()
         self.room.set()
-        self.writable = asyncio.Event()
-        self.writable.set()
 
     # ---------------------------------------------------------------- asyncio
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        settings = {
-            http2.ENABLE_PUSH: 0,
-            http2.INITIAL_WINDOW_SIZE: self.stream_window,
-            http2.MAX_FRAME_SIZE: self.frame_limit,
-            http2.MAX_HEADER_LIST_SIZE: self.header_limit,
-        }
-        opening = http2.PREFACE + http2.frame(
-            http2.SETTINGS, 0, 0, http2.settings_payload(settings)
-        )
-        if self.connection_window > http2.DEFAULT_WINDOW:
-            opening += http2.window_update(0, self.connection_window - http2.DEFAULT_WINDOW)
-        self.transport.write(opening)
+        self.initiate({})
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._close(f"the connection to {self.channel.address} was lost")
 
     def pause_writing(self) -> None:
-        self.writable.clear()
+        self.pause_sending()
 
     def resume_writing(self) -> None:
-        self.writable.set()
+        self.resume_sending()
 
     def data_received(self, data: bytes) -> None:
         try:
             self.read(data)
         except http2.ProtocolError as exc:
-            flow.counted(exc)
+            http2.counted(exc)
             self._fail(exc.code, f"the server at {self.channel.address} broke HTTP/2: {exc}")
-
-    # ---------------------------------------------------------------- frames in
 
     def _reading(self) -> bool:
         return not self.closed
 
-    def _on_reset(self, stream_id: int, code: int) -> None:
-        call = self.calls.pop(stream_id, None)
-        if call is None:
-            return
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def _write_parts(self, parts: list[bytes | memoryview]) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.writelines(parts)
+
+    # ---------------------------------------------------------------- the state machine's events
+
+    def _on_peer_settings(self) -> None:
+        self._freed()  # SETTINGS_MAX_CONCURRENT_STREAMS may have grown
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def _on_stream_reset(self, stream: http2.H2Stream, code: int, remote: bool) -> None:
+        call = cast(_Call, stream)
         if code == http2.REFUSED_STREAM:  # RFC 9113 §8.7: not processed, safe to send again
             call.fail(grpc.StatusCode.UNAVAILABLE, "the server refused the call", True)
         else:
             status = TRANSPORT_GRPC_BY_HTTP2_ERROR.get(code, grpc.StatusCode.INTERNAL)
             call.fail(status, f"the server reset the call (HTTP/2 error {code})", transport=True)
+
+    def _on_stream_closed(self, stream: http2.H2Stream) -> None:
         self._freed()
 
-    def _on_settings(self, flags: int, payload: bytes) -> None:
-        if flags & http2.ACK:
-            if payload:
-                raise http2.ProtocolError("SETTINGS ACK with a payload", http2.FRAME_SIZE_ERROR)
-            return
-        for key, value in flow.check_settings(http2.parse_settings(payload)).items():
-            if key == http2.INITIAL_WINDOW_SIZE:
-                delta, self.peer_window = value - self.peer_window, value
-                for call in self.calls.values():
-                    call.send_window = flow.shifted(call.send_window, delta, call.id)
-                    if call.window_open is not None:
-                        call.window_open.set()
-            elif key == http2.MAX_FRAME_SIZE:
-                self.peer_frame_size = value
-            elif key == http2.MAX_CONCURRENT_STREAMS:
-                self.max_streams = value
-                self._freed()
-        self._write(http2.frame(http2.SETTINGS, http2.ACK, 0))
-        if not self.ready.done():
-            self.ready.set_result(None)
-
-    def _on_window_update(self, stream_id: int, increment: int) -> None:
-        if not stream_id:
-            self.send_window = flow.grown(self.send_window, increment, 0)
-            waiting = list(self.calls.values())
-        elif (call := self.calls.get(stream_id)) is not None:
-            call.send_window = flow.grown(call.send_window, increment, stream_id)
-            waiting = [call]
-        else:  # a stream that ended: no window to keep, but 0 is wrong on any stream
-            flow.grown(0, increment, stream_id)
-            return
-        for each in waiting:
-            if each.window_open is not None:
-                each.window_open.set()
-
-    def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        flow.check_stream(stream_id, self.next_id, "HEADERS")
-        flow.check_header_block(block, self.header_limit)
-        headers = self.decoder.decode(block)  # always: the dynamic table must keep in step
-        call = self.calls.get(stream_id)
-        if call is None:
-            return
+    def _on_stream_headers(
+        self, stream: http2.H2Stream, headers: list[tuple[bytes, bytes]], end: bool
+    ) -> None:
+        call = cast(_Call, stream)
         if call.headers is None:
             call.headers = headers
             status = _http_status(headers)
-            if status != 200 and (_status(headers) is None or not flags & http2.END_STREAM):
+            if status != 200 and (_status(headers) is None or not end):
                 code = transport_grpc_status(status)
                 self._end(call, code, f"the server answered HTTP {status}, not gRPC", True)
                 return
-        if flags & http2.END_STREAM:
+        if end:
             self._trailers(call, headers)
 
     def _trailers(self, call: _Call, headers: list[tuple[bytes, bytes]]) -> None:
@@ -282,22 +221,15 @@ class Connection(http2.FrameReader, asyncio.Protocol):
         else:
             self._deliver(call)
 
-    def _on_data(self, stream_id: int, flags: int, payload: bytes | memoryview, size: int) -> None:
-        length = size
-        flow.check_stream(stream_id, self.next_id, "DATA")
-        flow.check_received(self.unacked, length, self.connection_window, "on the connection")
-        self.unacked += length
-        if self.unacked >= self.connection_window // 2:
-            self._write(http2.window_update(0, self.unacked))
-            self.unacked = 0
-        call = self.calls.get(stream_id)
-        if call is None:
+    def _on_stream_data(
+        self, stream: http2.H2Stream, payload: bytes | memoryview, size: int, end: bool
+    ) -> None:
+        call = cast(_Call, stream)
+        if call.answer.done():
             return
-        flow.check_received(call.credit, length, self.stream_window, f"on stream {stream_id}")
         call.size += len(payload)
         if call.size > self.channel.max_message_size + 5:
             limit = self.channel.max_message_size
-            self._write(http2.rst_stream(stream_id, http2.CANCEL))
             self._end(
                 call,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -305,16 +237,10 @@ class Connection(http2.FrameReader, asyncio.Protocol):
             )
             return
         call.data.append(payload)
-        if flags & http2.END_STREAM:  # no trailers: not a gRPC answer
+        if end:  # no trailers: not a gRPC answer
             self._end(call, grpc.StatusCode.INTERNAL, "the answer ended without trailers")
             return
-        # the stream's window back once a quarter of it was used, whatever the frames'
-        # sizes: grpcio sends an answer in frames of some KiB, and counting only large
-        # frames left its answers over the stream window stalled for good
-        call.credit += length
-        if call.credit >= self.stream_window // 4:
-            self._write(http2.window_update(stream_id, call.credit))
-            call.credit = 0
+        self.consumed(call, size)
 
     def _deliver(self, call: _Call) -> None:
         data = call.data[0] if len(call.data) == 1 else b"".join(call.data)
@@ -324,35 +250,41 @@ class Connection(http2.FrameReader, asyncio.Protocol):
         elif prefix[0]:
             self._end(call, grpc.StatusCode.INTERNAL, "the answer is compressed")
         else:
-            self.calls.pop(call.id, None)
             if not call.answer.done():
                 call.answer.set_result(bytes(data[5:]))
-            self._freed()
+            self._done(call)
 
     def _end(
         self, call: _Call, code: grpc.StatusCode, details: str, transport: bool = False
     ) -> None:
-        self.calls.pop(call.id, None)
         call.fail(code, details, transport=transport)
-        self._freed()
+        self._done(call)
 
-    def _on_goaway(self, last: int, code: int) -> None:
+    def _done(self, call: _Call) -> None:
+        """The call has its outcome: a stream still open on either side is reset."""
+        call.data = []
+        if not (call.received and call.closed):
+            self.reset(call, http2.CANCEL)
+            self._freed()
+
+    def _on_peer_goaway(self, last_stream: int, code: int) -> None:
         self.draining = True
         self.channel.forget(self)
-        for stream_id in [i for i in self.calls if i > last]:
-            self.calls.pop(stream_id).fail(
+        for call in [c for i, c in self.streams.items() if i > last_stream]:
+            cast(_Call, call).fail(
                 grpc.StatusCode.UNAVAILABLE,
                 "the server is going away and did not take the call",
                 unprocessed=True,
             )
+            self.reset(call, http2.CANCEL)
         self._freed()
 
     # ---------------------------------------------------------------- calls
 
     def _freed(self) -> None:
-        if len(self.calls) < self.max_streams or self.draining:
+        if len(self.streams) < self.peer_max_streams or self.draining:
             self.room.set()  # a draining connection sends its queued calls elsewhere
-        if self.draining and not self.calls and self.transport is not None:
+        if self.draining and not self.streams and self.transport is not None:
             self.transport.close()
 
     async def call(
@@ -397,7 +329,7 @@ class Connection(http2.FrameReader, asyncio.Protocol):
         deadline: float | None,
         metadata: Sequence[tuple[str, str]],
     ) -> bytes:
-        while len(self.calls) >= self.max_streams and not self.draining:
+        while len(self.streams) >= self.peer_max_streams and not self.draining:
             self.room.clear()
             await self.room.wait()
         if self.closed:
@@ -407,59 +339,21 @@ class Connection(http2.FrameReader, asyncio.Protocol):
         # encoded before the call is registered: a header that cannot be encoded must not
         # leave a call behind, holding a stream and failing unseen when the connection ends
         block = self._request_headers(path, deadline, metadata)
-        stream_id = self.next_id
-        self.next_id += 2
-        if self.next_id > LAST_STREAM_ID:
+        call = _Call(self.take_stream_id(), self.peer_initial_window, self.stream_window)
+        if self.next_id > http2.LAST_STREAM_ID:
             self.draining = True
             self.channel.forget(self)
-        call = _Call(stream_id, self.peer_window)
-        self.calls[stream_id] = call
-        head = http2.frame(http2.HEADERS, http2.END_HEADERS, stream_id, block)
-        message = grpc_message(body)
+        self.open_stream(call)
         try:
-            size = len(message)
-            if size <= min(self.peer_frame_size, call.send_window, self.send_window):
-                call.send_window -= size
-                self.send_window -= size
-                self._write(
-                    head
-                    + http2.frame_header(http2.DATA, http2.END_STREAM, stream_id, size)
-                    + message
-                )
-            else:
-                self._write(head)
-                await self._send(call, message)
+            self.send(call, block, (message_prefix(len(body)), body), end=True)
             return await call.answer
         except asyncio.CancelledError:  # the caller's, or the deadline's
-            if self.calls.pop(stream_id, None) is not None:
-                self._write(http2.rst_stream(stream_id, http2.CANCEL))
+            if call.id in self.streams:
+                self.reset(call, http2.CANCEL)
                 self._freed()
             raise
 
-    async def _send(self, call: _Call, message: bytes) -> None:
-        view = memoryview(message)
-        while view:
-            if call.answer.done() or self.closed:
-                return
-            room = min(call.send_window, self.send_window, self.peer_frame_size, len(view))
-            if room <= 0:
-                call.window_open = call.window_open or asyncio.Event()
-                call.window_open.clear()
-                await call.window_open.wait()
-                continue
-            chunk, view = view[:room], view[room:]
-            call.send_window -= room
-            self.send_window -= room
-            flags = 0 if view else http2.END_STREAM
-            self._write(http2.frame_header(http2.DATA, flags, call.id, room) + bytes(chunk))
-            if not self.writable.is_set():
-                await self.writable.wait()
-
     # ---------------------------------------------------------------- ending
-
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
 
     def _fail(self, code: int, reason: str) -> None:
         if self.transport is not None and not self.closed:
@@ -474,11 +368,9 @@ class Connection(http2.FrameReader, asyncio.Protocol):
         self.channel.forget(self)
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(reason))
-        calls, self.calls = self.calls, {}
-        for call in calls.values():
-            call.fail(grpc.StatusCode.UNAVAILABLE, reason)
+        for call in self.drop_streams():
+            cast(_Call, call).fail(grpc.StatusCode.UNAVAILABLE, reason)
         self.room.set()
-        self.writable.set()
 
     def close(self) -> None:
         if self.transport is not None:

@@ -6,7 +6,13 @@ from __future__ import annotations
 import struct
 from urllib.parse import quote, unquote
 
-__all__ = ["decode_grpc_message", "encode_grpc_message", "grpc_message", "read_grpc_message"]
+__all__ = [
+    "decode_grpc_message",
+    "encode_grpc_message",
+    "grpc_message",
+    "message_prefix",
+    "read_grpc_message",
+]
 
 _GRPC_PREFIX = struct.Struct(">BI")
 
@@ -14,6 +20,12 @@ _GRPC_PREFIX = struct.Struct(">BI")
 def grpc_message(payload: bytes) -> bytes:
     """A length-prefixed gRPC message, uncompressed."""
     return _GRPC_PREFIX.pack(0, len(payload)) + payload
+
+
+def message_prefix(length: int) -> bytes:
+    """The 5-byte prefix of an uncompressed message of ``length`` bytes (its body written
+    apart: a tensor's bytes are not copied to be prefixed)."""
+    return _GRPC_PREFIX.pack(0, length)
 
 
 def read_grpc_message(data: bytes | bytearray | memoryview, offset: int) -> tuple[int, int] | None:

@@ -1,11 +1,19 @@
 """HTTP/2 (RFC 9113) and HPACK (RFC 7541) as infergraph's gRPC server and client speak them:
-frames (:mod:`.frames`), header blocks (:mod:`.header_blocks`) and the reader of a peer's
-frames (:mod:`.reader`). Pure, no I/O; named so as not to shadow the ``h2`` package on PyPI.
+frames (:mod:`.frames`), header blocks (:mod:`.header_blocks`), the reader of a peer's
+frames (:mod:`.reader`) and the connection state machine both sides share
+(:mod:`.connection`, its streams :mod:`.stream`, its flood budgets :mod:`.flood`). Pure,
+no I/O; named so as not to shadow the ``h2`` package on PyPI.
 Used as a namespace: ``from infergraph.wire import http2``, then ``http2.frame(...)``.
 """
 
 from __future__ import annotations
 
+from infergraph.wire.http2.connection import (
+    LAST_STREAM_ID,
+    H2Connection,
+    counted,
+)
+from infergraph.wire.http2.flood import FloodGuard
 from infergraph.wire.http2.frames import (
     ACK,
     CANCEL,
@@ -61,6 +69,7 @@ from infergraph.wire.http2.reader import (
     VIEW_FROM,
     FrameReader,
 )
+from infergraph.wire.http2.stream import H2Stream
 
 __all__ = [
     "ACK",
@@ -81,6 +90,7 @@ __all__ = [
     "HEADER_TABLE_SIZE",
     "INITIAL_WINDOW_SIZE",
     "INTERNAL_ERROR",
+    "LAST_STREAM_ID",
     "MAX_CONCURRENT_STREAMS",
     "MAX_FRAME_SIZE",
     "MAX_HEADER_LIST_SIZE",
@@ -99,9 +109,13 @@ __all__ = [
     "STREAM_CLOSED",
     "VIEW_FROM",
     "WINDOW_UPDATE",
+    "FloodGuard",
     "FrameReader",
+    "H2Connection",
+    "H2Stream",
     "HeaderDecoder",
     "ProtocolError",
+    "counted",
     "encode_headers",
     "frame",
     "frame_header",

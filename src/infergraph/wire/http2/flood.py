@@ -1,4 +1,4 @@
-"""What a peer may ask of a native gRPC connection without asking for calls.
+"""What a peer may ask of an HTTP/2 connection without asking for work of its streams.
 
 Each frame that costs us work but carries no request (a PING or SETTINGS we answer, a
 WINDOW_UPDATE, PRIORITY or RST_STREAM we read, an empty DATA frame) spends one of
@@ -12,7 +12,7 @@ work for us that each opened stream would otherwise pay for.
 
 from __future__ import annotations
 
-from infergraph.wire import http2
+from infergraph.wire.http2 import frames as http2
 from infergraph.wire.limits import Http2Limits
 
 __all__ = ["FloodGuard"]

@@ -1,11 +1,10 @@
-"""One gRPC call's own semantics, apart from HTTP/2: its metadata, deadline, status and the
-``context`` its handler receives (the parts of grpc's ServicerContext infergraph's handlers
-and grpcio-reflection use)."""
+"""One gRPC call's own semantics, apart from HTTP/2 and from its headers
+(:mod:`infergraph.wire.grpc.headers`): the ``context`` its handler receives (the parts of
+grpc's ServicerContext infergraph's handlers and grpcio-reflection use), its request
+message decompressed and decoded, its answer encoded."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol, cast
@@ -15,35 +14,17 @@ import grpc
 from infergraph.errors import InferGraphError
 from infergraph.status import grpc_status
 from infergraph.transport.content_encoding import decode_content
-from infergraph.wire.grpc.messages import encode_grpc_message, read_grpc_message
+from infergraph.wire.grpc.headers import Metadata, request_metadata
+from infergraph.wire.grpc.messages import read_grpc_message
+from infergraph.wire.grpc.status import CallAbort
 
 __all__ = [
-    "CallAbort",
     "CallContext",
     "CallDetails",
     "decode_request",
     "encode_response",
-    "metadata",
-    "parse_timeout",
     "request_message",
-    "trailers",
 ]
-
-_UNIT_SECONDS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
-_SKIPPED_METADATA = frozenset(
-    (b"content-type", b"te", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding")
-)
-
-Metadata = Sequence[tuple[str, str | bytes]]
-
-
-class CallAbort(Exception):
-    """Ends a call with ``code`` and ``details`` (what ``context.abort`` raises)."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
 
 
 class CallDetails(NamedTuple):
@@ -51,51 +32,6 @@ class CallDetails(NamedTuple):
 
     method: str
     invocation_metadata: tuple[tuple[str, str | bytes], ...]
-
-
-def metadata(headers: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str | bytes], ...]:
-    """A request's custom metadata: ``-bin`` keys base64-decoded, the rest as text. A
-    ``-bin`` value that is not base64 fails the call with INTERNAL, as grpc-go does."""
-    out: list[tuple[str, str | bytes]] = []
-    for name, value in headers:
-        if name[:1] == b":" or name in _SKIPPED_METADATA:
-            continue
-        key = name.decode("latin-1")
-        if key.endswith("-bin"):
-            try:
-                out.append((key, base64.b64decode(value + b"=" * (-len(value) % 4))))
-            except binascii.Error as exc:
-                raise CallAbort(
-                    grpc.StatusCode.INTERNAL, f"malformed binary metadata in {key!r}: {exc}"
-                ) from None
-        else:
-            out.append((key, value.decode("latin-1")))
-    return tuple(out)
-
-
-def parse_timeout(value: bytes | None) -> float | None:
-    """``grpc-timeout`` in seconds (None when absent or malformed)."""
-    if value is None:
-        return None
-    unit = _UNIT_SECONDS.get(value[-1:])
-    digits = value[:-1]
-    if unit is None or not digits.isdigit() or len(digits) > 8:
-        return None
-    return int(digits) * unit
-
-
-def trailers(code: grpc.StatusCode, details: str, extra: Metadata) -> list[tuple[bytes, bytes]]:
-    """The status headers of a call's end, with its trailing metadata."""
-    out = [(b"grpc-status", str(code.value[0]).encode())]
-    if details:
-        out.append((b"grpc-message", encode_grpc_message(details)))
-    for key, value in extra:
-        name = key.lower().encode("latin-1")
-        if isinstance(value, bytes):
-            out.append((name, base64.b64encode(value).rstrip(b"=")))
-        else:
-            out.append((name, value.encode("latin-1", "replace")))
-    return out
 
 
 class CallState(Protocol):
@@ -118,7 +54,7 @@ class CallContext:
         self.details = ""
 
     def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
-        return metadata(self._call.headers)
+        return request_metadata(self._call.headers)
 
     def set_trailing_metadata(self, extra: Metadata) -> None:
         self.trailing = tuple(extra)

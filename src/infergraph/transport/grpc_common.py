@@ -37,8 +37,8 @@ from infergraph.observability.tracing import Tracing
 from infergraph.protocol.proto._pool import POOL, include
 from infergraph.settings import GRPC_SERVERS
 from infergraph.status import grpc_status
-from infergraph.transport.grpc_call import CallAbort
 from infergraph.transport.grpc_native import NativeGrpcServer
+from infergraph.wire.grpc.status import CallAbort
 from infergraph.wire.limits import Http2Limits
 
 __all__ = [

@@ -19,17 +19,16 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from infergraph.transport.grpc_call import (
-    CallAbort,
     CallContext,
-    Metadata,
     decode_request,
     encode_response,
     request_message,
-    trailers,
 )
 from infergraph.transport.grpc_h2_stream import Stream
 from infergraph.wire import http2
+from infergraph.wire.grpc.headers import Metadata, trailers
 from infergraph.wire.grpc.messages import message_prefix
+from infergraph.wire.grpc.status import CallAbort
 from infergraph.wire.trips import trip
 
 if TYPE_CHECKING:

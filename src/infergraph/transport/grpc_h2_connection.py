@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, cast
 
 import grpc
 
-from infergraph.transport.grpc_call import CallAbort, Metadata, parse_timeout, trailers
 from infergraph.transport.grpc_h2_calls import CONTENT_TYPE, Calls
 from infergraph.transport.grpc_h2_stream import STREAM_WINDOW, Stream
 from infergraph.wire import http2
+from infergraph.wire.grpc.headers import Metadata, parse_timeout, trailers
+from infergraph.wire.grpc.status import CallAbort
 
 if TYPE_CHECKING:
     from infergraph.transport.grpc_native import NativeGrpcServer

@@ -30,8 +30,9 @@ from typing import Any
 
 import grpc
 
-from infergraph.transport.grpc_call import CallDetails, metadata
+from infergraph.transport.grpc_call import CallDetails
 from infergraph.transport.grpc_h2_connection import Connection
+from infergraph.wire.grpc.headers import request_metadata
 from infergraph.wire.limits import Http2Limits
 
 __all__ = ["NativeGrpcServer"]
@@ -138,7 +139,7 @@ class NativeGrpcServer:
     ) -> grpc.RpcMethodHandler | None:
         found = self.handlers.get(path)
         if found is None and self.generic:
-            details = CallDetails(path, metadata(headers))
+            details = CallDetails(path, request_metadata(headers))
             for generic in self.generic:
                 found = generic.service(details)  # type: ignore[arg-type]
                 if found is not None:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 
 from infergraph.wire import http2
-from infergraph.wire.grpc.messages import decode_grpc_message, message_prefix, read_grpc_message
+from infergraph.wire.grpc.headers import encode_timeout, read_status
+from infergraph.wire.grpc.messages import message_prefix, read_grpc_message
 from infergraph.wire.grpc.status import TRANSPORT_GRPC_BY_HTTP2_ERROR, transport_grpc_status
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ __all__ = ["Connection", "RpcError", "Unprocessed", "retrieve"]
 
 STREAM_WINDOW = 4 << 20
 CONNECTION_WINDOW = 64 << 20
-
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class RpcError(Exception):
@@ -86,36 +85,6 @@ class _Call(http2.H2Stream):
         if not self.answer.done():
             kind = Unprocessed if unprocessed else RpcError
             self.answer.set_exception(kind(code, details, transport=transport))
-
-
-def _status(headers: list[tuple[bytes, bytes]]) -> tuple[grpc.StatusCode, str] | None:
-    """The call's status from trailers (or trailers-only headers), None if it has none."""
-    code = message = None
-    for name, value in headers:
-        if name == b"grpc-status":
-            code = value
-        elif name == b"grpc-message":
-            message = value
-    if code is None:
-        return None
-    status = _CODES.get(int(code)) if code.isdigit() else None
-    details = decode_grpc_message(message) if message else ""
-    if status is None:
-        return grpc.StatusCode.UNKNOWN, f"grpc-status {code!r}: {details}"
-    return status, details
-
-
-def _grpc_timeout(seconds: float) -> bytes:
-    """``grpc-timeout``: at most eight digits (gRPC's spec; grpc-go rejects more), so a
-    timeout of a day or more goes in seconds, minutes or hours."""
-    value = max(1, int(seconds * 1000))
-    if value < 10**8:
-        return b"%dm" % value
-    for unit, size in ((b"S", 1), (b"M", 60), (b"H", 3600)):
-        value = int(seconds / size)
-        if value < 10**8:
-            return b"%d%s" % (value, unit)
-    return b"99999999H"
 
 
 def _http_status(headers: list[tuple[bytes, bytes]]) -> int:
@@ -205,7 +174,7 @@ class Connection(http2.H2Connection, asyncio.Protocol):
         if call.headers is None:
             call.headers = headers
             status = _http_status(headers)
-            if status != 200 and (_status(headers) is None or not end):
+            if status != 200 and (read_status(headers) is None or not end):
                 code = transport_grpc_status(status)
                 self._end(call, code, f"the server answered HTTP {status}, not gRPC", True)
                 return
@@ -213,7 +182,7 @@ class Connection(http2.H2Connection, asyncio.Protocol):
             self._trailers(call, headers)
 
     def _trailers(self, call: _Call, headers: list[tuple[bytes, bytes]]) -> None:
-        status = _status(headers)
+        status = read_status(headers)
         if status is None:
             self._end(call, grpc.StatusCode.INTERNAL, "the answer ended without a grpc-status")
         elif status[0] is not grpc.StatusCode.OK:
@@ -318,7 +287,7 @@ class Connection(http2.H2Connection, asyncio.Protocol):
         ]
         if deadline is not None:
             remaining = deadline - asyncio.get_running_loop().time()
-            headers.append((b"grpc-timeout", _grpc_timeout(remaining)))
+            headers.append((b"grpc-timeout", encode_timeout(remaining)))
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in metadata)
         return http2.encode_headers(headers)
 

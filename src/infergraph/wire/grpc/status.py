@@ -1,4 +1,5 @@
-"""What a gRPC *client* makes of an answer that is not gRPC at all: a proxy's or a REST
+"""A call's end status: what a handler raises to end its call (:class:`CallAbort`), and
+what a gRPC *client* makes of an answer that is not gRPC at all: a proxy's or a REST
 server's HTTP status without ``grpc-status``, or a reset stream, as gRPC's spec says
 (``doc/http-grpc-status-mapping.md`` and ``doc/PROTOCOL-HTTP2.md``). There HTTP 400 means
 the peer could not read the HTTP we sent (INTERNAL, not the caller's INVALID_ARGUMENT) and
@@ -16,6 +17,7 @@ import grpc
 __all__ = [
     "TRANSPORT_GRPC_BY_HTTP",
     "TRANSPORT_GRPC_BY_HTTP2_ERROR",
+    "CallAbort",
     "StatusCode",
     "transport_grpc_status",
 ]
@@ -49,3 +51,12 @@ this HTTP/2 error code; INTERNAL for any other code."""
 def transport_grpc_status(http: int) -> grpc.StatusCode:
     """The code of a gRPC call answered with HTTP status ``http`` and no ``grpc-status``."""
     return TRANSPORT_GRPC_BY_HTTP.get(http, Code.UNKNOWN)
+
+
+class CallAbort(Exception):
+    """Ends a call with ``code`` and ``details`` (what ``context.abort`` raises)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details

@@ -6,7 +6,7 @@ No request is parsed and no model runs: the answer (the iris model's probabiliti
 benchmark's row, computed once at start-up) is returned as bytes. Its CPU per request is
 what the server costs by itself, as ``bare_asgi.py`` is for REST: ``aio`` is grpcio's
 asyncio server (what MLServer and KServe serve gRPC with), ``native`` infergraph's own
-HTTP/2 server (``infergraph.transport.grpc_native``).
+HTTP/2 server (``infergraph.wire.grpc.server``).
 
 Usage: ``.venv/bin/python bench/bare_grpc.py PORT [aio|native]`` (binds 127.0.0.1).
 """
@@ -42,9 +42,10 @@ async def serve(port: int, kind: str) -> None:
 
     server: Any
     if kind == "native":
-        from infergraph.transport.grpc_native import NativeGrpcServer
+        from infergraph.status import grpc_status
+        from infergraph.wire.grpc.server import NativeGrpcServer
 
-        server = NativeGrpcServer()
+        server = NativeGrpcServer(grpc_status)
     else:
         server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(

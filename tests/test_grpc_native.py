@@ -32,7 +32,7 @@ from google.protobuf import descriptor_pb2, wrappers_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from infergraph.transport.grpc_common import new_server, register
-from infergraph.transport.grpc_native import NativeGrpcServer
+from infergraph.wire.grpc.server import NativeGrpcServer
 from infergraph.wire.http2 import HeaderDecoder
 
 SERVICE = "test.Native"

@@ -27,8 +27,8 @@ from infergraph.observability import log_context
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import Message
 from infergraph.status import http_status
-from infergraph.transport.content_encoding import decode_content
 from infergraph.transport.rest_request import parse_seldon_body
+from infergraph.wire.content_encoding import decode_content
 
 if TYPE_CHECKING:
     from infergraph.transport.v2_rest import V2Routes

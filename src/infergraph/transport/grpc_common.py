@@ -3,7 +3,7 @@ maps errors to status codes and records metrics.
 
 Three servers, one interface (``--grpc-server``):
 
-- ``native`` (default), :class:`~infergraph.transport.grpc_native.NativeGrpcServer`:
+- ``native`` (default), :class:`~infergraph.wire.grpc.server.NativeGrpcServer`:
   infergraph's own HTTP/2 server, every call on the event loop; about 16 µs of CPU a call
   before any work (``bench/v2.py``'s ``bare-grpc-native``).
 - ``threads``, :class:`GrpcServer`: grpcio's thread-pool server; each handler hands its call
@@ -37,7 +37,7 @@ from infergraph.observability.tracing import Tracing
 from infergraph.protocol.proto._pool import POOL, include
 from infergraph.settings import GRPC_SERVERS
 from infergraph.status import grpc_status
-from infergraph.transport.grpc_native import NativeGrpcServer
+from infergraph.wire.grpc.server import NativeGrpcServer
 from infergraph.wire.grpc.status import CallAbort
 from infergraph.wire.limits import Http2Limits
 
@@ -246,7 +246,7 @@ def new_server(
     }
     settings.update(options)  # the caller's options win
     if kind == "native":
-        return NativeGrpcServer(list(settings.items()), limits)
+        return NativeGrpcServer(grpc_status, list(settings.items()), limits)
     if kind == "asyncio":
         return AioGrpcServer(list(settings.items()))
     return GrpcServer(list(settings.items()))

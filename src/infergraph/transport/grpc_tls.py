@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from infergraph.transport.grpc_native import NativeGrpcServer
+from infergraph.wire.grpc.server import NativeGrpcServer
 from infergraph.wire.tls import GRPC_ALPN, LAZY_CHECK_S, ReloadingContext, TlsFiles
 
 __all__ = ["add_tls_port", "grpcio_credentials"]

@@ -25,14 +25,15 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 
-from infergraph.transport.grpc_call import CallDetails
-from infergraph.transport.grpc_h2_connection import Connection
+from infergraph.errors import InferGraphError
+from infergraph.wire.grpc.call import CallDetails
 from infergraph.wire.grpc.headers import request_metadata
+from infergraph.wire.grpc.server_connection import Connection
 from infergraph.wire.limits import Http2Limits
 
 __all__ = ["NativeGrpcServer"]
@@ -81,9 +82,15 @@ class NativeGrpcServer:
     threaded = False
 
     def __init__(
-        self, options: Sequence[tuple[str, Any]] = (), limits: Http2Limits | None = None
+        self,
+        status_of: Callable[[InferGraphError], grpc.StatusCode],
+        options: Sequence[tuple[str, Any]] = (),
+        limits: Http2Limits | None = None,
     ) -> None:
         settings = dict(options)
+        self.status_of = status_of
+        """The status a call fails with for an error of ours before its handler runs (a
+        message that does not inflate): the owner's table, ``infergraph.status``."""
         self.limits = limits or Http2Limits()
         self.max_receive = int(settings.get("grpc.max_receive_message_length", 4 << 20))
         self.max_send = int(settings.get("grpc.max_send_message_length", 1 << 31))

@@ -1,13 +1,13 @@
 """One HTTP/2 connection of the native gRPC server: the asyncio protocol over the shared
 HTTP/2 state machine (:class:`~infergraph.wire.http2.H2Connection`), which reads the frames,
 keeps the windows and the stream table and queues what the peer's windows do not take yet;
-this module turns its streams into calls (:mod:`~infergraph.transport.grpc_h2_calls`).
+this module turns its streams into calls (:mod:`~infergraph.wire.grpc.server_calls`).
 
 What a peer can make a connection hold or spend is bounded by the server's
 :class:`~infergraph.wire.limits.Http2Limits`: header blocks, streams, frames that ask work
 but no call, and resets (the state machine's), answers the peer does not take
 (``max_pending_send``, here) and request bytes (each stream's receive window, given back as
-its handler takes them: :mod:`~infergraph.transport.grpc_h2_stream`). While the socket takes
+its handler takes them: :mod:`~infergraph.wire.grpc.server_stream`). While the socket takes
 no more of what we write, nothing more is read: a peer that does not read cannot make us
 answer without end.
 """
@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, cast
 
 import grpc
 
-from infergraph.transport.grpc_h2_calls import CONTENT_TYPE, Calls
-from infergraph.transport.grpc_h2_stream import STREAM_WINDOW, Stream
 from infergraph.wire import http2
 from infergraph.wire.grpc.headers import Metadata, parse_timeout, trailers
+from infergraph.wire.grpc.server_calls import CONTENT_TYPE, Calls
+from infergraph.wire.grpc.server_stream import STREAM_WINDOW, Stream
 from infergraph.wire.grpc.status import CallAbort
 
 if TYPE_CHECKING:
-    from infergraph.transport.grpc_native import NativeGrpcServer
+    from infergraph.wire.grpc.server import NativeGrpcServer
 
 __all__ = ["Connection"]
 

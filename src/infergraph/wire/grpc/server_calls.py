@@ -1,7 +1,7 @@
 """The calls of a native gRPC connection: a handler run for each stream, its answer
 handed to the HTTP/2 state machine, which writes it at once when the peer's windows take
 it whole and queues the rest until they open. Mixed into
-:class:`~infergraph.transport.grpc_h2_connection.Connection`.
+:class:`~infergraph.wire.grpc.server_connection.Connection`.
 
 A connection that already holds answers for a peer that takes them slowly refuses one
 that would take it past ``max_pending_send`` (the call fails with RESOURCE_EXHAUSTED), so a
@@ -18,21 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from infergraph.transport.grpc_call import (
+from infergraph.wire import http2
+from infergraph.wire.grpc.call import (
     CallContext,
     decode_request,
     encode_response,
     request_message,
 )
-from infergraph.transport.grpc_h2_stream import Stream
-from infergraph.wire import http2
 from infergraph.wire.grpc.headers import Metadata, trailers
 from infergraph.wire.grpc.messages import message_prefix
+from infergraph.wire.grpc.server_stream import Stream
 from infergraph.wire.grpc.status import CallAbort
 from infergraph.wire.trips import trip
 
 if TYPE_CHECKING:
-    from infergraph.transport.grpc_native import NativeGrpcServer
+    from infergraph.wire.grpc.server import NativeGrpcServer
 
 __all__ = ["CONTENT_TYPE", "Calls"]
 
@@ -100,7 +100,7 @@ class Calls:
 
     def _request(self, stream: Stream, data: bytes | memoryview) -> bytes | memoryview:
         encoding = stream.header(b"grpc-encoding")
-        return request_message(data, encoding, self.server.max_receive)
+        return request_message(data, encoding, self.server.max_receive, self.server.status_of)
 
     async def _unary(
         self, stream: Stream, handler: grpc.RpcMethodHandler, data: bytes | memoryview

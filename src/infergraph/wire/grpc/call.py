@@ -6,14 +6,13 @@ message decompressed and decoded, its answer encoded."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol, cast
 
 import grpc
 
 from infergraph.errors import InferGraphError
-from infergraph.status import grpc_status
-from infergraph.transport.content_encoding import decode_content
+from infergraph.wire.content_encoding import decode_content
 from infergraph.wire.grpc.headers import Metadata, request_metadata
 from infergraph.wire.grpc.messages import read_grpc_message
 from infergraph.wire.grpc.status import CallAbort
@@ -96,10 +95,14 @@ class CallContext:
 
 
 def request_message(
-    data: bytes | memoryview, encoding: bytes | None, limit: int
+    data: bytes | memoryview,
+    encoding: bytes | None,
+    limit: int,
+    status_of: Callable[[InferGraphError], grpc.StatusCode],
 ) -> bytes | memoryview:
     """The one message of a request's bytes: its prefix checked, decompressed under
-    ``limit`` if it says so (``encoding`` is the ``grpc-encoding`` header)."""
+    ``limit`` if it says so (``encoding`` is the ``grpc-encoding`` header); a message that
+    does not inflate fails the call with the status ``status_of`` gives its error."""
     prefix = read_grpc_message(data, 0)
     if prefix is None or len(data) != 5 + prefix[1]:
         count = "no message" if prefix is None else "a message cut short or more than one"
@@ -115,7 +118,7 @@ def request_message(
         try:
             body = decode_content(name, bytes(body), limit)
         except InferGraphError as exc:
-            raise CallAbort(grpc_status(exc), exc.message) from None
+            raise CallAbort(status_of(exc), exc.message) from None
     return body
 
 

@@ -14,7 +14,7 @@ import asyncio
 
 import grpc
 
-from infergraph.transport.grpc_call import CallContext
+from infergraph.wire.grpc.call import CallContext
 from infergraph.wire.grpc.messages import read_grpc_message
 from infergraph.wire.grpc.status import CallAbort
 from infergraph.wire.http2.stream import H2Stream

@@ -51,10 +51,10 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.load import parse_resource
+from infergraph.graph.nodes import V2GrpcNodeClient
+from infergraph.graph.nodes.grpc_client import GrpcNodeClient, error_from_rpc
 from infergraph.graph.plan import compile_deployment
-from infergraph.graph.remote_nodes import GrpcNodeClient, error_from_rpc
-from infergraph.graph.v2_nodes import V2GrpcNodeClient
+from infergraph.graph.spec import parse_resource
 from infergraph.observability.component_metrics import REQUESTS_METRIC
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.protocol.proto import prediction_pb2 as pb

@@ -19,14 +19,8 @@ import pytest
 
 from infergraph.app import component_app
 from infergraph.errors import BadRequest, InferGraphError, MicroserviceError, UserCodeError
-from infergraph.graph import v2_nodes
-from infergraph.graph.replicas import ReplicatedNodeClient
-from infergraph.graph.v2_nodes import (
-    V2GrpcNodeClient,
-    V2RestNodeClient,
-    binary_worthy,
-    v2_carries,
-)
+from infergraph.graph.nodes import ReplicatedNodeClient, v2
+from infergraph.graph.nodes.v2 import V2GrpcNodeClient, V2RestNodeClient, binary_worthy, v2_carries
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.protocol.v2_hop import (
@@ -121,7 +115,7 @@ TRANSPORTS = [pytest.param("rest", id="rest"), pytest.param("grpc", id="grpc")]
 
 @pytest.fixture
 def every_hop_v2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(v2_nodes, "BINARY_FROM", 0)
+    monkeypatch.setattr(v2, "BINARY_FROM", 0)
 
 
 def msg(kind: DataKind, data: Any, names: list[str] | None = None) -> Message:

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infergraph.errors import LoadError
-from infergraph.graph.remote_nodes import GrpcNodeClient
-from infergraph.graph.replicas import ReplicatedNodeClient
-from infergraph.graph.rest_nodes import RestNodeClient
+from infergraph.graph.nodes import (
+    GrpcNodeClient,
+    ReplicatedNodeClient,
+    RestNodeClient,
+    V2GrpcNodeClient,
+    V2RestNodeClient,
+)
 from infergraph.graph.spec import Deployment, Transport
-from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
 from infergraph.settings import GraphSettings
 from infergraph.wire.limits import Http2Limits
 from infergraph.wire.tls import GRPC_ALPN, REST_ALPN, ReloadingContext

@@ -30,10 +30,14 @@ from typing import IO, Any
 import orjson
 
 from infergraph.errors import LoadError
-from infergraph.graph.local_nodes import local_factory
+from infergraph.graph.nodes import (
+    HOST,
+    NodeProcess,
+    ReplicatedNodeClient,
+    local_factory,
+    plan_processes,
+)
 from infergraph.graph.plan import ClientFactory, NodeClient
-from infergraph.graph.remote_nodes import HOST, NodeProcess, plan_processes
-from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec
 from infergraph.observability.json_logs import json_line, utc_time
 from infergraph.observability.metrics import Registry

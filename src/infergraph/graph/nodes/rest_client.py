@@ -32,7 +32,7 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.replicas import Replica, ReplicatedNodeClient, Unreachable
+from infergraph.graph.nodes.replicated import Replica, ReplicatedNodeClient, Unreachable
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import ERROR_BY_HTTP

@@ -38,9 +38,9 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.remote_nodes import GrpcNodeClient
-from infergraph.graph.replicas import Replica, Unreachable
-from infergraph.graph.rest_nodes import RestNodeClient
+from infergraph.graph.nodes.grpc_client import GrpcNodeClient
+from infergraph.graph.nodes.replicated import Replica, Unreachable
+from infergraph.graph.nodes.rest_client import RestNodeClient
 from infergraph.protocol import v2_pb, v2_rest
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.protocol.proto import inference_pb2 as pb

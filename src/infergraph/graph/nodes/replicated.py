@@ -6,8 +6,8 @@ process died is marked down (by the supervisor that saw it die, or by the first 
 cannot reach it) and probed until it answers again, so a restarted process on the same
 address rejoins without anyone rebuilding the client. Whoever marks a replica down says
 why, so that a call refused meanwhile says "restarting" or "unreachable", not "still
-loading". The transports (:class:`~infergraph.graph.remote_nodes.GrpcNodeClient`,
-:class:`~infergraph.graph.rest_nodes.RestNodeClient`) add only how to connect, probe, encode
+loading". The transports (:class:`~infergraph.graph.nodes.grpc_client.GrpcNodeClient`,
+:class:`~infergraph.graph.nodes.rest_client.RestNodeClient`) add only how to connect, probe, encode
 and send; keeping the rest here makes them behave alike.
 """
 
@@ -31,7 +31,7 @@ C = TypeVar("C")
 
 # Calls that may be sent again to another replica when the first one was unreachable.
 # Feedback is not: a reward counted twice would skew a bandit. ``v2`` is a V2 hop
-# (``infergraph.graph.v2_nodes``), which carries one of the others, never feedback.
+# (``infergraph.graph.nodes.v2``), which carries one of the others, never feedback.
 _RETRIED = frozenset({"predict", "transform_input", "transform_output", "route", "aggregate", "v2"})
 
 

@@ -52,7 +52,8 @@ from infergraph.errors import (
     UserCodeError,
 )
 from infergraph.graph.nodes import V2GrpcNodeClient
-from infergraph.graph.nodes.grpc_client import GrpcNodeClient, error_from_rpc
+from infergraph.graph.nodes.grpc_client import GrpcNodeClient
+from infergraph.graph.nodes.wire_errors import error_from_rpc
 from infergraph.graph.plan import compile_deployment
 from infergraph.graph.spec import parse_resource
 from infergraph.observability.component_metrics import REQUESTS_METRIC

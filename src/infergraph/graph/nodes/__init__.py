@@ -10,6 +10,8 @@ it runs in this process or in others; this package holds every implementation of
   (:mod:`~infergraph.graph.nodes.rest_client`) and gRPC client
   (:mod:`~infergraph.graph.nodes.grpc_client`).
 - :mod:`~infergraph.graph.nodes.v2`: the clients that carry hops as binary V2.
+- :mod:`~infergraph.graph.nodes.wire_errors`: the one place where what the wire raises
+  becomes infergraph's errors.
 - :mod:`~infergraph.graph.nodes.processes`: which nodes run in processes of their own.
 
 The bytes themselves are ``wire``'s: nothing here opens a socket or parses HTTP.

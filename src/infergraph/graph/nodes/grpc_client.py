@@ -17,26 +17,16 @@ from typing import Any
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.message import DecodeError
 
-from infergraph.errors import (
-    BadMetadata,
-    BadRequest,
-    InferGraphError,
-    UserCodeError,
-)
-from infergraph.graph.nodes.replicated import Replica, ReplicatedNodeClient, Unreachable
+from infergraph.errors import BadRequest, UserCodeError
+from infergraph.graph.nodes.replicated import Replica, ReplicatedNodeClient
+from infergraph.graph.nodes.wire_errors import RPC_UNREACHABLE, metadata_error
 from infergraph.protocol import seldon_pb
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.protocol.seldon_pb import pb
-from infergraph.status import ERROR_BY_GRPC
 from infergraph.wire.grpc.client import GrpcChannel, RpcError
-from infergraph.wire.grpc.status import StatusCode
 from infergraph.wire.limits import Http2Limits
 
-__all__ = [
-    "GrpcNodeClient",
-    "error_from_rpc",
-    "metadata_from_proto",
-]
+__all__ = ["GrpcNodeClient", "metadata_from_proto"]
 
 _PATHS: dict[str, tuple[str, Any]] = {
     "predict": ("/seldon.protos.Model/Predict", pb.SeldonMessage),
@@ -47,23 +37,8 @@ _PATHS: dict[str, tuple[str, Any]] = {
     "send_feedback": ("/seldon.protos.Model/SendFeedback", pb.SeldonMessage),
     "metadata": ("/seldon.protos.Model/Metadata", pb.SeldonModelMetadata),
 }
-_UNREACHABLE = (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED)
 _POLL_S = 0.05
 """How often a replica that answers "unavailable" (still loading) is asked again."""
-
-
-def error_from_rpc(exc: RpcError) -> InferGraphError:
-    """The infergraph error a node's gRPC status stands for, keeping the node's message.
-
-    A code the client read off the transport (a node answering HTTP 404 without
-    ``grpc-status`` is UNIMPLEMENTED, by gRPC's table) is the node's failure, never the
-    caller's mistake: UNAVAILABLE stays "not ready", anything else is a 500.
-    """
-    if getattr(exc, "transport", False) and exc.code() is not StatusCode.UNAVAILABLE:
-        kind: type[InferGraphError] = UserCodeError
-    else:
-        kind = ERROR_BY_GRPC.get(exc.code(), UserCodeError)
-    return kind(exc.details() or exc.code().name)
 
 
 def metadata_from_proto(meta: Any) -> dict[str, Any]:
@@ -166,14 +141,14 @@ class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
                     wait_for_ready=True,
                 )
             except RpcError as exc:
-                if exc.code() in _UNREACHABLE:
+                if exc.code() in RPC_UNREACHABLE:
                     left = deadline - loop.time()
                     if left <= 0:
                         return False
                     await asyncio.sleep(min(_POLL_S, left))
                     continue
                 if self._metadata is None:  # e.g. BadMetadata: reported by metadata()
-                    self._metadata_error = BadMetadata(exc.details() or exc.code().name)
+                    self._metadata_error = metadata_error(exc)
             else:
                 if self._metadata is None:
                     self._metadata, self._metadata_error = metadata_from_proto(answer), None
@@ -181,12 +156,8 @@ class GrpcNodeClient(ReplicatedNodeClient[GrpcChannel]):
             return True
 
     async def _send(self, replica: Replica[GrpcChannel], method: str, request: Any) -> Message:
-        try:
+        with self._wire_errors:
             answer = await self._rpc(replica.conn, method, request, self.timeout)
-        except RpcError as exc:
-            if exc.code() is StatusCode.UNAVAILABLE:
-                raise Unreachable(error_from_rpc(exc)) from None
-            raise error_from_rpc(exc) from None
         return self._answer(method, answer)
 
     def _answer(self, method: str, answer: Any) -> Message:

@@ -8,7 +8,8 @@ address rejoins without anyone rebuilding the client. Whoever marks a replica do
 why, so that a call refused meanwhile says "restarting" or "unreachable", not "still
 loading". The transports (:class:`~infergraph.graph.nodes.grpc_client.GrpcNodeClient`,
 :class:`~infergraph.graph.nodes.rest_client.RestNodeClient`) add only how to connect, probe, encode
-and send; keeping the rest here makes them behave alike.
+and send, and what the wire raises becomes infergraph's errors in one place
+(:mod:`~infergraph.graph.nodes.wire_errors`); keeping the rest here makes them behave alike.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from infergraph.errors import InferGraphError, NotReady
+from infergraph.graph.nodes.wire_errors import Unreachable, WireErrors
 from infergraph.protocol.message import Feedback, Message
 from infergraph.wire.tls import ReloadingContext
 from infergraph.wire.tokens import BearerTokens
 
-__all__ = ["Replica", "ReplicatedNodeClient", "Unreachable"]
+__all__ = ["Replica", "ReplicatedNodeClient"]
 
 C = TypeVar("C")
 
@@ -33,16 +35,6 @@ C = TypeVar("C")
 # Feedback is not: a reward counted twice would skew a bandit. ``v2`` is a V2 hop
 # (``infergraph.graph.nodes.v2``), which carries one of the others, never feedback.
 _RETRIED = frozenset({"predict", "transform_input", "transform_output", "route", "aggregate", "v2"})
-
-
-class Unreachable(Exception):
-    """Raised by a transport's ``_send`` when a replica cannot be reached at all.
-
-    The replica is then marked down, and the call may go to another one."""
-
-    def __init__(self, error: InferGraphError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 @dataclass(eq=False)
@@ -89,6 +81,7 @@ class ReplicatedNodeClient(ABC, Generic[C]):
         self.addresses = tuple(addresses)
         self.max_message_size = max_message_size
         self.timeout = timeout
+        self._wire_errors = WireErrors(timeout)
         self.load_timeout = load_timeout
         self.probe_interval = probe_interval
         self.tls = tls
@@ -118,7 +111,9 @@ class ReplicatedNodeClient(ABC, Generic[C]):
 
     @abstractmethod
     async def _send(self, replica: Replica[C], method: str, request: Any) -> Message:
-        """One call; :class:`Unreachable` when the replica cannot be reached."""
+        """One call, inside ``self._wire_errors``:
+        :class:`~infergraph.graph.nodes.wire_errors.Unreachable` when the replica cannot be
+        reached."""
 
     @abstractmethod
     def _message(self, msg: Message) -> Any:

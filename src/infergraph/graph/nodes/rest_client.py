@@ -25,25 +25,17 @@ from typing import Any
 from infergraph.errors import (
     BadMetadata,
     BadRequest,
-    DeadlineExceeded,
     InferGraphError,
     MicroserviceError,
-    NotReady,
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.nodes.replicated import Replica, ReplicatedNodeClient, Unreachable
+from infergraph.graph.nodes.replicated import Replica, ReplicatedNodeClient
+from infergraph.graph.nodes.wire_errors import HTTP_FAILURES
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import DataKind, Feedback, Message
 from infergraph.status import ERROR_BY_HTTP
-from infergraph.wire.http1.client import (
-    BadResponse,
-    ConnectFailed,
-    ConnectionLost,
-    HttpClientError,
-    HttpPool,
-    ResponseTooLarge,
-)
+from infergraph.wire.http1.client import HttpPool
 from infergraph.wire.tls import ReloadingContext
 from infergraph.wire.tokens import BearerTokens
 
@@ -178,7 +170,7 @@ class RestNodeClient(ReplicatedNodeClient[HttpPool]):
                 if await self._ready(replica.conn, max(deadline - loop.time(), 0.001)):
                     replica.up = True
                     return True
-            except (HttpClientError, TimeoutError):
+            except HTTP_FAILURES:
                 pass
             left = deadline - loop.time()
             if left <= 0:
@@ -205,7 +197,7 @@ class RestNodeClient(ReplicatedNodeClient[HttpPool]):
         return True
 
     async def _send(self, replica: Replica[HttpPool], method: str, request: Any) -> Message:
-        try:
+        with self._wire_errors:
             status, body = await replica.conn.request(
                 "POST",
                 _PATHS[method],
@@ -214,14 +206,6 @@ class RestNodeClient(ReplicatedNodeClient[HttpPool]):
                 timeout=self.timeout,
                 idempotent=method != "send_feedback",
             )
-        except (ConnectFailed, ConnectionLost) as exc:
-            raise Unreachable(NotReady(str(exc))) from None
-        except TimeoutError:
-            raise DeadlineExceeded(f"no answer within {self.timeout} s") from None
-        except ResponseTooLarge as exc:
-            raise PayloadTooLarge(f"{exc} (the message size limit)") from None
-        except BadResponse as exc:
-            raise UserCodeError(f"invalid answer: {exc}") from None
         if 200 <= status < 300:
             return _answer(body)
         raise error_from_status(status, body)

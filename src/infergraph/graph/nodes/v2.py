@@ -30,16 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from infergraph.errors import (
-    BadRequest,
-    DeadlineExceeded,
-    InferGraphError,
-    NotReady,
-    PayloadTooLarge,
-    UserCodeError,
-)
+from infergraph.errors import BadRequest, InferGraphError, PayloadTooLarge, UserCodeError
 from infergraph.graph.nodes.grpc_client import GrpcNodeClient
-from infergraph.graph.nodes.replicated import Replica, Unreachable
+from infergraph.graph.nodes.replicated import Replica
 from infergraph.graph.nodes.rest_client import RestNodeClient
 from infergraph.protocol import v2_pb, v2_rest
 from infergraph.protocol.message import DataKind, Feedback, Message
@@ -52,13 +45,7 @@ from infergraph.protocol.v2_hop import (
     write_feedback,
 )
 from infergraph.status import ERROR_BY_HTTP
-from infergraph.wire.http1.client import (
-    BadResponse,
-    ConnectFailed,
-    ConnectionLost,
-    HttpPool,
-    ResponseTooLarge,
-)
+from infergraph.wire.http1.client import HttpPool
 
 __all__ = ["V2GrpcNodeClient", "V2RestNodeClient"]
 
@@ -173,18 +160,10 @@ class V2RestNodeClient(_V2Hops, RestNodeClient):
         headers = {"content-type": "application/octet-stream"}
         if header_length is not None:
             headers[v2_rest.INFERENCE_HEADER_CONTENT_LENGTH] = str(header_length)
-        try:
+        with self._wire_errors:
             status, answer, answer_length = await replica.conn.exchange(
                 "POST", self._infer_path, body, headers, self.timeout
             )
-        except (ConnectFailed, ConnectionLost) as exc:
-            raise Unreachable(NotReady(str(exc))) from None
-        except TimeoutError:
-            raise DeadlineExceeded(f"no answer within {self.timeout} s") from None
-        except ResponseTooLarge as exc:
-            raise PayloadTooLarge(f"{exc} (the message size limit)") from None
-        except BadResponse as exc:
-            raise UserCodeError(f"invalid answer: {exc}") from None
         if not 200 <= status < 300:
             raise v2_error(status, answer)
         try:

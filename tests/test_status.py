@@ -37,8 +37,8 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.nodes.rest_client import error_from_status
-from infergraph.graph.nodes.v2 import v2_error
+from infergraph.graph.nodes.seldon_codecs import error_from_status
+from infergraph.graph.nodes.v2_codecs import v2_error
 from infergraph.graph.nodes.wire_errors import error_from_rpc
 from infergraph.protocol.proto import inference_pb2 as v2
 from infergraph.protocol.proto import inference_pb2_grpc as v2_grpc

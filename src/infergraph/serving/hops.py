@@ -19,8 +19,10 @@ from infergraph.graph.nodes import (
     GrpcNodeClient,
     ReplicatedNodeClient,
     RestNodeClient,
-    V2GrpcNodeClient,
-    V2RestNodeClient,
+    SeldonJsonCodec,
+    SeldonProtoCodec,
+    V2GrpcCodec,
+    V2RestCodec,
 )
 from infergraph.graph.spec import Deployment, Transport
 from infergraph.settings import GraphSettings
@@ -96,19 +98,23 @@ def node_client(
     security = security or NodeSecurity()
     client: ReplicatedNodeClient[Any]
     if uses_grpc(deployment):
-        grpc_kind = V2GrpcNodeClient if v2 else GrpcNodeClient
-        client = grpc_kind(
+        client = GrpcNodeClient(
             node,
             list(addresses),
             max_message_size=limit,
+            codec=V2GrpcCodec(node) if v2 else SeldonProtoCodec(),
             tls=security.grpc_tls,
             auth=security.auth,
             http2=security.http2,
         )
     else:
-        rest_kind = V2RestNodeClient if v2 else RestNodeClient
-        client = rest_kind(
-            node, list(addresses), max_message_size=limit, tls=security.rest_tls, auth=security.auth
+        client = RestNodeClient(
+            node,
+            list(addresses),
+            max_message_size=limit,
+            codec=V2RestCodec(node, limit) if v2 else SeldonJsonCodec(limit),
+            tls=security.rest_tls,
+            auth=security.auth,
         )
     return client
 

@@ -3,11 +3,12 @@
 Each componentSpec container that implements a graph node becomes one ``infergraph
 microservice`` process per replica, configured by the environment Seldon's operator gives a
 container. Built-in routers and combiners stay in the orchestrator: they have no container.
-The orchestrator calls the nodes over REST (binary V2 tensors, :class:`V2RestNodeClient`),
-or over gRPC (:class:`V2GrpcNodeClient`) when ``spec.transport`` is ``grpc``; with
-``--node-protocol seldon``, as Seldon's executor calls pods (:class:`GrpcNodeClient`,
-:class:`RestNodeClient`). A supervisor task restarts a process that dies on the same ports,
-so the clients simply reconnect.
+The orchestrator calls the nodes over REST (:class:`RestNodeClient`, binary V2 tensors
+with :class:`V2RestCodec`), or over gRPC (:class:`GrpcNodeClient` with :class:`V2GrpcCodec`)
+when ``spec.transport`` is ``grpc``; with ``--node-protocol seldon``, in Seldon's protocol as
+Seldon's executor calls pods (:class:`SeldonJsonCodec`, :class:`SeldonProtoCodec`). A
+supervisor task restarts a process that dies on the same ports, so the clients simply
+reconnect.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ on which the client marks the replica down and may send the call to another one:
               RpcError, any other status         error_from_rpc: the error the status
                                                  stands for (ERROR_BY_GRPC), else a 500
 
-A node's answer that arrived whole, whatever its status, is no wire error: the client reads
-it in the hop's protocol.
+A node's answer that arrived whole, whatever its status, is no wire error: its codec reads it
+(:mod:`~infergraph.graph.nodes.seldon_codecs`, :mod:`~infergraph.graph.nodes.v2_codecs`).
 Nothing else of the wire reaches the node clients: the HTTP/1.1 client reports a refused or
 timed-out connect (``OSError``) as ``ConnectFailed``, and the gRPC channel reports a connect
 that failed, and a connection that broke HTTP/2 (``http2.ProtocolError``, which ends the

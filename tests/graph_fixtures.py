@@ -22,7 +22,7 @@ import httpx
 import yaml
 from procs import Sample, metric_sum, parse_metrics
 
-from infergraph.graph.load import load_deployments
+from infergraph.graph.spec import load_deployments
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.serving.graph_server import build_dataplane
 from infergraph.settings import GraphSettings

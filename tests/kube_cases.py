@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infergraph.graph.load import load_documents
-from infergraph.graph.spec import Deployment
+from infergraph.graph.spec import Deployment, load_documents
 from infergraph.kube.options import RenderOptions
 
 ROOT = Path(__file__).parent.parent

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from procs import free_ports
 
-from infergraph.graph.load import load_deployments
+from infergraph.graph.spec import load_deployments
 from infergraph.serving.graph_server import build_dataplane, serve_graph
 from infergraph.serving.server import serve_component
 from infergraph.settings import ComponentSettings, GraphSettings

@@ -360,8 +360,7 @@ def run_python(block: Block, folder: Path) -> None:
 
 
 def check_yaml(block: Block, folder: Path) -> None:
-    from infergraph.graph.load import load_documents
-    from infergraph.graph.validate import validate
+    from infergraph.graph.spec import load_documents, validate
 
     documents = list(yaml.safe_load_all(block.text))
     assert documents and all(isinstance(d, dict) for d in documents), block.where

@@ -9,8 +9,16 @@ from typing import Any
 import pytest
 import yaml
 
-from infergraph.graph.load import load_deployments, load_documents, read_documents
 from infergraph.graph.spec import (
+    SpecError,
+    SpecUnreadable,
+    load_deployments,
+    load_documents,
+    read_documents,
+    validate,
+)
+from infergraph.graph.spec.defaults import PortBases, default, service_name
+from infergraph.graph.spec.models import (
     Deployment,
     GraphDeployment,
     Implementation,
@@ -18,9 +26,6 @@ from infergraph.graph.spec import (
     SeldonDeployment,
     is_prepackaged,
 )
-from infergraph.graph.spec_defaults import PortBases, default, service_name
-from infergraph.graph.spec_problems import SpecError, SpecUnreadable
-from infergraph.graph.validate import validate
 
 MANIFESTS = Path(__file__).parent / "manifests"
 VALID = sorted(MANIFESTS.glob("*.yaml"))

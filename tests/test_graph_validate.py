@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infergraph.graph.load import read_documents
-from infergraph.graph.spec_defaults import default
-from infergraph.graph.spec_problems import Problem, SpecError, format_path
-from infergraph.graph.validate import validate
+from infergraph.graph.spec import default, read_documents, validate
+from infergraph.graph.spec.problems import Problem, SpecError, format_path
 
 Doc = dict[str, Any]
 G = "spec.predictors[0].graph"

@@ -35,7 +35,7 @@ from procs import free_ports
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import BadRequest, NotImplementedByComponent, PayloadTooLarge
-from infergraph.graph.remote_nodes import GrpcNodeClient
+from infergraph.graph.nodes import GrpcNodeClient
 from infergraph.protocol.message import DataKind, Message, Meta
 from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_common import new_server

@@ -25,8 +25,8 @@ import pytest
 
 from infergraph.errors import InferGraphError
 from infergraph.graph.executor import CallContext, Executor
+from infergraph.graph.nodes import GrpcNodeClient
 from infergraph.graph.plan import PlanNode, PredictorPlan
-from infergraph.graph.remote_nodes import GrpcNodeClient
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry
 from infergraph.protocol.message import DataKind, Message

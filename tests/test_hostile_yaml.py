@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from procs import clean_env
 
-from infergraph.graph.load import load_deployments, read_documents
-from infergraph.graph.spec_problems import SpecError
+from infergraph.graph.spec import SpecError, load_deployments, read_documents
 
 BASE = """\
 apiVersion: machinelearning.seldon.io/v1

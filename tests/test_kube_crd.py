@@ -18,7 +18,7 @@ import yaml
 from pydantic import create_model
 
 from infergraph.cli.main import main
-from infergraph.graph.spec_kube import IntOrString, KubeModel, KubeObject, SpecModel
+from infergraph.graph.spec.kube_types import IntOrString, KubeModel, KubeObject, SpecModel
 from infergraph.kube.crd import (
     GRAPH_DEPLOYMENT,
     SELDON_DEPLOYMENT,

@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infergraph.graph.load import load_documents
-from infergraph.graph.spec_problems import SpecError
+from infergraph.graph.spec import SpecError, load_documents
 from infergraph.kube.status_schema import (
     Address,
     Condition,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kube_cases import CASES, FIXTURES, MANIFESTS, ROOT, deployment, options, params
 
-from infergraph.graph.spec_problems import SpecError
+from infergraph.graph.spec import SpecError
 from infergraph.kube.autoscalers import convert_v2beta1_metric
 from infergraph.kube.manifest import to_yaml
 from infergraph.kube.render import render
@@ -392,9 +392,9 @@ def test_orchestrator_command_is_one_serve_accepts(path: Path, changes: dict[str
     validation, and every ``--remote`` names a node of that graph."""
     from infergraph.cli.main import build_parser
     from infergraph.cli.serve import parse_remote
-    from infergraph.graph.load import load_deployments
-    from infergraph.graph.model_sources import ModelSources
-    from infergraph.graph.serve_checks import check_serve
+    from infergraph.graph.spec import load_deployments
+    from infergraph.graph.spec.model_sources import ModelSources
+    from infergraph.graph.spec.serve_checks import check_serve
     from infergraph.serving.remote import unknown_nodes
 
     objects = _render(path, **changes)
@@ -422,7 +422,7 @@ def test_orchestrator_command_is_one_serve_accepts(path: Path, changes: dict[str
 def test_an_already_defaulted_resource_renders_the_same(
     path: Path, changes: dict[str, Any]
 ) -> None:
-    from infergraph.graph.load import load_deployments
+    from infergraph.graph.spec import load_deployments
 
     (defaulted,) = load_deployments(path)  # what serve uses: validated, then defaulted
     assert to_yaml(render(defaulted, options(**changes))) == to_yaml(_render(path, **changes))

@@ -15,8 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from infergraph.graph.spec import GraphDeployment, SeldonDeployment
-from infergraph.graph.spec_problems import SpecError
+from infergraph.graph.spec import GraphDeployment, SeldonDeployment, SpecError
 from infergraph.kube.manifest import to_yaml
 from infergraph.kube.names import is_dns_label
 from infergraph.kube.options import RenderOptions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from infergraph.graph.load import parse_resource
+from infergraph.graph.spec import parse_resource
 from infergraph.kube.options import RenderOptions
 from infergraph.kube.render import render
 from infergraph.kube.status import child_key, compute_status, rejected_status, same_status

@@ -9,17 +9,15 @@ import orjson
 import pytest
 
 from infergraph.errors import LoadError
-from infergraph.graph.load import load_deployments
-from infergraph.graph.local_nodes import local_factory
-from infergraph.graph.model_sources import (
+from infergraph.graph.nodes import local_factory, plan_processes
+from infergraph.graph.plan import compile_deployment
+from infergraph.graph.spec import Container, load_deployments
+from infergraph.graph.spec.model_sources import (
     ModelSources,
     image_builtin,
     image_name,
     read_environment_file,
 )
-from infergraph.graph.plan import compile_deployment
-from infergraph.graph.remote_nodes import plan_processes
-from infergraph.graph.spec import Container
 
 FIXTURES = Path(__file__).parent / "fixtures" / "s2i"
 DOUBLER, ADDER = FIXTURES / "doubler", FIXTURES / "adder"

@@ -32,7 +32,7 @@ from operator_harness import (
 )
 from procs import free_ports
 
-from infergraph.graph.load import parse_resource
+from infergraph.graph.spec import parse_resource
 from infergraph.kube.api import KINDS
 from infergraph.kube.operator import OperatorOptions
 from infergraph.kube.options import RenderOptions

@@ -51,10 +51,11 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.load import parse_resource
+from infergraph.graph.nodes import GrpcNodeClient, SeldonProtoCodec, V2GrpcCodec
+from infergraph.graph.nodes.codecs import GrpcCodec
+from infergraph.graph.nodes.wire_errors import error_from_rpc
 from infergraph.graph.plan import compile_deployment
-from infergraph.graph.remote_nodes import GrpcNodeClient, error_from_rpc
-from infergraph.graph.v2_nodes import V2GrpcNodeClient
+from infergraph.graph.spec import parse_resource
 from infergraph.observability.component_metrics import REQUESTS_METRIC
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.protocol.proto import prediction_pb2 as pb
@@ -746,20 +747,22 @@ async def test_replicas_take_turns_and_one_marked_down_rejoins_once_it_answers()
 
 
 @pytest.mark.parametrize(
-    "kind",
+    "codec",
     [
-        pytest.param(GrpcNodeClient, id="seldon"),
-        pytest.param(V2GrpcNodeClient, id="v2"),  # calls travel as V2 hops: retried the same
+        pytest.param(SeldonProtoCodec, id="seldon"),
+        pytest.param(lambda: V2GrpcCodec("node"), id="v2"),  # V2 hops: retried the same
     ],
 )
 async def test_a_replica_that_stops_answering_is_retried_elsewhere_except_feedback(
-    kind: type[GrpcNodeClient],
+    codec: Callable[[], GrpcCodec],
 ) -> None:
     survivor = Everything("a")
     with serve_grpc(survivor, unit_id="node") as first:
         with serve_grpc(Everything("b"), unit_id="node") as second:
-            clients = [kind("node", [first, second], max_message_size=MiB)]
-            clients.append(kind("node", [first, second], max_message_size=MiB))
+            clients = [
+                GrpcNodeClient("node", [first, second], max_message_size=MiB, codec=codec())
+                for _ in range(2)
+            ]
             for client in clients:
                 await client.load()
                 assert (await client.predict(rows(1))).meta.tags["replica"] == "a"

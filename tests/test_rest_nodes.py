@@ -28,7 +28,8 @@ from infergraph.errors import (
     NotReady,
     PayloadTooLarge,
 )
-from infergraph.graph.rest_nodes import RestNodeClient, error_from_status
+from infergraph.graph.nodes.rest_client import RestNodeClient
+from infergraph.graph.nodes.seldon_codecs import error_from_status
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.serving.server import bind_socket
 from infergraph.status import http_status

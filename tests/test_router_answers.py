@@ -14,7 +14,7 @@ import pytest
 
 from infergraph.app import component_app
 from infergraph.graph.executor import route_index
-from infergraph.graph.rest_nodes import RestNodeClient
+from infergraph.graph.nodes import RestNodeClient
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import DataKind, Message, Meta
 from infergraph.protocol.tftensor import array_to_tf_proto

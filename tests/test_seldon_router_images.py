@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infergraph.graph.load import load_deployments
+from infergraph.graph.spec import load_deployments
 from infergraph.routers import EpsilonGreedy, ThompsonSampling
 from infergraph.serving.graph_server import build_dataplane
 from infergraph.settings import GraphSettings

@@ -19,8 +19,8 @@ from model_stores import S3
 from test_cli_serve import serving, write_yaml
 
 from infergraph.errors import LoadError
-from infergraph.graph.load import load_deployments
-from infergraph.graph.remote_nodes import plan_processes
+from infergraph.graph.nodes import plan_processes
+from infergraph.graph.spec import load_deployments
 from infergraph.servers import PREPACKAGED_CLASSES, SKLearnServer, prepackaged_class
 
 s3 = model_stores.s3

@@ -37,9 +37,9 @@ from infergraph.errors import (
     PayloadTooLarge,
     UserCodeError,
 )
-from infergraph.graph.remote_nodes import error_from_rpc
-from infergraph.graph.rest_nodes import error_from_status
-from infergraph.graph.v2_nodes import v2_error
+from infergraph.graph.nodes.seldon_codecs import error_from_status
+from infergraph.graph.nodes.v2_codecs import v2_error
+from infergraph.graph.nodes.wire_errors import error_from_rpc
 from infergraph.protocol.proto import inference_pb2 as v2
 from infergraph.protocol.proto import inference_pb2_grpc as v2_grpc
 from infergraph.protocol.proto import prediction_pb2 as pb

@@ -537,7 +537,7 @@ def test_serve_tracing_flag_turns_tracing_on_and_reaches_the_node_processes(
 ) -> None:
     from infergraph.cli.main import build_parser
     from infergraph.cli.serve import settings_from_args
-    from infergraph.graph.remote_nodes import NodeProcess
+    from infergraph.graph.nodes import NodeProcess
     from infergraph.serving.processes import _command
 
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_EXPORTER", "TRACING"):

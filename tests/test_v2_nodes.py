@@ -19,14 +19,8 @@ import pytest
 
 from infergraph.app import component_app
 from infergraph.errors import BadRequest, InferGraphError, MicroserviceError, UserCodeError
-from infergraph.graph import v2_nodes
-from infergraph.graph.replicas import ReplicatedNodeClient
-from infergraph.graph.v2_nodes import (
-    V2GrpcNodeClient,
-    V2RestNodeClient,
-    binary_worthy,
-    v2_carries,
-)
+from infergraph.graph.nodes import GrpcNodeClient, ReplicatedNodeClient, RestNodeClient, v2_codecs
+from infergraph.graph.nodes.v2_codecs import V2GrpcCodec, V2RestCodec, binary_worthy, v2_carries
 from infergraph.protocol import seldon_json
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.protocol.v2_hop import (
@@ -100,7 +94,9 @@ async def client(transport: str) -> AsyncIterator[ReplicatedNodeClient[Any]]:
     made: ReplicatedNodeClient[Any]
     if transport == "rest":
         async with rest_node() as address:
-            made = V2RestNodeClient("node", [address], max_message_size=64 * MiB)
+            made = RestNodeClient(
+                "node", [address], max_message_size=64 * MiB, codec=V2RestCodec("node", 64 * MiB)
+            )
             try:
                 await made.load()
                 yield made
@@ -108,7 +104,9 @@ async def client(transport: str) -> AsyncIterator[ReplicatedNodeClient[Any]]:
                 await made.aclose()
     else:
         with grpc_node() as address:
-            made = V2GrpcNodeClient("node", [address], max_message_size=64 * MiB)
+            made = GrpcNodeClient(
+                "node", [address], max_message_size=64 * MiB, codec=V2GrpcCodec("node")
+            )
             try:
                 await made.load()
                 yield made
@@ -121,7 +119,7 @@ TRANSPORTS = [pytest.param("rest", id="rest"), pytest.param("grpc", id="grpc")]
 
 @pytest.fixture
 def every_hop_v2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(v2_nodes, "BINARY_FROM", 0)
+    monkeypatch.setattr(v2_codecs, "BINARY_FROM", 0)
 
 
 def msg(kind: DataKind, data: Any, names: list[str] | None = None) -> Message:
@@ -320,7 +318,7 @@ async def test_small_messages_over_grpc_keep_every_number_as_it_is(
     kind: DataKind, data: Any, expected: Any
 ) -> None:
     with serve_grpc(Typed(), unit_id="node") as address:
-        node = V2GrpcNodeClient("node", [address], max_message_size=MiB)
+        node = GrpcNodeClient("node", [address], max_message_size=MiB, codec=V2GrpcCodec("node"))
         try:
             await node.load()
             answer = await node.predict(msg(kind, data))
@@ -332,7 +330,7 @@ async def test_small_messages_over_grpc_keep_every_number_as_it_is(
 
 async def test_a_combiner_over_grpc_gets_and_answers_integers() -> None:
     with serve_grpc(Typed(), unit_id="node") as address:
-        node = V2GrpcNodeClient("node", [address], max_message_size=MiB)
+        node = GrpcNodeClient("node", [address], max_message_size=MiB, codec=V2GrpcCodec("node"))
         try:
             await node.load()
             rows = [msg(DataKind.NDARRAY, np.array([[1, 2]])), msg(DataKind.NDARRAY, [[10, 20]])]

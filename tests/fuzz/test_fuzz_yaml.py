@@ -3,7 +3,7 @@ swapped, huge numbers, tags, dates, aliases, deep nesting, unicode) and as text 
 indentation, lines dropped, bytes flipped).
 
 What ``infergraph validate`` and ``serve`` run on a file must end in the spec loader's own
-errors (:class:`~infergraph.graph.spec_problems.SpecError`, of which ``SpecUnreadable`` is
+errors (:class:`~infergraph.graph.spec.problems.SpecError`, of which ``SpecUnreadable`` is
 one), never in a ``TypeError``, ``ValueError`` or ``RecursionError``, and never take long.
 """
 
@@ -16,10 +16,14 @@ from pathlib import Path
 
 import yaml
 
-from infergraph.graph.load import load_deployments, read_documents
-from infergraph.graph.spec_defaults import default
-from infergraph.graph.spec_problems import SpecError
-from infergraph.graph.validate import count_nodes, validate
+from infergraph.graph.spec import (
+    SpecError,
+    count_nodes,
+    default,
+    load_deployments,
+    read_documents,
+    validate,
+)
 
 from .mutate import YAML_RAW, case_count, case_rng, dump_yaml, mutate_yaml_text, seed
 

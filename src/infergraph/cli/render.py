@@ -13,8 +13,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from infergraph.graph.load import SourceDocument, read_documents
-from infergraph.graph.spec_problems import Problem, SpecError, SpecUnreadable
+from infergraph.graph.spec import Problem, SourceDocument, SpecError, SpecUnreadable, read_documents
 from infergraph.kube.manifest import to_yaml
 from infergraph.kube.options import INGRESS_KINDS, RenderOptions
 from infergraph.kube.render import render

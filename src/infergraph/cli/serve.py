@@ -219,8 +219,7 @@ def settings_from_args(args: argparse.Namespace) -> GraphSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from infergraph.graph.load import load_deployments
-    from infergraph.graph.spec_problems import SpecError
+    from infergraph.graph.spec import SpecError, load_deployments
 
     try:
         settings = settings_from_args(args)
@@ -305,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _can_serve(file: str, deployment: Deployment, settings: GraphSettings) -> bool:
     """Print every problem that stops ``deployment`` from running here; False if any."""
-    from infergraph.graph.serve_checks import check_serve
+    from infergraph.graph.spec.serve_checks import check_serve
     from infergraph.serving.graph_server import model_sources
     from infergraph.serving.remote import unknown_nodes
 

@@ -13,11 +13,16 @@ import sys
 from typing import Any, TextIO
 
 from infergraph.cli.source_options import add_image_option
-from infergraph.graph.load import read_documents
-from infergraph.graph.model_sources import ModelSources
-from infergraph.graph.serve_checks import check_serve
-from infergraph.graph.spec_problems import Problem, SpecError, SpecUnreadable
-from infergraph.graph.validate import count_nodes, validate
+from infergraph.graph.spec import (
+    Problem,
+    SpecError,
+    SpecUnreadable,
+    count_nodes,
+    read_documents,
+    validate,
+)
+from infergraph.graph.spec.model_sources import ModelSources
+from infergraph.graph.spec.serve_checks import check_serve
 
 __all__ = ["add_parser", "run"]
 

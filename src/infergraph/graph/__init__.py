@@ -1,12 +1,16 @@
 """The graph layer: the deployment spec, its plan, its executor and the node clients.
 
-- The spec: :mod:`~infergraph.graph.spec` (the pydantic models of ``GraphDeployment`` and
-  ``SeldonDeployment``), :mod:`~infergraph.graph.load` (YAML to models),
-  :mod:`~infergraph.graph.spec_defaults` (Seldon's defaulting) and
-  :mod:`~infergraph.graph.validate` (Seldon's admission rules plus graph checks).
-- The plan and its run: :mod:`~infergraph.graph.plan` (a spec compiled once) and
-  :mod:`~infergraph.graph.executor` (one request walked through it).
-- The nodes: in process (:mod:`~infergraph.graph.local_nodes`), replicated
-  (:mod:`~infergraph.graph.replicas`) and remote over REST or gRPC
-  (:mod:`~infergraph.graph.remote_nodes` and the clients next to it).
+Three jobs, one package each:
+
+- :mod:`infergraph.graph.spec`: the deployment spec and everything that reads it (the
+  pydantic models of ``GraphDeployment`` and ``SeldonDeployment``, YAML to models, Seldon's
+  defaulting and admission rules, what ``serve`` needs on this machine).
+- The plan and its run, here: :mod:`~infergraph.graph.plan` (a spec compiled once, with
+  :mod:`~infergraph.graph.raw_input`, which nodes take the request as it came) and
+  :mod:`~infergraph.graph.executor` (one request walked through it, with
+  :mod:`~infergraph.graph.feedback_checks`, which nodes vet a feedback first).
+- :mod:`infergraph.graph.nodes`: the node clients, in process and in other processes over
+  REST or gRPC (what a node call means; the bytes are ``wire``'s).
+
+The spec knows nothing of plans or nodes; the plan reads the spec; the nodes read both.
 """

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from infergraph.graph.spec import (
+from infergraph.graph.spec.models import (
     BUILTIN_IMPLEMENTATIONS,
     Deployment,
     Method,

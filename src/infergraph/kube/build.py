@@ -25,7 +25,7 @@ from pathlib import Path
 
 from infergraph._version import __version__
 from infergraph.errors import InferGraphError, LoadError
-from infergraph.graph.model_sources import S2I_ENVIRONMENT, read_environment_file
+from infergraph.graph.spec.model_sources import S2I_ENVIRONMENT, read_environment_file
 from infergraph.settings import SERVICE_TYPES
 
 __all__ = [

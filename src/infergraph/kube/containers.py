@@ -18,10 +18,10 @@ from infergraph.graph.spec import (
     Deployment,
     PredictiveUnit,
     PredictorSpec,
+    Problem,
     Transport,
     is_prepackaged,
 )
-from infergraph.graph.spec_problems import Problem
 from infergraph.kube.model_init import MODEL_DIR, ModelInit
 from infergraph.servers import interface_name, prepackaged_class
 

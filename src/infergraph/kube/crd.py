@@ -1,7 +1,7 @@
 """The CustomResourceDefinition of ``GraphDeployment``, generated from the spec's pydantic models.
 
 The schema the API server enforces and the one ``infergraph validate`` and ``serve`` enforce
-come from the same models (:mod:`infergraph.graph.spec` for ``spec``,
+come from the same models (:mod:`infergraph.graph.spec.models` for ``spec``,
 :mod:`infergraph.kube.status_schema` for ``status``), so a manifest the cluster accepts is
 one infergraph can run. ``deploy/crd.yaml`` is this module's output (``infergraph crd``);
 a test keeps the checked-in file in sync.

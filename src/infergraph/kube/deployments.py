@@ -16,10 +16,10 @@ from infergraph.graph.spec import (
     Deployment,
     PredictiveUnit,
     PredictorSpec,
+    Problem,
     SeldonPodSpec,
     walk_graph,
 )
-from infergraph.graph.spec_problems import Problem
 from infergraph.kube.containers import METRICS_PATH, PODINFO_VOLUME, node_container, plain_container
 from infergraph.kube.model_init import model_init
 from infergraph.kube.names import (

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infergraph.graph.spec import Deployment, PredictorSpec, Protocol, Transport
-from infergraph.graph.spec_problems import Problem
+from infergraph.graph.spec import Deployment, PredictorSpec, Problem, Protocol, Transport
 from infergraph.kube.deployments import PODINFO, workload
 from infergraph.kube.model_init import MODEL_DIR, model_init
 from infergraph.kube.names import kube_name, object_labels, predictor_service_name, selector

@@ -13,15 +13,15 @@ from __future__ import annotations
 import hashlib
 import re
 
-from infergraph.graph.spec import (
+from infergraph.graph.spec.defaults import service_name
+from infergraph.graph.spec.models import (
     Deployment,
     PredictiveUnit,
     PredictiveUnitType,
     PredictorSpec,
     SeldonPodSpec,
 )
-from infergraph.graph.spec_defaults import service_name
-from infergraph.graph.validate import ANNOTATION_SVC_NAME
+from infergraph.graph.spec.validate import ANNOTATION_SVC_NAME
 
 __all__ = [
     "DNS_LABEL",

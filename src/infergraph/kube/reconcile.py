@@ -17,8 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from infergraph.graph.load import parse_resource
-from infergraph.graph.spec_problems import SpecError
+from infergraph.graph.spec import SpecError, parse_resource
 from infergraph.kube.api import KINDS, ApiError, AsyncApi, kind_of
 from infergraph.kube.names import MANAGED_BY
 from infergraph.kube.options import RenderOptions

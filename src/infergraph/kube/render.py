@@ -13,10 +13,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from infergraph.graph.spec import Deployment, PredictorSpec
-from infergraph.graph.spec_defaults import ANNOTATION_SEPARATE_ENGINE, default
-from infergraph.graph.spec_problems import Problem, SpecError
-from infergraph.graph.validate import ANNOTATION_NO_ENGINE, validate
+from infergraph.graph.spec import Deployment, PredictorSpec, Problem, SpecError
+from infergraph.graph.spec.defaults import ANNOTATION_SEPARATE_ENGINE, default
+from infergraph.graph.spec.validate import ANNOTATION_NO_ENGINE, validate
 from infergraph.kube.autoscalers import autoscaler, disruption_budget
 from infergraph.kube.deployments import (
     PodExtras,
@@ -67,7 +66,7 @@ def render(resource: Deployment, options: RenderOptions | None = None) -> list[d
     """The Kubernetes objects of ``resource`` (a SeldonDeployment in any served version, or
     a GraphDeployment), as plain dicts in a fixed order.
 
-    Raises :class:`~infergraph.graph.spec_problems.SpecError` listing every problem when
+    Raises :class:`~infergraph.graph.spec.problems.SpecError` listing every problem when
     the resource is invalid or cannot run on Kubernetes.
     """
     options = options or RenderOptions()

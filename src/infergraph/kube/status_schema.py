@@ -18,7 +18,7 @@ from datetime import datetime
 
 from pydantic import ConfigDict, Field
 
-from infergraph.graph.spec_kube import SpecModel
+from infergraph.graph.spec.kube_types import SpecModel
 
 __all__ = [
     "Address",

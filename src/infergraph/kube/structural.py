@@ -11,7 +11,7 @@ Two choices keep the CRD small and the stored object equal to what the user wrot
 * Embedded Kubernetes objects (a PodSpec, HPA metrics, KEDA triggers) are described only as
   far as infergraph reads them; the rest is ``x-kubernetes-preserve-unknown-fields``. Seldon's
   CRD embedded the full PodSpec three times and weighed 1.9 MB.
-* No ``default`` is copied: defaulting is code (:func:`infergraph.graph.spec_defaults.default`),
+* No ``default`` is copied: defaulting is code (:func:`infergraph.graph.spec.defaults.default`),
   run by ``serve``, ``render`` and the operator alike, and an API server that filled in
   defaults would make the live object differ from Git (Argo CD diffs).
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from infergraph.errors import NotFound
 from infergraph.graph.executor import Executor, node_type
+from infergraph.graph.nodes import ReplicatedNodeClient
 from infergraph.graph.plan import PlanNode, PredictorPlan
-from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.observability.recent import WINDOW_S, RecentRequests, RequestRecord
 from infergraph.routers.bandits import BanditRouter
 from infergraph.routers.state import MemoryStore

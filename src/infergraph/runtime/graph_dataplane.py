@@ -22,9 +22,9 @@ import numpy as np
 
 from infergraph.errors import BadRequest, InferGraphError, NotFound, NotReady
 from infergraph.graph.executor import CallContext, Executor
+from infergraph.graph.nodes import ReplicatedNodeClient
 from infergraph.graph.plan import DeploymentPlan, NodeClient, PredictorPlan
 from infergraph.graph.raw_input import takes_raw_request
-from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.observability import log_context
 from infergraph.observability.executor_metrics import ExecutorMetrics
 from infergraph.observability.metrics import Registry

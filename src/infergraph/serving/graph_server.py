@@ -13,10 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from infergraph.graph.local_nodes import local_factory
-from infergraph.graph.model_sources import ModelSources
+from infergraph.graph.nodes import local_factory
 from infergraph.graph.plan import ClientFactory, DeploymentPlan, compile_deployment
 from infergraph.graph.spec import Deployment
+from infergraph.graph.spec.model_sources import ModelSources
 from infergraph.observability.metrics import Registry
 from infergraph.observability.recent import RecentRequests
 from infergraph.observability.tracing import start_tracing

@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infergraph.errors import LoadError
-from infergraph.graph.remote_nodes import GrpcNodeClient
-from infergraph.graph.replicas import ReplicatedNodeClient
-from infergraph.graph.rest_nodes import RestNodeClient
+from infergraph.graph.nodes import (
+    GrpcNodeClient,
+    ReplicatedNodeClient,
+    RestNodeClient,
+    SeldonJsonCodec,
+    SeldonProtoCodec,
+    V2GrpcCodec,
+    V2RestCodec,
+)
 from infergraph.graph.spec import Deployment, Transport
-from infergraph.graph.v2_nodes import V2GrpcNodeClient, V2RestNodeClient
 from infergraph.settings import GraphSettings
 from infergraph.wire.limits import Http2Limits
 from infergraph.wire.tls import GRPC_ALPN, REST_ALPN, ReloadingContext
@@ -93,19 +98,23 @@ def node_client(
     security = security or NodeSecurity()
     client: ReplicatedNodeClient[Any]
     if uses_grpc(deployment):
-        grpc_kind = V2GrpcNodeClient if v2 else GrpcNodeClient
-        client = grpc_kind(
+        client = GrpcNodeClient(
             node,
             list(addresses),
             max_message_size=limit,
+            codec=V2GrpcCodec(node) if v2 else SeldonProtoCodec(),
             tls=security.grpc_tls,
             auth=security.auth,
             http2=security.http2,
         )
     else:
-        rest_kind = V2RestNodeClient if v2 else RestNodeClient
-        client = rest_kind(
-            node, list(addresses), max_message_size=limit, tls=security.rest_tls, auth=security.auth
+        client = RestNodeClient(
+            node,
+            list(addresses),
+            max_message_size=limit,
+            codec=V2RestCodec(node, limit) if v2 else SeldonJsonCodec(limit),
+            tls=security.rest_tls,
+            auth=security.auth,
         )
     return client
 

@@ -3,11 +3,12 @@
 Each componentSpec container that implements a graph node becomes one ``infergraph
 microservice`` process per replica, configured by the environment Seldon's operator gives a
 container. Built-in routers and combiners stay in the orchestrator: they have no container.
-The orchestrator calls the nodes over REST (binary V2 tensors, :class:`V2RestNodeClient`),
-or over gRPC (:class:`V2GrpcNodeClient`) when ``spec.transport`` is ``grpc``; with
-``--node-protocol seldon``, as Seldon's executor calls pods (:class:`GrpcNodeClient`,
-:class:`RestNodeClient`). A supervisor task restarts a process that dies on the same ports,
-so the clients simply reconnect.
+The orchestrator calls the nodes over REST (:class:`RestNodeClient`, binary V2 tensors
+with :class:`V2RestCodec`), or over gRPC (:class:`GrpcNodeClient` with :class:`V2GrpcCodec`)
+when ``spec.transport`` is ``grpc``; with ``--node-protocol seldon``, in Seldon's protocol as
+Seldon's executor calls pods (:class:`SeldonJsonCodec`, :class:`SeldonProtoCodec`). A
+supervisor task restarts a process that dies on the same ports, so the clients simply
+reconnect.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ from typing import IO, Any
 import orjson
 
 from infergraph.errors import LoadError
-from infergraph.graph.local_nodes import local_factory
+from infergraph.graph.nodes import (
+    HOST,
+    NodeProcess,
+    ReplicatedNodeClient,
+    local_factory,
+    plan_processes,
+)
 from infergraph.graph.plan import ClientFactory, NodeClient
-from infergraph.graph.remote_nodes import HOST, NodeProcess, plan_processes
-from infergraph.graph.replicas import ReplicatedNodeClient
 from infergraph.graph.spec import Deployment, PredictiveUnit, PredictorSpec
 from infergraph.observability.json_logs import json_line, utc_time
 from infergraph.observability.metrics import Registry

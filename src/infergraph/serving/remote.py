@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from infergraph.graph.local_nodes import local_factory
+from infergraph.graph.nodes import local_factory
 from infergraph.graph.plan import ClientFactory, NodeClient
 from infergraph.graph.spec import (
     Deployment,

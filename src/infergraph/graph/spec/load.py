@@ -19,23 +19,23 @@ import yaml
 from pydantic import ValidationError
 from yaml.constructor import ConstructorError
 
-from infergraph.graph.spec import (
+from infergraph.graph.spec.defaults import default
+from infergraph.graph.spec.models import (
     GRAPH_API_VERSION,
     SELDON_API_VERSIONS,
     Deployment,
     GraphDeployment,
     SeldonDeployment,
 )
-from infergraph.graph.spec_defaults import default
-from infergraph.graph.spec_problems import (
+from infergraph.graph.spec.problems import (
     Problem,
     SpecError,
     SpecUnreadable,
     format_path,
     problems_from_validation_error,
 )
-from infergraph.graph.spec_yaml import SpecLoader, check_bounds
-from infergraph.graph.validate import validate
+from infergraph.graph.spec.validate import validate
+from infergraph.graph.spec.yaml_loader import SpecLoader, check_bounds
 
 __all__ = [
     "SourceDocument",

@@ -6,9 +6,12 @@ process died is marked down (by the supervisor that saw it die, or by the first 
 cannot reach it) and probed until it answers again, so a restarted process on the same
 address rejoins without anyone rebuilding the client. Whoever marks a replica down says
 why, so that a call refused meanwhile says "restarting" or "unreachable", not "still
-loading". The transports (:class:`~infergraph.graph.remote_nodes.GrpcNodeClient`,
-:class:`~infergraph.graph.rest_nodes.RestNodeClient`) add only how to connect, probe, encode
-and send; keeping the rest here makes them behave alike.
+loading". The transports (:class:`~infergraph.graph.nodes.grpc_client.GrpcNodeClient`,
+:class:`~infergraph.graph.nodes.rest_client.RestNodeClient`) add only how to connect, probe
+and send; the hop's protocol is the codec each is given
+(:mod:`~infergraph.graph.nodes.codecs`), and what the wire raises becomes infergraph's errors
+in one place (:mod:`~infergraph.graph.nodes.wire_errors`). Keeping the rest here makes them
+behave alike.
 """
 
 from __future__ import annotations
@@ -21,28 +24,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from infergraph.errors import InferGraphError, NotReady
+from infergraph.graph.nodes.codecs import NodeCodec
+from infergraph.graph.nodes.wire_errors import Unreachable, WireErrors
 from infergraph.protocol.message import Feedback, Message
 from infergraph.wire.tls import ReloadingContext
 from infergraph.wire.tokens import BearerTokens
 
-__all__ = ["Replica", "ReplicatedNodeClient", "Unreachable"]
+__all__ = ["Replica", "ReplicatedNodeClient"]
 
 C = TypeVar("C")
 
-# Calls that may be sent again to another replica when the first one was unreachable.
-# Feedback is not: a reward counted twice would skew a bandit. ``v2`` is a V2 hop
-# (``infergraph.graph.v2_nodes``), which carries one of the others, never feedback.
-_RETRIED = frozenset({"predict", "transform_input", "transform_output", "route", "aggregate", "v2"})
-
-
-class Unreachable(Exception):
-    """Raised by a transport's ``_send`` when a replica cannot be reached at all.
-
-    The replica is then marked down, and the call may go to another one."""
-
-    def __init__(self, error: InferGraphError) -> None:
-        super().__init__(str(error))
-        self.error = error
+# Calls that may be sent again to another replica when the first one was unreachable,
+# in whatever protocol their codec sends them. Feedback is not: a reward counted twice
+# would skew a bandit.
+_RETRIED = frozenset({"predict", "transform_input", "transform_output", "route", "aggregate"})
 
 
 @dataclass(eq=False)
@@ -66,6 +61,7 @@ class ReplicatedNodeClient(ABC, Generic[C]):
     (except feedback). ``timeout`` (seconds) bounds each call; ``load_timeout`` bounds how
     long :meth:`load` waits for every replica; ``probe_interval`` paces the probes of a
     replica that is down; ``tls`` and ``auth`` secure the hop (TLS, a bearer token).
+    ``codec`` encodes each call and reads its answer, in the hop's protocol.
     """
 
     transport: ClassVar[str]
@@ -76,6 +72,7 @@ class ReplicatedNodeClient(ABC, Generic[C]):
         name: str,
         addresses: Sequence[str],
         *,
+        codec: NodeCodec[Any],
         max_message_size: int,
         timeout: float | None = None,
         load_timeout: float = 60.0,
@@ -87,8 +84,11 @@ class ReplicatedNodeClient(ABC, Generic[C]):
             raise ValueError(f"node {name!r} needs at least one address")
         self.name = name
         self.addresses = tuple(addresses)
+        self.codec = codec
+        """The hop's protocol (:mod:`~infergraph.graph.nodes.codecs`)."""
         self.max_message_size = max_message_size
         self.timeout = timeout
+        self._wire_errors = WireErrors(timeout)
         self.load_timeout = load_timeout
         self.probe_interval = probe_interval
         self.tls = tls
@@ -118,20 +118,9 @@ class ReplicatedNodeClient(ABC, Generic[C]):
 
     @abstractmethod
     async def _send(self, replica: Replica[C], method: str, request: Any) -> Message:
-        """One call; :class:`Unreachable` when the replica cannot be reached."""
-
-    @abstractmethod
-    def _message(self, msg: Message) -> Any:
-        """The wire form of a request: encoded once, before a replica is chosen, so that a
-        call sent again to another replica is not encoded twice."""
-
-    @abstractmethod
-    def _batch(self, msgs: list[Message]) -> Any:
-        """The wire form of a combiner's inputs."""
-
-    @abstractmethod
-    def _feedback(self, feedback: Feedback) -> Any:
-        """The wire form of feedback."""
+        """One call of the codec's ``request``, inside ``self._wire_errors``:
+        :class:`~infergraph.graph.nodes.wire_errors.Unreachable` when the replica cannot be
+        reached."""
 
     def _went_down(self, replica: Replica[C]) -> None:
         """Told when a replica is marked down."""
@@ -252,22 +241,25 @@ class ReplicatedNodeClient(ABC, Generic[C]):
                     continue
                 raise exc.error from None
 
+    # each call is encoded once, before a replica is chosen, so that a call sent again to
+    # another replica is not encoded twice
+
     async def predict(self, request: Message, wire: str = "json") -> Message:
-        return await self._call("predict", self._message(request))
+        return await self._call("predict", self.codec.call("predict", request))
 
     async def transform_input(self, request: Message, wire: str = "json") -> Message:
-        return await self._call("transform_input", self._message(request))
+        return await self._call("transform_input", self.codec.call("transform_input", request))
 
     async def transform_output(self, request: Message, wire: str = "json") -> Message:
-        return await self._call("transform_output", self._message(request))
+        return await self._call("transform_output", self.codec.call("transform_output", request))
 
     async def route(self, request: Message, wire: str = "json") -> Message:
-        return await self._call("route", self._message(request))
+        return await self._call("route", self.codec.call("route", request))
 
     async def aggregate(
         self, requests: list[Message], wire: str = "json", raw: Any = None
     ) -> Message:
-        return await self._call("aggregate", self._batch(requests))
+        return await self._call("aggregate", self.codec.batch(requests))
 
     async def send_feedback(self, feedback: Feedback, wire: str = "json") -> Message:
-        return await self._call("send_feedback", self._feedback(feedback))
+        return await self._call("send_feedback", self.codec.feedback(feedback))

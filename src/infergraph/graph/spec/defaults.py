@@ -14,9 +14,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
-from infergraph.graph.spec import (
+from infergraph.graph.spec.kube_types import Container, ContainerPort
+from infergraph.graph.spec.models import (
     BUILTIN_IMPLEMENTATIONS,
-    Container,
     Endpoint,
     EndpointType,
     GraphDeployment,
@@ -30,7 +30,6 @@ from infergraph.graph.spec import (
     is_prepackaged,
     walk_graph,
 )
-from infergraph.graph.spec_kube import ContainerPort
 
 __all__ = ["ANNOTATION_SEPARATE_ENGINE", "PortBases", "default", "service_name"]
 

@@ -1,6 +1,6 @@
 """Nodes served in this process: user classes named by a container's ``MODEL_NAME``
 (as Seldon's s2i images run them; the env may come from the source folder's
-``.s2i/environment``, see :mod:`infergraph.graph.model_sources`) and the built-in routers
+``.s2i/environment``, see :mod:`infergraph.graph.spec.model_sources`) and the built-in routers
 and combiners.
 """
 
@@ -14,7 +14,6 @@ from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.components.loader import import_component, instantiate
 from infergraph.components.parameters import parse_parameters
 from infergraph.errors import InferGraphError, LoadError
-from infergraph.graph.model_sources import SELDON_ROUTER_IMAGES, ModelSources
 from infergraph.graph.plan import ClientFactory, NodeClient
 from infergraph.graph.spec import (
     Container,
@@ -23,6 +22,7 @@ from infergraph.graph.spec import (
     PredictorSpec,
     is_prepackaged,
 )
+from infergraph.graph.spec.model_sources import SELDON_ROUTER_IMAGES, ModelSources
 from infergraph.observability.metrics import Registry
 from infergraph.routers import (
     BUILTIN_CLASSES,

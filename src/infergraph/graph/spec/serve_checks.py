@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from infergraph.errors import LoadError
-from infergraph.graph.model_sources import ModelSources
-from infergraph.graph.spec import (
-    Container,
+from infergraph.graph.spec.kube_types import Container
+from infergraph.graph.spec.model_sources import ModelSources
+from infergraph.graph.spec.models import (
     Deployment,
     PredictiveUnit,
     PredictorSpec,
     is_prepackaged,
     walk_graph,
 )
-from infergraph.graph.spec_problems import Problem
+from infergraph.graph.spec.problems import Problem
 from infergraph.routers import builtin_class
 from infergraph.servers import prepackaged_class
 from infergraph.servers.fetch import local_path, scheme_of

@@ -7,7 +7,7 @@ types field for field, JSON names included (``modelUri``, ``service_host``, ``oa
 These models load configuration only. They never run per request: the plan layer compiles
 a validated deployment into plain immutable objects. They are also the single source of
 the CRD schema (``GraphDeployment.model_json_schema()``), so every constraint the schema can
-express lives here, and the rules it cannot express live in :mod:`infergraph.graph.validate`.
+express lives here, and the rules it cannot express live in :mod:`infergraph.graph.spec.validate`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from infergraph.graph.spec_kube import (
+from infergraph.graph.spec.kube_types import (
     Container,
     EnvVar,
     HpaSpec,

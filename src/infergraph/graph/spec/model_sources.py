@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infergraph.errors import LoadError
-from infergraph.graph.spec import Container
+from infergraph.graph.spec.kube_types import Container
 
 __all__ = [
     "S2I_ENVIRONMENT",

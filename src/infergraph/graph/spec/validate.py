@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from infergraph.components.parameters import parse_parameters
 from infergraph.errors import BadParameter
-from infergraph.graph.spec import (
+from infergraph.graph.spec.models import (
     BUILTIN_IMPLEMENTATIONS,
     PREPACKAGED_SERVERS,
     Deployment,
@@ -34,7 +34,7 @@ from infergraph.graph.spec import (
     is_prepackaged,
     walk_graph,
 )
-from infergraph.graph.spec_problems import Problem, format_path
+from infergraph.graph.spec.problems import Problem, format_path
 
 __all__ = [
     "ANNOTATION_NO_ENGINE",

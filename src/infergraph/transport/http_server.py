@@ -8,7 +8,7 @@ it past the size limit from the headers alone), calls the app's transport-free
 answered in order. What a client can make a connection hold (the request target, the
 headers, time, connections) is bounded by :class:`~infergraph.wire.limits.Http1Limits`;
 a request past a limit, or one that is not HTTP, is refused
-(:mod:`infergraph.transport.http1_guard`) after the requests before it are answered, and
+(:mod:`infergraph.wire.http1.guard`) after the requests before it are answered, and
 the connection is closed. The checks cost next to nothing per request: sizes are counted
 only for a head that spans reads or comes in a long one, and one timer per connection,
 re-armed about once per timeout, serves every timeout.
@@ -33,14 +33,14 @@ from typing import Any, Protocol, cast, runtime_checkable
 import httptools
 
 from infergraph.errors import InferGraphError, PayloadTooLarge
-from infergraph.transport import http1_guard
 from infergraph.transport.access_log import (
     answer_puid,
     answer_trace_id,
     client_address,
     log_access,
 )
-from infergraph.transport.http1_guard import BETWEEN, BODY, HEAD, ConnectionGuard
+from infergraph.wire.http1 import guard as http1_guard
+from infergraph.wire.http1.guard import BETWEEN, BODY, HEAD, ConnectionGuard
 from infergraph.wire.limits import Http1Limits
 
 __all__ = ["HttpServer", "Responder"]

@@ -32,8 +32,8 @@ from infergraph.serving.worker_marks import AllStarted, mark_started
 from infergraph.settings import GraphSettings
 from infergraph.transport.auth import RequireToken
 from infergraph.transport.graph_grpc import build_graph_grpc_server
-from infergraph.transport.graph_rest import GraphRestApp
 from infergraph.transport.ingress import IngressPaths, SeldonIngress
+from infergraph.transport.rest.graph import GraphRestApp
 from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["build_dataplane", "model_sources", "routing_store", "serve_graph"]

@@ -31,7 +31,7 @@ from infergraph.transport.content_encoding import decode_content
 from infergraph.transport.rest_request import parse_seldon_body
 
 if TYPE_CHECKING:
-    from infergraph.transport.v2_rest import V2Routes
+    from infergraph.transport.rest.v2 import V2Routes
 
 __all__ = [
     "JSON",

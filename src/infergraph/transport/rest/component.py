@@ -27,7 +27,7 @@ from infergraph.transport.asgi import (
     seldon_reply,
 )
 from infergraph.transport.openapi import component_openapi
-from infergraph.transport.v2_rest import V2Routes
+from infergraph.transport.rest.v2 import V2Routes
 
 __all__ = ["RestApp", "feedback_json"]
 

@@ -35,7 +35,7 @@ from infergraph.transport.asgi import (
 )
 from infergraph.transport.dashboard_rest import DashboardRoutes
 from infergraph.transport.puid import checked_puid
-from infergraph.transport.v2_rest import V2Routes
+from infergraph.transport.rest.v2 import V2Routes
 
 __all__ = ["GraphRestApp"]
 

@@ -26,8 +26,8 @@ from infergraph.transport.access_log import (
     answer_puid,
     client_address,
 )
-from infergraph.transport.asgi import PUID
 from infergraph.transport.http_server import HttpServer
+from infergraph.transport.rest.asgi import PUID
 
 LINE = re.compile(r'^127\.0\.0\.1 "(\S+) (\S+)" (\d{3}) \d+\.\dms(?: puid=(\S+))?$')
 

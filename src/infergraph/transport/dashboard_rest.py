@@ -19,7 +19,7 @@ import orjson
 
 from infergraph.errors import BadRequest
 from infergraph.runtime.dashboard import Dashboard
-from infergraph.transport.asgi import JSON, Handler, Reply, Scope
+from infergraph.transport.rest.asgi import JSON, Handler, Reply, Scope
 
 __all__ = ["PREFIX", "DashboardRoutes"]
 

@@ -17,7 +17,7 @@ from infergraph.errors import InferGraphError
 from infergraph.protocol import v2_rest
 from infergraph.runtime.v2_service import V2Service
 from infergraph.status import http_status
-from infergraph.transport.asgi import JSON, Handler, Reply, Scope, header
+from infergraph.transport.rest.asgi import JSON, Handler, Reply, Scope, header
 
 __all__ = ["V2Routes", "v2_error"]
 

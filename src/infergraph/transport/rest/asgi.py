@@ -28,7 +28,7 @@ from infergraph.protocol import seldon_json
 from infergraph.protocol.message import Message
 from infergraph.status import http_status
 from infergraph.transport.content_encoding import decode_content
-from infergraph.transport.rest_request import parse_seldon_body
+from infergraph.transport.rest.seldon_body import parse_seldon_body
 
 if TYPE_CHECKING:
     from infergraph.transport.rest.v2 import V2Routes

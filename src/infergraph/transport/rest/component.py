@@ -15,7 +15,6 @@ from infergraph.observability.metrics import render
 from infergraph.protocol import seldon_json, seldon_pb
 from infergraph.protocol.message import Message
 from infergraph.runtime.v2_service import component_service
-from infergraph.transport.openapi import component_openapi
 from infergraph.transport.rest.asgi import (
     JSON,
     PROMETHEUS,
@@ -27,6 +26,7 @@ from infergraph.transport.rest.asgi import (
     decode_body,
     seldon_reply,
 )
+from infergraph.transport.rest.openapi import component_openapi
 from infergraph.transport.rest.v2 import V2Routes
 
 __all__ = ["RestApp", "feedback_json"]

@@ -4,7 +4,7 @@ The server itself (:mod:`infergraph.wire.http1.server`) knows nothing of infergr
 or logs. :class:`HttpServer` here is that server with one choice made once, when it is
 built: with ``access_log`` each connection is a :class:`LoggedConnection`, which times
 each answer and writes its line to the ``infergraph.access`` logger
-(:mod:`infergraph.transport.access_log`); without it, connections are the wire's own and
+(:mod:`infergraph.transport.rest.access_log`); without it, connections are the wire's own and
 pay nothing per request.
 """
 
@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from infergraph.errors import InferGraphError
-from infergraph.transport.access_log import (
+from infergraph.transport.rest.access_log import (
     answer_puid,
     answer_trace_id,
     client_address,

@@ -20,7 +20,6 @@ from doc_blocks import same_shape, shown
 from infergraph.app import component_app
 from infergraph.cli.server_process import LOG_FORMAT
 from infergraph.serving.server import bind_socket
-from infergraph.transport.http_server import HttpServer
 from infergraph.transport.rest.access_log import (
     ACCESS_LOGGER,
     access_line,
@@ -28,6 +27,7 @@ from infergraph.transport.rest.access_log import (
     client_address,
 )
 from infergraph.transport.rest.asgi import PUID
+from infergraph.transport.rest.server import HttpServer
 
 LINE = re.compile(r'^127\.0\.0\.1 "(\S+) (\S+)" (\d{3}) \d+\.\dms(?: puid=(\S+))?$')
 

@@ -14,7 +14,7 @@ only for a head that spans reads or comes in a long one, and one timer per conne
 re-armed about once per timeout, serves every timeout.
 The app is what is passed in: this module knows nothing of infergraph's REST apps. A
 subclass of :class:`Connection`, chosen once per server, may wrap ``respond`` (the access
-log, :mod:`infergraph.transport.http_server`), so a server without it pays nothing per
+log, :mod:`infergraph.transport.rest.server`), so a server without it pays nothing per
 request.
 """
 

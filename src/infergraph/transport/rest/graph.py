@@ -21,7 +21,6 @@ from infergraph.protocol import seldon_json
 from infergraph.runtime.dashboard import Dashboard
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
-from infergraph.transport.dashboard_rest import DashboardRoutes
 from infergraph.transport.puid import checked_puid
 from infergraph.transport.rest.asgi import (
     JSON,
@@ -35,6 +34,7 @@ from infergraph.transport.rest.asgi import (
     header,
     seldon_reply,
 )
+from infergraph.transport.rest.dashboard import DashboardRoutes
 from infergraph.transport.rest.v2 import V2Routes
 
 __all__ = ["GraphRestApp"]

@@ -4,8 +4,8 @@ The server itself (:mod:`infergraph.wire.http1.server`) knows nothing of infergr
 or logs. :class:`HttpServer` here is that server with one choice made once, when it is
 built: with ``access_log`` each connection is a :class:`LoggedConnection`, which times
 each answer and writes its line to the ``infergraph.access`` logger
-(:mod:`infergraph.transport.rest.access_log`); without it, connections are the wire's own and
-pay nothing per request.
+(:mod:`infergraph.transport.rest.access_log`); without it, connections are the wire's own
+and pay nothing per request.
 """
 
 from __future__ import annotations

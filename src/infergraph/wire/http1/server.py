@@ -12,10 +12,10 @@ a request past a limit, or one that is not HTTP, is refused
 the connection is closed. The checks cost next to nothing per request: sizes are counted
 only for a head that spans reads or comes in a long one, and one timer per connection,
 re-armed about once per timeout, serves every timeout.
-The app is what is passed in: this module knows nothing of infergraph's REST apps. A
-subclass of :class:`Connection`, chosen once per server, may wrap ``respond`` (the access
-log, :mod:`infergraph.transport.rest.server`), so a server without it pays nothing per
-request.
+The app is what is passed in: this module knows nothing of infergraph's REST apps or its
+logs. A subclass of :class:`Connection`, chosen once per server, may wrap ``respond`` (the
+access log does, :mod:`infergraph.transport.rest.server`), so a server without one pays
+nothing per request.
 """
 
 from __future__ import annotations

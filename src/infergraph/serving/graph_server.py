@@ -18,12 +18,12 @@ from infergraph.graph.model_sources import ModelSources
 from infergraph.graph.plan import ClientFactory, DeploymentPlan, compile_deployment
 from infergraph.graph.spec import Deployment
 from infergraph.observability.metrics import Registry
+from infergraph.observability.payload_logger import logger_options
 from infergraph.observability.recent import RecentRequests
 from infergraph.observability.tracing import start_tracing
 from infergraph.routers import RedisStore
 from infergraph.runtime.feedback_ids import MemoryRoutingStore, RedisRoutingStore, RoutingStore
 from infergraph.runtime.graph_dataplane import GraphDataPlane
-from infergraph.runtime.payload_logger import logger_options
 from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
 from infergraph.serving.security import ServerTls, log_security

@@ -10,7 +10,7 @@ import pytest
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.settings import ComponentSettings
-from infergraph.transport.rest import RestApp
+from infergraph.transport.rest.component import RestApp
 
 
 class ClientFactory(Protocol):

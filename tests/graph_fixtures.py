@@ -26,7 +26,7 @@ from infergraph.graph.spec import load_deployments
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.serving.graph_server import build_dataplane
 from infergraph.settings import GraphSettings
-from infergraph.transport.graph_rest import GraphRestApp
+from infergraph.transport.rest.graph import GraphRestApp
 
 __all__ = [
     "NODES_SOURCE",

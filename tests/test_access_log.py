@@ -20,14 +20,14 @@ from doc_blocks import same_shape, shown
 from infergraph.app import component_app
 from infergraph.cli.server_process import LOG_FORMAT
 from infergraph.serving.server import bind_socket
-from infergraph.transport.access_log import (
+from infergraph.transport.rest.access_log import (
     ACCESS_LOGGER,
     access_line,
     answer_puid,
     client_address,
 )
-from infergraph.transport.asgi import PUID
-from infergraph.transport.http_server import HttpServer
+from infergraph.transport.rest.asgi import PUID
+from infergraph.transport.rest.server import HttpServer
 
 LINE = re.compile(r'^127\.0\.0\.1 "(\S+) (\S+)" (\d{3}) \d+\.\dms(?: puid=(\S+))?$')
 

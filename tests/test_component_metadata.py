@@ -17,7 +17,7 @@ from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.settings import ComponentSettings
 from infergraph.testing import serve_grpc
-from infergraph.transport.rest import RestApp
+from infergraph.transport.rest.component import RestApp
 
 
 class Described:

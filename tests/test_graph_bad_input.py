@@ -16,8 +16,8 @@ from graph_fixtures import GraphHarness, deployment, unit
 from infergraph.protocol.proto import inference_pb2
 from infergraph.serving.server import bind_socket
 from infergraph.transport.graph_grpc import build_graph_grpc_server
-from infergraph.transport.graph_rest import GraphRestApp
-from infergraph.transport.http_server import HttpServer
+from infergraph.transport.rest.graph import GraphRestApp
+from infergraph.wire.http1.server import HttpServer
 
 # A transformer that passes on what it gets, then a built-in router and two models.
 ECHO = """

@@ -15,7 +15,7 @@ import pytest
 from infergraph.app import component_app
 from infergraph.serving.server import bind_socket, run_servers
 from infergraph.settings import ComponentSettings
-from infergraph.transport.http_server import HttpServer
+from infergraph.wire.http1.server import HttpServer
 from infergraph.wire.limits import Http1Limits, WireLimits
 from infergraph.wire.trips import counts
 

@@ -9,7 +9,7 @@ import pytest
 
 from infergraph.app import component_app
 from infergraph.serving.server import bind_socket
-from infergraph.transport.http_server import HttpServer
+from infergraph.wire.http1.server import HttpServer
 
 
 class Echo:

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from infergraph.errors import NotFound
-from infergraph.transport.asgi import JSON, Reply, Scope, SeldonApp
-from infergraph.transport.http_server import Responder
 from infergraph.transport.ingress import IngressPaths, SeldonIngress
+from infergraph.transport.rest.asgi import JSON, Reply, Scope, SeldonApp
+from infergraph.wire.http1.server import Responder
 
 INGRESS = SeldonIngress("models", ("iris",))
 

@@ -18,14 +18,9 @@ import pytest
 from infergraph.graph.executor import CallContext
 from infergraph.graph.plan import NodeClient, PlanNode
 from infergraph.observability.metrics import Registry
+from infergraph.observability.payload_logger import DROPPED, FAILED, SENT, logger_options
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
-from infergraph.runtime.payload_logger import (
-    DROPPED,
-    FAILED,
-    SENT,
-    PayloadLogger,
-    logger_options,
-)
+from infergraph.runtime.payload_logger import PayloadLogger
 
 REQUEST = "io.seldon.serving.inference.request"
 RESPONSE = "io.seldon.serving.inference.response"
@@ -284,7 +279,7 @@ async def test_refused_endpoint_counts_failures_and_warns_once(
     loggers: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     logger = await loggers(default_endpoint=f"http://127.0.0.1:{closed_port()}/")
-    with caplog.at_level(logging.WARNING, "infergraph.runtime.payload_logger"):
+    with caplog.at_level(logging.WARNING, "infergraph.observability.payload_logger"):
         for _ in range(3):
             logger.submit(node(), REQUEST, message([1]), ctx())
         await logger.close()

@@ -267,7 +267,7 @@ async def test_load_runs_once_before_the_first_request():
     import httpx
 
     from infergraph.components.dataplane import ComponentDataPlane
-    from infergraph.transport.rest import RestApp
+    from infergraph.transport.rest.component import RestApp
 
     class Loads(Echo):
         loads = 0

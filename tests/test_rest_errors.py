@@ -12,7 +12,7 @@ from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import MicroserviceError
 from infergraph.sdk import SeldonMicroserviceException
 from infergraph.settings import ComponentSettings
-from infergraph.transport.rest import RestApp
+from infergraph.transport.rest.component import RestApp
 
 BAD_DATA = "MICROSERVICE_BAD_DATA"
 INTERNAL = "MICROSERVICE_INTERNAL_ERROR"

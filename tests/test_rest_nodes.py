@@ -33,13 +33,13 @@ from infergraph.graph.nodes.seldon_codecs import error_from_status
 from infergraph.protocol.message import DataKind, Feedback, Message, Meta
 from infergraph.serving.server import bind_socket
 from infergraph.status import http_status
-from infergraph.transport.http_server import HttpServer
 from infergraph.wire.http1.client import (
     ConnectFailed,
     ConnectionLost,
     HttpPool,
     ResponseTooLarge,
 )
+from infergraph.wire.http1.server import HttpServer
 
 MiB = 1024 * 1024
 

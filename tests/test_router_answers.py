@@ -19,7 +19,7 @@ from infergraph.protocol import seldon_json
 from infergraph.protocol.message import DataKind, Message, Meta
 from infergraph.protocol.tftensor import array_to_tf_proto
 from infergraph.serving.server import bind_socket
-from infergraph.transport.http_server import HttpServer
+from infergraph.wire.http1.server import HttpServer
 
 
 def _tftensor_json(values: list[list[int]]) -> dict[str, Any]:

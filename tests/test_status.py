@@ -59,9 +59,9 @@ from infergraph.status import (
     transport_grpc_status,
 )
 from infergraph.transport.grpc_server import build_grpc_server
-from infergraph.transport.http_server import HttpServer
-from infergraph.transport.rest import RestApp
+from infergraph.transport.rest.component import RestApp
 from infergraph.wire.grpc.connection import RpcError
+from infergraph.wire.http1.server import HttpServer
 
 Code = grpc.StatusCode
 

@@ -32,8 +32,8 @@ from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.settings import ComponentSettings
 from infergraph.transport.grpc_server import build_grpc_server
-from infergraph.transport.http_server import HttpServer
-from infergraph.transport.rest import RestApp
+from infergraph.transport.rest.component import RestApp
+from infergraph.wire.http1.server import HttpServer
 
 BODY = json.dumps({"data": {"ndarray": [[1.0, 2.0]]}})
 FIRST_CALL_SECONDS = 2.0

@@ -33,7 +33,7 @@ from infergraph.protocol.v2_hop import (
 from infergraph.protocol.v2_types import InferenceRequest, InferenceResponse, Tensor
 from infergraph.serving.server import bind_socket
 from infergraph.testing import serve_grpc
-from infergraph.transport.http_server import HttpServer
+from infergraph.wire.http1.server import HttpServer
 
 MiB = 1024 * 1024
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.settings import ComponentSettings
-from infergraph.transport.rest import RestApp
+from infergraph.transport.rest.component import RestApp
 
 __all__ = ["component_app"]
 

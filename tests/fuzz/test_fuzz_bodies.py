@@ -22,7 +22,7 @@ from infergraph.app import component_app
 from infergraph.protocol.proto import prediction_pb2
 from infergraph.serving.server import bind_socket
 from infergraph.testing import serve_grpc
-from infergraph.transport.http_server import HttpServer
+from infergraph.wire.http1.server import HttpServer
 
 from .cases import SELDON, SELDON_PATHS, Component, grpc_case, problem, rest_case, scope
 from .mutate import case_count, dump_json, seed

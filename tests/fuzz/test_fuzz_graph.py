@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 from graph_fixtures import GraphHarness, deployment, unit
 
-from infergraph.transport.graph_rest import GraphRestApp
+from infergraph.transport.rest.graph import GraphRestApp
 
 from .cases import SELDON, Paths, problem, rest_case, scope
 from .mutate import case_count, dump_json, seed

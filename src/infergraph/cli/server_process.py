@@ -40,7 +40,7 @@ def start_server_process(
     """
     logging.basicConfig(level=log_level, handlers=[log_handler(log_format)])
     if access_log:
-        from infergraph.transport.access_log import ACCESS_LOGGER
+        from infergraph.transport.rest.access_log import ACCESS_LOGGER
 
         logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO)
     if malloc_tuning:

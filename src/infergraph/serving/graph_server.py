@@ -18,12 +18,12 @@ from infergraph.graph.plan import ClientFactory, DeploymentPlan, compile_deploym
 from infergraph.graph.spec import Deployment
 from infergraph.graph.spec.model_sources import ModelSources
 from infergraph.observability.metrics import Registry
+from infergraph.observability.payload_logger import logger_options
 from infergraph.observability.recent import RecentRequests
 from infergraph.observability.tracing import start_tracing
 from infergraph.routers import RedisStore
 from infergraph.runtime.feedback_ids import MemoryRoutingStore, RedisRoutingStore, RoutingStore
 from infergraph.runtime.graph_dataplane import GraphDataPlane
-from infergraph.runtime.payload_logger import logger_options
 from infergraph.serving.memory import freeze_loaded_objects
 from infergraph.serving.peers import PeerMetrics
 from infergraph.serving.security import ServerTls, log_security
@@ -32,8 +32,8 @@ from infergraph.serving.worker_marks import AllStarted, mark_started
 from infergraph.settings import GraphSettings
 from infergraph.transport.auth import RequireToken
 from infergraph.transport.graph_grpc import build_graph_grpc_server
-from infergraph.transport.graph_rest import GraphRestApp
 from infergraph.transport.ingress import IngressPaths, SeldonIngress
+from infergraph.transport.rest.graph import GraphRestApp
 from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["build_dataplane", "model_sources", "routing_store", "serve_graph"]

@@ -25,8 +25,9 @@ from infergraph.settings import ComponentSettings
 from infergraph.transport.auth import RequireToken
 from infergraph.transport.grpc_common import Server as GrpcServer
 from infergraph.transport.grpc_server import build_grpc_server
-from infergraph.transport.http_server import HttpServer, Responder
-from infergraph.transport.rest import RestApp
+from infergraph.transport.rest.component import RestApp
+from infergraph.transport.rest.server import HttpServer
+from infergraph.wire.http1.server import Responder
 from infergraph.wire.tokens import BearerTokens
 
 __all__ = [

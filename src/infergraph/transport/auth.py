@@ -23,7 +23,15 @@ from typing import Any
 import grpc
 
 from infergraph.errors import InferGraphError, Unauthenticated
-from infergraph.transport.asgi import CORS, Receive, Scope, SeldonApp, Send, error_response, header
+from infergraph.transport.rest.asgi import (
+    CORS,
+    Receive,
+    Scope,
+    SeldonApp,
+    Send,
+    error_response,
+    header,
+)
 from infergraph.wire.tokens import BearerTokens
 
 __all__ = ["OPEN_GRPC_METHODS", "OPEN_ROUTES", "RequireToken", "require_token"]

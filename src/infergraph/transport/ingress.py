@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from infergraph.errors import InferGraphError, NotFound
 from infergraph.graph.plan import DeploymentPlan
-from infergraph.transport.asgi import CORS, Receive, Scope, SeldonApp, Send, error_response
 from infergraph.transport.auth import RequireToken
+from infergraph.transport.rest.asgi import CORS, Receive, Scope, SeldonApp, Send, error_response
 
 __all__ = ["ANNOTATION_AMBASSADOR_NAME", "PREFIX", "IngressPaths", "SeldonIngress"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from infergraph.observability.json_logs import FIELDS
 from infergraph.observability.log_context import RequestLog
-from infergraph.transport.asgi import PUID, REQUEST_LOG, Scope
+from infergraph.transport.rest.asgi import PUID, REQUEST_LOG, Scope
 
 __all__ = [
     "ACCESS_LOGGER",

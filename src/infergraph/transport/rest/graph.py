@@ -21,7 +21,8 @@ from infergraph.protocol import seldon_json
 from infergraph.runtime.dashboard import Dashboard
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
-from infergraph.transport.asgi import (
+from infergraph.transport.puid import checked_puid
+from infergraph.transport.rest.asgi import (
     JSON,
     PROMETHEUS,
     PUID,
@@ -33,9 +34,8 @@ from infergraph.transport.asgi import (
     header,
     seldon_reply,
 )
-from infergraph.transport.dashboard_rest import DashboardRoutes
-from infergraph.transport.puid import checked_puid
-from infergraph.transport.v2_rest import V2Routes
+from infergraph.transport.rest.dashboard import DashboardRoutes
+from infergraph.transport.rest.v2 import V2Routes
 
 __all__ = ["GraphRestApp"]
 

@@ -1,8 +1,9 @@
 """What the component and graph REST apps share: dispatch, body limits, Seldon's error JSON.
 
 A pure-ASGI base class: routing is one dictionary lookup, the body is read once under a
-size limit, and every error leaves as Seldon's error JSON with the status from the one
-table in ``infergraph.status``; nothing escapes as a bare 500 with a traceback.
+size limit, and every error leaves as Seldon's error JSON (V2's, built by
+:func:`infergraph.protocol.v2_rest.error_body`, on the ``/v2`` paths) with the status from
+the one table in ``infergraph.status``; nothing escapes as a bare 500 with a traceback.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from infergraph.errors import (
     BadRequest,
@@ -24,14 +23,14 @@ from infergraph.errors import (
     UserDefinedError,
 )
 from infergraph.observability import log_context
-from infergraph.protocol import seldon_json
+from infergraph.protocol import seldon_json, v2_rest
 from infergraph.protocol.message import Message
 from infergraph.status import http_status
-from infergraph.transport.rest_request import parse_seldon_body
+from infergraph.transport.rest.seldon_body import parse_seldon_body
 from infergraph.wire.content_encoding import decode_content
 
 if TYPE_CHECKING:
-    from infergraph.transport.v2_rest import V2Routes
+    from infergraph.transport.rest.v2 import V2Routes
 
 __all__ = [
     "JSON",
@@ -116,7 +115,7 @@ def error_response(exc: InferGraphError, path: str = "") -> tuple[int, bytes, by
     An error body the user's code chose (:class:`UserDefinedError`) is sent as it is.
     """
     if path.startswith(V2_PREFIX):
-        return http_status(exc), orjson.dumps({"error": exc.message}), JSON
+        return http_status(exc), v2_rest.error_body(exc.message), JSON
     if isinstance(exc, UserDefinedError):
         chosen = exc.body if isinstance(exc.body, bytes) else seldon_json.dumps(exc.body)
         return http_status(exc), chosen, exc.content_type.encode("latin-1")
@@ -269,7 +268,7 @@ class SeldonApp:
             log.error("unhandled error on %s", scope["path"], exc_info=exc)
             message = f"{type(exc).__name__}: {exc}"
             if scope["path"].startswith(V2_PREFIX):
-                out = orjson.dumps({"error": message})
+                out = v2_rest.error_body(message)
             else:
                 out = seldon_json.dumps(
                     seldon_json.error_body(message, "MICROSERVICE_INTERNAL_ERROR")

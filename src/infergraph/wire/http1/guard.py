@@ -1,6 +1,6 @@
 """What infergraph's HTTP/1.1 server answers when a client breaks a limit or the protocol.
 
-The server (:mod:`infergraph.transport.http_server`) refuses a request before the app sees
+The server (:mod:`infergraph.wire.http1.server`) refuses a request before the app sees
 it when the request itself is the problem: a request target, header block or header count
 over its :class:`~infergraph.wire.limits.Http1Limits` cap, a head or body that stops
 arriving, one connection too many, bytes that are not HTTP. Each refusal is a complete

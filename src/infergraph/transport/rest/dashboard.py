@@ -19,7 +19,7 @@ import orjson
 
 from infergraph.errors import BadRequest
 from infergraph.runtime.dashboard import Dashboard
-from infergraph.transport.asgi import JSON, Handler, Reply, Scope
+from infergraph.transport.rest.asgi import JSON, Handler, Reply, Scope
 
 __all__ = ["PREFIX", "DashboardRoutes"]
 
@@ -50,7 +50,9 @@ class DashboardRoutes:
 
     def __init__(self, dashboard: Dashboard) -> None:
         self.dashboard = dashboard
-        self.page = resources.files("infergraph.transport").joinpath("dashboard.html").read_bytes()
+        self.page = (
+            resources.files("infergraph.transport.rest").joinpath("dashboard.html").read_bytes()
+        )
         get = ("GET",)
         self.routes: dict[str, Route] = {
             PREFIX: (self._page, get, "dashboard"),

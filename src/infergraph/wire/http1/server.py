@@ -1,4 +1,4 @@
-"""infergraph's own HTTP/1.1 server: httptools parsing straight into ``SeldonApp.respond``.
+"""infergraph's own HTTP/1.1 server: httptools parsing straight into an app's ``respond``.
 
 An ASGI server builds a scope, a receive and a send coroutine and several dicts per
 request; for sub-millisecond models that bookkeeping costs as much as the model. This
@@ -8,15 +8,14 @@ it past the size limit from the headers alone), calls the app's transport-free
 answered in order. What a client can make a connection hold (the request target, the
 headers, time, connections) is bounded by :class:`~infergraph.wire.limits.Http1Limits`;
 a request past a limit, or one that is not HTTP, is refused
-(:mod:`infergraph.transport.http1_guard`) after the requests before it are answered, and
+(:mod:`infergraph.wire.http1.guard`) after the requests before it are answered, and
 the connection is closed. The checks cost next to nothing per request: sizes are counted
 only for a head that spans reads or comes in a long one, and one timer per connection,
 re-armed about once per timeout, serves every timeout.
-With ``access_log`` each answer also writes a line to the ``infergraph.access`` logger
-(:mod:`infergraph.transport.access_log`); the choice is made once, by the connection
-class, so a server without it pays nothing per request.
-The ASGI app stays available for embedding (``infergraph.component_app``) and
-``--http-server uvicorn`` serves through uvicorn instead.
+The app is what is passed in: this module knows nothing of infergraph's REST apps or its
+logs. A subclass of :class:`Connection`, chosen once per server, may wrap ``respond`` (the
+access log does, :mod:`infergraph.transport.rest.server`), so a server without one pays
+nothing per request.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from ssl import SSLContext
@@ -33,23 +31,18 @@ from typing import Any, Protocol, cast, runtime_checkable
 import httptools
 
 from infergraph.errors import InferGraphError, PayloadTooLarge
-from infergraph.transport import http1_guard
-from infergraph.transport.access_log import (
-    answer_puid,
-    answer_trace_id,
-    client_address,
-    log_access,
-)
-from infergraph.transport.http1_guard import BETWEEN, BODY, HEAD, ConnectionGuard
+from infergraph.wire.http1 import guard
+from infergraph.wire.http1.guard import BETWEEN, BODY, HEAD, ConnectionGuard
 from infergraph.wire.limits import Http1Limits
 
-__all__ = ["HttpServer", "Responder"]
+__all__ = ["Answer", "Connection", "HttpServer", "Responder"]
 
 
 @runtime_checkable
 class Responder(Protocol):
-    """What this server serves: a :class:`~infergraph.transport.asgi.SeldonApp`, or a layer
-    in front of one (:class:`~infergraph.transport.ingress.IngressPaths`)."""
+    """What this server serves: an app with a body size limit and a ``respond`` that
+    answers a request (an ASGI-like scope, and the body, or the error that refused it)
+    with its status, headers and body: infergraph's REST apps, and the layers in front."""
 
     @property
     def max_body_size(self) -> int: ...
@@ -62,6 +55,7 @@ class Responder(Protocol):
 log = logging.getLogger(__name__)
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+"""An answer's status, headers and body, as ``respond`` gives it."""
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
@@ -86,7 +80,10 @@ class _Request:
         self.error: InferGraphError | None = None
 
 
-class _Connection(ConnectionGuard):
+class Connection(ConnectionGuard):
+    """One client connection: parses its requests and answers each with ``respond``
+    (the app's, unless a subclass wraps it), in order."""
+
     __slots__ = (
         "app",
         "body_of",
@@ -151,7 +148,7 @@ class _Connection(ConnectionGuard):
         most = self.limits.max_connections
         if most and len(connections) > most:
             self.stopped = True
-            self._linger(http1_guard.too_many_connections(self.limits))
+            self._linger(guard.too_many_connections(self.limits))
         else:
             self._idle()
 
@@ -183,13 +180,13 @@ class _Connection(ConnectionGuard):
             if self.queue:
                 self.queue[-1].keep_alive = False
             else:
-                self._refuse(http1_guard.malformed("protocol upgrades are not supported"))
+                self._refuse(guard.malformed("protocol upgrades are not supported"))
             return
         except httptools.HttpParserError as exc:
             if not self.stopped:  # not a refusal of ours: the parser's own error
                 if isinstance(exc, httptools.HttpParserCallbackError):
                     log.error("HTTP/1.1 parser callback failed", exc_info=exc.__context__)
-                self._refuse(http1_guard.malformed(str(exc) or type(exc).__name__))
+                self._refuse(guard.malformed(str(exc) or type(exc).__name__))
             return
         if self.phase:
             self._partial(len(data))
@@ -207,7 +204,7 @@ class _Connection(ConnectionGuard):
                 return
             self.head_bytes += size
             if self.head_bytes - len(self.request.url) > self.max_head:
-                self._refuse(http1_guard.head_too_large(limits))
+                self._refuse(guard.head_too_large(limits))
             return
         # the body: the timeout runs from its last byte; what comes between body bytes
         # (chunk framing, trailers, which httptools holds whole) is bounded as a head is
@@ -219,9 +216,9 @@ class _Connection(ConnectionGuard):
         elif self.size == self.body_seen:
             self.since_body += size
             if self.since_body > self.max_head:
-                self._refuse(http1_guard.trailers_too_large(limits))
+                self._refuse(guard.trailers_too_large(limits))
             elif len(self.trailers) > self.max_headers:
-                self._refuse(http1_guard.too_many_headers(limits))
+                self._refuse(guard.too_many_headers(limits))
             return
         else:
             self.body_seen, self.since_body = self.size, 0
@@ -247,7 +244,7 @@ class _Connection(ConnectionGuard):
         request, self.continue_for = self.continue_for, None
         if request is self.request and self.phase == BODY and not self.size:
             assert self.transport is not None
-            self.transport.write(http1_guard.CONTINUE)
+            self.transport.write(guard.CONTINUE)
 
     # ---------------------------------------------------------------- parser callbacks
 
@@ -262,7 +259,7 @@ class _Connection(ConnectionGuard):
         request = self.request
         request.url += url
         if len(request.url) > self.max_url:
-            self._refuse(http1_guard.url_too_long(self.limits))
+            self._refuse(guard.url_too_long(self.limits))
             raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -292,10 +289,10 @@ class _Connection(ConnectionGuard):
         """Refuse a head over max_headers or max_header_size. Not called for a head that
         came whole in a chunk too short to hold that much, which is most requests."""
         if len(headers) > self.max_headers:
-            self._refuse(http1_guard.too_many_headers(self.limits))
+            self._refuse(guard.too_many_headers(self.limits))
             raise _Stop
         if sum(len(name) + len(value) for name, value in headers) > self.max_header_size:
-            self._refuse(http1_guard.head_too_large(self.limits))
+            self._refuse(guard.head_too_large(self.limits))
             raise _Stop
 
     def on_body(self, body: bytes) -> None:
@@ -359,7 +356,7 @@ class _Connection(ConnectionGuard):
             url = httptools.parse_url(request.url)
         except httptools.HttpParserInvalidURLError as exc:
             self.stopped = True
-            self._linger(http1_guard.bad_target(str(exc)))
+            self._linger(guard.bad_target(str(exc)))
             return
         scope: dict[str, Any] = {
             "type": "http",
@@ -380,7 +377,7 @@ class _Connection(ConnectionGuard):
         except Exception:
             log.exception("answering %s %s failed", request.method, scope["path"])
             self.stopped = True
-            self._linger(http1_guard.server_error())
+            self._linger(guard.server_error())
             return
         if not self.writable.is_set():
             await self.writable.wait()
@@ -400,44 +397,23 @@ class _Connection(ConnectionGuard):
                 self.transport.close()
 
 
-class _LoggedConnection(_Connection):
-    """A connection that writes one access-log line per answer (``--access-log``)."""
-
-    __slots__ = ("client",)
-
-    def __init__(self, server: HttpServer) -> None:
-        super().__init__(server)
-        self.respond = self._respond_and_log
-        self.client = "-"
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.client = client_address(transport.get_extra_info("peername"))
-
-    async def _respond_and_log(
-        self, scope: dict[str, Any], body: bytes | InferGraphError
-    ) -> Answer:
-        started = time.perf_counter()
-        status, headers, out = await self.app.respond(scope, body)
-        seconds = time.perf_counter() - started
-        puid, trace_id = answer_puid(scope, headers), answer_trace_id(scope)
-        log_access(self.client, scope["method"], scope["path"], status, seconds, puid, trace_id)
-        return status, headers, out
-
-
 class HttpServer:
-    """Serves one :class:`Responder` on a listening socket; with ``access_log``, one line
-    per answer goes to the ``infergraph.access`` logger. ``limits`` bound what a client
-    can make it hold (the defaults of :class:`~infergraph.wire.limits.Http1Limits` when
-    not given)."""
+    """Serves one :class:`Responder` on a listening socket, each client on a
+    ``connection`` (:class:`Connection`, or a subclass of it). ``limits`` bound what a
+    client can make it hold (the defaults of :class:`~infergraph.wire.limits.Http1Limits`
+    when not given)."""
 
     def __init__(
-        self, app: Responder, *, access_log: bool = False, limits: Http1Limits | None = None
+        self,
+        app: Responder,
+        *,
+        limits: Http1Limits | None = None,
+        connection: type[Connection] = Connection,
     ) -> None:
         self.app = app
         self.limits = limits or Http1Limits()
-        self.connection = _LoggedConnection if access_log else _Connection
-        self.connections: set[_Connection] = set()
+        self.connection = connection
+        self.connections: set[Connection] = set()
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self, sock: socket.socket, ssl: SSLContext | None = None) -> None:

@@ -4,7 +4,8 @@
 ``/ready`` and ``/infer``, plus Seldon's ``POST /v2/models/infer`` for the server's
 default model. Request bodies may use the binary tensor data extension; the answer uses
 it when the request asked for binary outputs. Errors on these paths are V2's
-``{"error": ...}`` JSON (see :func:`v2_error`).
+``{"error": ...}`` JSON (:func:`~infergraph.transport.rest.asgi.error_response`, from
+:func:`infergraph.protocol.v2_rest.error_body`).
 """
 
 from __future__ import annotations
@@ -13,23 +14,17 @@ from collections.abc import Callable
 
 import orjson
 
-from infergraph.errors import InferGraphError
 from infergraph.protocol import v2_rest
 from infergraph.runtime.v2_service import V2Service
-from infergraph.status import http_status
-from infergraph.transport.asgi import JSON, Handler, Reply, Scope, header
+from infergraph.transport.rest.asgi import JSON, Handler, Reply, Scope, header
 
-__all__ = ["V2Routes", "v2_error"]
+__all__ = ["V2Routes"]
 
 BINARY = b"application/octet-stream"
 HEADER_LENGTH = v2_rest.INFERENCE_HEADER_CONTENT_LENGTH.lower().encode()
 Route = tuple[Handler, tuple[str, ...], str]
 HeadersOf = Callable[[Scope, str], dict[str, str]]
 """The headers a request carries into the data plane (scope, V2 request id as puid hint)."""
-
-
-def v2_error(exc: InferGraphError) -> Reply:
-    return http_status(exc), v2_rest.error_body(exc.message), JSON
 
 
 def _puid_header(scope: Scope, hint: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from infergraph.observability.metrics import render
 from infergraph.protocol import seldon_json, seldon_pb
 from infergraph.protocol.message import Message
 from infergraph.runtime.v2_service import component_service
-from infergraph.transport.asgi import (
+from infergraph.transport.rest.asgi import (
     JSON,
     PROMETHEUS,
     TEXT,
@@ -26,8 +26,8 @@ from infergraph.transport.asgi import (
     decode_body,
     seldon_reply,
 )
-from infergraph.transport.openapi import component_openapi
-from infergraph.transport.v2_rest import V2Routes
+from infergraph.transport.rest.openapi import component_openapi
+from infergraph.transport.rest.v2 import V2Routes
 
 __all__ = ["RestApp", "feedback_json"]
 

@@ -28,7 +28,7 @@ from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.runtime.feedback_ids import MAX_ID_LENGTH, MemoryRoutingStore
 from infergraph.settings import GraphSettings
-from infergraph.transport.graph_grpc import build_graph_grpc_server
+from infergraph.transport.grpc.graph import build_graph_grpc_server
 
 X = [[1.0, 2.0]]
 ROUTING = {"r": 1, "b": -1}

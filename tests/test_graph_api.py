@@ -17,7 +17,7 @@ from test_payload_logger import Sink
 from infergraph.errors import LoadError
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
-from infergraph.transport.graph_grpc import build_graph_grpc_server
+from infergraph.transport.grpc.graph import build_graph_grpc_server
 from infergraph.transport.rest.graph import GraphRestApp
 
 X = [[1.0, 2.0]]

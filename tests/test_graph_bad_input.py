@@ -15,7 +15,7 @@ from graph_fixtures import GraphHarness, deployment, unit
 
 from infergraph.protocol.proto import inference_pb2
 from infergraph.serving.server import bind_socket
-from infergraph.transport.graph_grpc import build_graph_grpc_server
+from infergraph.transport.grpc.graph import build_graph_grpc_server
 from infergraph.transport.rest.graph import GraphRestApp
 from infergraph.wire.http1.server import HttpServer
 

@@ -16,7 +16,7 @@ from infergraph.observability.component_metrics import REQUESTS_METRIC
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.settings import ComponentSettings
-from infergraph.transport.grpc_server import SERVICE_NAMES, build_grpc_server
+from infergraph.transport.grpc.component import SERVICE_NAMES, build_grpc_server
 
 
 class SlowLoad:

@@ -38,8 +38,8 @@ from infergraph.errors import BadRequest, NotImplementedByComponent, PayloadTooL
 from infergraph.graph.nodes import GrpcNodeClient
 from infergraph.protocol.message import DataKind, Message, Meta
 from infergraph.settings import ComponentSettings
-from infergraph.transport.grpc_common import new_server
-from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.grpc.component import build_grpc_server
+from infergraph.transport.grpc.server import new_server
 from infergraph.wire.grpc.client import GrpcChannel, RpcError
 
 SERVICE = "test.Client"

@@ -31,7 +31,7 @@ import pytest
 from google.protobuf import descriptor_pb2, wrappers_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from infergraph.transport.grpc_common import new_server, register
+from infergraph.transport.grpc.server import new_server, register
 from infergraph.wire.grpc.server import NativeGrpcServer
 from infergraph.wire.http2 import HeaderDecoder
 

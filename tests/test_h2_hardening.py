@@ -48,7 +48,7 @@ from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.settings import ComponentSettings
-from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.grpc.component import build_grpc_server
 from infergraph.wire import trips
 from infergraph.wire.limits import Http2Limits
 

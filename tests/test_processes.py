@@ -63,7 +63,7 @@ from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.settings import ComponentSettings
 from infergraph.testing import serve_grpc
-from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.grpc.component import build_grpc_server
 
 START_TIMEOUT = 30.0
 MiB = 1024 * 1024

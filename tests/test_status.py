@@ -58,7 +58,7 @@ from infergraph.status import (
     status_label,
     transport_grpc_status,
 )
-from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.grpc.component import build_grpc_server
 from infergraph.transport.rest.component import RestApp
 from infergraph.wire.grpc.connection import RpcError
 from infergraph.wire.http1.server import HttpServer

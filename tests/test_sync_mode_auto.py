@@ -31,7 +31,7 @@ from infergraph.protocol.proto import inference_pb2_grpc as v2_grpc
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
 from infergraph.settings import ComponentSettings
-from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.grpc.component import build_grpc_server
 from infergraph.transport.rest.component import RestApp
 from infergraph.wire.http1.server import HttpServer
 

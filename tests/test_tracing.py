@@ -563,7 +563,7 @@ async def test_a_grpc_request_to_the_orchestrator_continues_the_callers_trace(
     from infergraph.observability.otel_tracing import OtelTracing
     from infergraph.protocol.proto import prediction_pb2 as pb
     from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
-    from infergraph.transport.graph_grpc import build_graph_grpc_server
+    from infergraph.transport.grpc.graph import build_graph_grpc_server
 
     exported = InMemorySpanExporter()
     tracing = OtelTracing(TracingSettings(enabled=True), "g", exported)

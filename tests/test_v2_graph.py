@@ -15,7 +15,7 @@ from graph_fixtures import GraphHarness, deployment, unit
 
 from infergraph.protocol.proto import inference_pb2 as pb
 from infergraph.protocol.proto import inference_pb2_grpc as pb_grpc
-from infergraph.transport.graph_grpc import build_graph_grpc_server
+from infergraph.transport.grpc.graph import build_graph_grpc_server
 
 ROW = {"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}
 

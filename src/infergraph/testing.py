@@ -29,7 +29,7 @@ from typing import Any
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.observability.metrics import Registry
 from infergraph.settings import ComponentSettings
-from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.grpc.component import build_grpc_server
 
 __all__ = ["serve_grpc"]
 

@@ -46,7 +46,7 @@ INFERGRAPH_MODULES = [
     "infergraph.protocol.proto.prediction_pb2",
     "infergraph.protocol.proto.inference_pb2",
     "infergraph.protocol.proto.tensorflow.tensor_pb2",
-    "infergraph.transport.grpc_server",
+    "infergraph.transport.grpc.component",
     "infergraph.serving.server",
 ]
 

@@ -31,7 +31,7 @@ from infergraph.serving.server import MetricsApp, bind_grpc, bind_socket, run_se
 from infergraph.serving.worker_marks import AllStarted, mark_started
 from infergraph.settings import GraphSettings
 from infergraph.transport.auth import RequireToken
-from infergraph.transport.graph_grpc import build_graph_grpc_server
+from infergraph.transport.grpc.graph import build_graph_grpc_server
 from infergraph.transport.ingress import IngressPaths, SeldonIngress
 from infergraph.transport.rest.graph import GraphRestApp
 from infergraph.wire.tokens import BearerTokens

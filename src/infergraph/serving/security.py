@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from infergraph.transport.grpc_tls import add_tls_port
+from infergraph.transport.grpc.tls import add_tls_port
 from infergraph.wire.tls import REST_ALPN, ReloadingContext, TlsFiles, watch
 from infergraph.wire.tokens import BearerTokens
 

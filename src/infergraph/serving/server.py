@@ -23,8 +23,8 @@ from infergraph.serving.security import ServerTls, log_security
 from infergraph.serving.worker_marks import AllStarted, mark_started
 from infergraph.settings import ComponentSettings
 from infergraph.transport.auth import RequireToken
-from infergraph.transport.grpc_common import Server as GrpcServer
-from infergraph.transport.grpc_server import build_grpc_server
+from infergraph.transport.grpc.component import build_grpc_server
+from infergraph.transport.grpc.server import Server as GrpcServer
 from infergraph.transport.rest.component import RestApp
 from infergraph.transport.rest.server import HttpServer
 from infergraph.wire.http1.server import Responder

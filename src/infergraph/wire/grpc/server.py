@@ -11,7 +11,7 @@ and a handler's ``context`` offers what infergraph's handlers and grpcio-reflect
 (``invocation_metadata``, ``set_trailing_metadata``, ``abort``, ``set_code``,
 ``set_details``, ``time_remaining``, ``peer``). TLS: a port bound by
 :meth:`NativeGrpcServer.add_secure_port` with an :class:`ssl.SSLContext` offering ALPN ``h2``
-(:mod:`infergraph.transport.grpc_tls`).
+(:mod:`infergraph.transport.grpc.tls`).
 
 Every peer is bounded by :class:`~infergraph.wire.limits.Http2Limits` (``docs/limits.md``):
 header blocks and their CONTINUATION frames, streams, frames that ask work but no call
@@ -72,7 +72,7 @@ def _bind(address: str, reuse_port: bool) -> socket.socket | None:
 
 
 class NativeGrpcServer:
-    """The server: the interface of :class:`~infergraph.transport.grpc_common.GrpcServer`.
+    """The server: the interface of :class:`~infergraph.transport.grpc.server.GrpcServer`.
 
     ``limits`` bound what each peer may make it hold or spend (the defaults of
     :class:`~infergraph.wire.limits.Http2Limits` without); the option

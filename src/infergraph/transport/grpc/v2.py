@@ -17,7 +17,7 @@ from infergraph.observability.tracing import Tracing
 from infergraph.protocol import v2_pb
 from infergraph.protocol.proto import inference_pb2 as pb
 from infergraph.runtime.v2_service import V2Service
-from infergraph.transport.grpc_common import Record, Server, service_handlers
+from infergraph.transport.grpc.server import Record, Server, service_handlers
 
 __all__ = ["SERVICE", "v2_handlers"]
 
@@ -99,7 +99,7 @@ def v2_handlers(
     before_probe: Callable[[], Any] | None = None,
     tracing: Tracing | None = None,
 ) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
-    """The service's handlers, ready for :func:`~infergraph.transport.grpc_common.register`;
+    """The service's handlers, ready for :func:`~infergraph.transport.grpc.server.register`;
     with ``tracing``, inference calls (not probes or metadata) are server spans."""
     servicer = _V2Servicer(service, headers_of)
     calls = {m: types for m, types in _TYPES.items() if m not in PROBES and m != "ModelInfer"}

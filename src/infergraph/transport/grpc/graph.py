@@ -18,12 +18,12 @@ from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.graph_dataplane import GraphDataPlane
 from infergraph.runtime.v2_service import graph_service
 from infergraph.transport.auth import require_token
-from infergraph.transport.grpc_common import Server, new_server, register, service_handlers
-from infergraph.transport.grpc_server import model_metadata_proto
+from infergraph.transport.grpc.component import model_metadata_proto
+from infergraph.transport.grpc.server import Server, new_server, register, service_handlers
+from infergraph.transport.grpc.v2 import SERVICE as V2_SERVICE
+from infergraph.transport.grpc.v2 import metadata_headers, v2_handlers
 from infergraph.transport.ingress import SeldonIngress
 from infergraph.transport.puid import checked_puid
-from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
-from infergraph.transport.v2_grpc import metadata_headers, v2_handlers
 from infergraph.wire.limits import Http2Limits
 from infergraph.wire.tokens import BearerTokens
 

@@ -23,9 +23,9 @@ from infergraph.protocol import seldon_pb
 from infergraph.protocol.seldon_pb import pb
 from infergraph.runtime.v2_service import component_service
 from infergraph.transport.auth import require_token
-from infergraph.transport.grpc_common import Server, new_server, register, unary_handler
-from infergraph.transport.v2_grpc import SERVICE as V2_SERVICE
-from infergraph.transport.v2_grpc import v2_handlers
+from infergraph.transport.grpc.server import Server, new_server, register, unary_handler
+from infergraph.transport.grpc.v2 import SERVICE as V2_SERVICE
+from infergraph.transport.grpc.v2 import v2_handlers
 from infergraph.wire.limits import Http2Limits
 from infergraph.wire.tokens import BearerTokens
 

@@ -9,6 +9,7 @@ cost the server's memory is measured in ``test_h2_memory.py``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +60,7 @@ REQUEST = pb.SeldonMessage(
     data=pb.DefaultData(tensor=pb.Tensor(shape=[1, 2], values=[1.0, 2.0]))
 ).SerializeToString()
 DEFAULTS = Http2Limits()
+NO_ERROR = 0
 ANSWER_VALUES = 32_768
 """The ``Big`` model's answer: 256 KiB of float64."""
 
@@ -375,3 +377,39 @@ async def test_the_stream_limit_is_a_limit_and_trips() -> None:
             reset = await peer.until(lambda f: f.kind == RST_STREAM)
     assert reset.stream == 5
     assert tripped.delta == {"http2.max_concurrent_streams": 1}
+
+
+# ---------------------------------------------------------------- connections
+
+
+async def test_connections_past_the_cap_are_refused_and_the_others_served() -> None:
+    limits = Http2Limits(max_connections=2)
+    with Trips() as tripped:
+        async with component(limits=limits) as address, raw(address) as first:
+            async with raw(address) as second, raw(address) as third:
+                assert await third.goaway() == ENHANCE_YOUR_CALM
+                await third.closed_by_server()
+                second.send(call(1, PREDICT, REQUEST))
+                await second.until(lambda f: f.kind == HEADERS and f.stream == 1)
+            await first.pong()
+            assert await predicts(address) == [2.0, 4.0]  # a place came free
+    assert tripped.delta == {"http2.max_connections": 1}
+
+
+async def test_an_idle_connection_is_ended_and_a_busy_one_is_not() -> None:
+    limits = Http2Limits(idle_timeout=0.5)
+    with Trips() as tripped:
+        async with component(limits=limits) as address:
+            async with raw(address) as idle, raw(address) as busy:
+                started = time.monotonic()
+                stream = 1
+                while time.monotonic() - started < 1.5:  # calls paced for three looks or more
+                    busy.send(call(stream, PREDICT, REQUEST))
+                    await busy.until(lambda f, s=stream: f.kind == HEADERS and f.stream == s)
+                    await asyncio.sleep(0.05)  # pacing the calls, not waiting for an event
+                    stream += 2
+                assert await idle.goaway(timeout=5) == NO_ERROR
+                await idle.closed_by_server()
+                assert not [f for f in busy.frames if f.kind == GOAWAY]
+            assert await predicts(address) == [2.0, 4.0]  # a new connection is welcome
+    assert tripped.delta == {"http2.idle_timeout": 1}

@@ -92,6 +92,12 @@ class Http2Limits:
     open its flow-control window; past it a new answer fails with RESOURCE_EXHAUSTED (one
     answer alone is always taken, whatever its size). Room for a reading client's
     concurrent large answers: they wait on its window too."""
+    max_connections: int = 10_000
+    """Most open connections to one gRPC server; past it a new one gets GOAWAY
+    ENHANCE_YOUR_CALM and is closed. 0: no limit."""
+    idle_timeout: float = 300.0
+    """Seconds a connection with no call in flight and none opened stays open; then GOAWAY
+    NO_ERROR and close (clients open a new one for their next call). 0: no limit."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Http2Limits:

@@ -25,6 +25,7 @@ from infergraph.wire.grpc.headers import Metadata, parse_timeout, trailers
 from infergraph.wire.grpc.server_calls import CONTENT_TYPE, Calls
 from infergraph.wire.grpc.server_stream import STREAM_WINDOW, Stream
 from infergraph.wire.grpc.status import CallAbort
+from infergraph.wire.trips import trip
 
 if TYPE_CHECKING:
     from infergraph.wire.grpc.server import NativeGrpcServer
@@ -54,6 +55,7 @@ class Connection(Calls, http2.H2Connection, asyncio.Protocol):
         self.lost: asyncio.Future[None] | None = None
         """Done once the connection is gone (what a graceful stop waits on)."""
         self.linger: asyncio.TimerHandle | None = None
+        self.idle: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------------- asyncio
 
@@ -62,11 +64,39 @@ class Connection(Calls, http2.H2Connection, asyncio.Protocol):
         self.lost = asyncio.get_running_loop().create_future()
         peer = transport.get_extra_info("peername")
         self.peer = f"ipv4:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.server.connections.add(self)
+        limits = self.server.limits
         self.initiate({})
+        if limits.max_connections and len(self.server.connections) >= limits.max_connections:
+            trip("http2.max_connections")
+            self._fail(
+                http2.ENHANCE_YOUR_CALM,
+                f"the server already has {limits.max_connections} open connections "
+                "(INFERGRAPH_HTTP2_MAX_CONNECTIONS); retry later",
+            )
+            return
+        self.server.connections.add(self)
+        if limits.idle_timeout:
+            self._watch_idle(-1)
+
+    def _watch_idle(self, seen: int) -> None:
+        """Every ``idle_timeout`` seconds: a connection with no call in flight that opened
+        none since the last look is idle, and ends (gracefully: GOAWAY NO_ERROR). One timer
+        a connection, none a call."""
+        if self.closing:
+            return
+        if seen == self.last_stream and not self.streams:
+            trip("http2.idle_timeout")
+            self.goaway()
+            return
+        loop = asyncio.get_running_loop()
+        self.idle = loop.call_later(
+            self.server.limits.idle_timeout, self._watch_idle, self.last_stream
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self.idle is not None:
+            self.idle.cancel()
         self.server.connections.discard(self)
         for stream in self.drop_streams():
             self._drop(cast(Stream, stream))

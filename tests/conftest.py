@@ -1,12 +1,13 @@
-"""Shared fixtures: serve a user object in-process over the real ASGI app."""
+"""Shared fixtures: serve a user object in-process over the real ASGI app; hold ports."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 import httpx
 import pytest
+from ports import HeldPorts, HoldPorts
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.settings import ComponentSettings
@@ -59,3 +60,18 @@ def check_seldon_error(
 def seldon_error() -> Callable[..., dict[str, Any]]:
     """``seldon_error(response, status, reason, *words_in_info)``."""
     return check_seldon_error
+
+
+@pytest.fixture
+def held_ports() -> Iterator[HoldPorts]:
+    """``held_ports(n)`` -> ``n`` ports held (:class:`ports.HeldPorts`) until the test ends:
+    for a server of ours the test starts, or a port where nothing listens."""
+    held: list[HeldPorts] = []
+
+    def take(n: int) -> list[int]:
+        held.append(HeldPorts(n))
+        return held[-1].ports
+
+    yield take
+    for ports in held:
+        ports.close()

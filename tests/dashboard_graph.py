@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from procs import clean_env, free_ports, http_request, poll
+from ports import HeldPorts
+from procs import clean_env, http_request, poll
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "dashboard"
@@ -59,7 +60,8 @@ class Served:
 
 @contextlib.contextmanager
 def serve(folder: Path, *flags: str, env: dict[str, str] | None = None) -> Iterator[Served]:
-    http, grpc = free_ports(2)
+    held = HeldPorts(2)
+    http, grpc = held.ports
     log = folder / f"serve-{time.monotonic_ns()}.log"
     args = [sys.executable, "-m", "infergraph", "serve", str(EXAMPLE / "deployment.yaml")]
     args += ["--path", str(EXAMPLE), "--host", "127.0.0.1", *flags]
@@ -87,3 +89,4 @@ def serve(folder: Path, *flags: str, env: dict[str, str] | None = None) -> Itera
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        held.close()

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from ports import HeldPorts
 
 T = TypeVar("T")
 
@@ -43,20 +44,6 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports that were free a moment ago."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def write_module(folder: Path, name: str, source: str) -> Path:
@@ -152,6 +139,8 @@ class Service:
     metrics: int
     logs: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    held: HeldPorts | None = None
+    """The ports it was given, held until :meth:`kill` (see :mod:`ports`)."""
 
     @property
     def pid(self) -> int:
@@ -208,6 +197,8 @@ class Service:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
+        if self.held is not None:
+            self.held.close()
 
 
 def _command(args: list[str]) -> list[str]:
@@ -223,13 +214,15 @@ def start(
 ) -> Service:
     """Start the server in ``folder`` (its cwd, where the test module lives).
 
-    With ``ports`` the three ports are chosen here and passed as flags; without,
-    the caller passes them (through ``args`` or ``env``) and sets
+    With ``ports`` the three ports are held here (until :meth:`Service.kill`) and passed
+    as flags; without, the caller passes them (through ``args`` or ``env``) and sets
     ``Service.http``/``grpc``/``metrics`` from ``env`` if named there.
     """
     env = clean_env(env)
-    http_port, grpc_port, metrics_port = free_ports(3)
+    held = None
     if ports:
+        held = HeldPorts(3)
+        http_port, grpc_port, metrics_port = held.ports
         args = [
             *args,
             *("--http-port", str(http_port), "--grpc-port", str(grpc_port)),
@@ -251,7 +244,7 @@ def start(
             stderr=err,
             start_new_session=True,
         )
-    return Service(proc, http_port, grpc_port, metrics_port, logs)
+    return Service(proc, http_port, grpc_port, metrics_port, logs, held=held)
 
 
 @contextlib.contextmanager

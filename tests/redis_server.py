@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,18 +20,12 @@ from typing import IO
 
 import pytest
 import redis
+from ports import released_ports
 
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 PORT_TRIES = 5
 INSTALL_HINT = "redis-server is not on PATH: run scripts/install-services.sh to install it"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
@@ -96,9 +89,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(INSTALL_HINT, pytrace=False)
     workdir = tmp_path_factory.mktemp("redis")
     error: Exception | None = None
-    for _ in range(PORT_TRIES):  # another process may grab the free port first
+    for _ in range(PORT_TRIES):  # another process may grab the port first (it is not held)
         try:
-            proc, url = _start(executable, workdir, free_port())
+            (port,) = released_ports(1)  # redis-server binds without SO_REUSEPORT
+            proc, url = _start(executable, workdir, port)
         except (queue.Empty, RuntimeError, redis.RedisError) as exc:
             error = exc
             continue

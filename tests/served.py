@@ -1,5 +1,10 @@
-"""A component and a graph served in the test's own event loop on free ports, by the same
-``serve_component`` and ``serve_graph`` the command line runs (TLS, auth and all)."""
+"""A component and a graph served in the test's own event loop on held ports, by the same
+``serve_component`` and ``serve_graph`` the command line runs (TLS, auth and all).
+
+The ports are held (:class:`ports.HeldPorts`) rather than bound to port 0 by the servers:
+``serve_graph`` binds the ports its settings name, ``serve_component`` takes sockets for REST
+and metrics but not for gRPC, and :func:`_serving` takes the REST port's first accepted
+connection for "the servers run", which a socket bound beforehand would give at once."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from procs import free_ports
+from ports import HeldPorts
 
 from infergraph.graph.spec import load_deployments
 from infergraph.serving.graph_server import build_dataplane, serve_graph
@@ -52,16 +57,16 @@ async def _stopped(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
 
 @contextlib.asynccontextmanager
 async def component(**fields: Any) -> AsyncIterator[ComponentSettings]:
-    """``Echo`` served (REST, gRPC, metrics on free ports) until the block ends."""
-    http, grpc_port, metrics = free_ports(3)
-    settings = ComponentSettings(
-        host="127.0.0.1", http_port=http, grpc_port=grpc_port, metrics_port=metrics, **fields
-    )
-    stop, task = await _serving(lambda s: serve_component(Echo(), settings, stop=s), http)
-    try:
-        yield settings
-    finally:
-        await _stopped(stop, task)
+    """``Echo`` served (REST, gRPC, metrics on held ports) until the block ends."""
+    with HeldPorts(3) as (http, grpc_port, metrics):
+        settings = ComponentSettings(
+            host="127.0.0.1", http_port=http, grpc_port=grpc_port, metrics_port=metrics, **fields
+        )
+        stop, task = await _serving(lambda s: serve_component(Echo(), settings, stop=s), http)
+        try:
+            yield settings
+        finally:
+            await _stopped(stop, task)
 
 
 def echo_graph(folder: Path, transport: str | None = None) -> Path:
@@ -98,13 +103,13 @@ def echo_graph(folder: Path, transport: str | None = None) -> Path:
 async def graph(folder: Path, **fields: Any) -> AsyncIterator[GraphSettings]:
     """:func:`echo_graph` served in this process until the block ends."""
     (deployment,) = load_deployments(str(echo_graph(folder)))
-    http, grpc_port = free_ports(2)
-    settings = GraphSettings(
-        host="127.0.0.1", http_port=http, grpc_port=grpc_port, path=str(folder), **fields
-    )
-    dataplane = build_dataplane(deployment, settings)
-    stop, task = await _serving(lambda s: serve_graph(dataplane, settings, s), http)
-    try:
-        yield settings
-    finally:
-        await _stopped(stop, task)
+    with HeldPorts(2) as (http, grpc_port):
+        settings = GraphSettings(
+            host="127.0.0.1", http_port=http, grpc_port=grpc_port, path=str(folder), **fields
+        )
+        dataplane = build_dataplane(deployment, settings)
+        stop, task = await _serving(lambda s: serve_graph(dataplane, settings, s), http)
+        try:
+            yield settings
+        finally:
+            await _stopped(stop, task)

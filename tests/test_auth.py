@@ -23,7 +23,8 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from procs import clean_env, free_ports, http_request, poll
+from ports import HoldPorts
+from procs import clean_env, http_request, poll
 from served import component, echo_graph, graph
 
 from infergraph.protocol.proto import inference_pb2 as v2
@@ -187,14 +188,14 @@ async def test_a_node_that_requires_a_token_gets_it_from_the_node_clients(
 
 @pytest.mark.slow
 def test_serve_processes_keeps_the_external_token_from_its_nodes(
-    tmp_path: Path, token_file: Path
+    tmp_path: Path, token_file: Path, held_ports: HoldPorts
 ) -> None:
     """The nodes do not require the orchestrator's token (the orchestrator sends none to
     them); the node token, when set, is required by the nodes and sent to them."""
     echo_graph(tmp_path)
     node_tokens = tmp_path / "node-tokens"
     node_tokens.write_text("node-secret\n")
-    http, grpc_port = free_ports(2)
+    http, grpc_port = held_ports(2)
     env = clean_env(
         {
             "INFERGRAPH_AUTH_TOKEN_FILE": str(token_file),
@@ -287,8 +288,8 @@ def test_tokens_are_compared_whole_and_by_scheme(tmp_path: Path) -> None:
         BearerTokens(str(tmp_path / "missing"))
 
 
-def test_serve_refuses_a_token_file_it_cannot_read(tmp_path: Path) -> None:
-    http = free_ports(1)[0]
+def test_serve_refuses_a_token_file_it_cannot_read(tmp_path: Path, held_ports: HoldPorts) -> None:
+    (http,) = held_ports(1)
     missing = tmp_path / "missing-tokens"
     result = subprocess.run(
         [*SERVE, "--auth-token-file", str(missing), "--http-port", str(http)],

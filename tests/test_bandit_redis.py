@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import redis
 import redis_server
+from ports import HoldPorts
 
 from infergraph.errors import LoadError
 from infergraph.routers import (
@@ -61,8 +62,8 @@ def test_replicas_route_on_each_others_feedback(redis_url, key):
             store.close()
 
 
-def test_unreachable_redis_is_a_load_error_naming_the_url():
-    url = f"redis://:s3cret@127.0.0.1:{redis_server.free_port()}/0"
+def test_unreachable_redis_is_a_load_error_naming_the_url(held_ports: HoldPorts):
+    url = f"redis://:s3cret@127.0.0.1:{held_ports(1)[0]}/0"  # nothing listens there
     with pytest.raises(
         LoadError, match=r"Cannot reach Redis at redis://:\*\*\*@127\.0\.0\.1:\d+/0"
     ):

@@ -34,6 +34,7 @@ import procs
 import pytest
 import redis
 import redis_server
+from ports import HeldPorts, HoldPorts, released_ports
 
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
@@ -121,8 +122,9 @@ def serve_command(manifest: Path, *args: str) -> list[str]:
 def start_server(
     folder: Path, manifest: Path, url: str | None, env: dict[str, str] | None = None
 ) -> procs.Service:
-    """Start ``infergraph serve`` in its own session on free ports (not waited for)."""
-    http_port, grpc_port = procs.free_ports(2)
+    """Start ``infergraph serve`` in its own session on held ports (not waited for)."""
+    held = HeldPorts(2)
+    http_port, grpc_port = held.ports
     args = ["--path", str(folder), "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
     if url is not None:
         args += ["--redis-url", url]
@@ -138,7 +140,7 @@ def start_server(
             stderr=err,
             start_new_session=True,
         )
-    return procs.Service(proc, http_port, grpc_port, 0, logs)
+    return procs.Service(proc, http_port, grpc_port, 0, logs, held=held)
 
 
 @contextlib.contextmanager
@@ -307,9 +309,11 @@ async def test_two_servers_sharing_redis_lose_no_feedback(
 
 
 @pytest.mark.parametrize("via", ["flag", "env"])
-def test_unreachable_redis_at_start_exits_naming_the_url(tmp_path: Path, via: str) -> None:
+def test_unreachable_redis_at_start_exits_naming_the_url(
+    tmp_path: Path, via: str, held_ports: HoldPorts
+) -> None:
     manifest = write_deployment(tmp_path, "unreachable", "EPSILON_GREEDY")
-    port = procs.free_ports(1)[0]  # nothing listens there
+    (port,) = held_ports(1)  # nothing listens there
     url = f"redis://127.0.0.1:{port}/0"
     shown = url
     if via == "env":  # the password must not be shown
@@ -374,7 +378,8 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
         pytest.fail(redis_server.INSTALL_HINT, pytrace=False)
     workdir = tmp_path / "redis"
     workdir.mkdir()
-    server = OwnRedis(executable, workdir, redis_server.free_port())
+    (port,) = released_ports(1)  # redis-server binds without SO_REUSEPORT
+    server = OwnRedis(executable, workdir, port)
     server.start()
     try:
         yield server

@@ -18,7 +18,8 @@ from typing import Any
 
 import grpc
 import pytest
-from procs import Service, free_ports, metric_sum, run_to_exit, serving, write_module
+from ports import HeldPorts, HoldPorts
+from procs import Service, metric_sum, run_to_exit, serving, write_module
 
 from infergraph.cli.main import build_parser
 from infergraph.cli.microservice import settings_from_args
@@ -156,7 +157,8 @@ def test_pidfile_and_log_level_flag(served: Service) -> None:
 def env_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     folder = tmp_path_factory.mktemp("env")
     write_module(folder, "EnvModel", ENV_MODEL)
-    http, grpc_port, metrics = free_ports(3)
+    held = HeldPorts(3)
+    http, grpc_port, metrics = held.ports
     env = {
         "MODEL_NAME": "EnvModel",
         "SERVICE_TYPE": "ROUTER",  # informational: predictions are still served
@@ -170,7 +172,7 @@ def env_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         "GRPC_WORKERS": "0",
         "SELDON_LOG_LEVEL": "WARNING",
     }
-    with serving(folder, ["--log-level", "DEBUG"], env=env, ports=False) as service:
+    with held, serving(folder, ["--log-level", "DEBUG"], env=env, ports=False) as service:
         yield service
 
 
@@ -429,9 +431,13 @@ STARTUP_FAILURES = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("args", "env", "words"), STARTUP_FAILURES)
 def test_startup_failure_is_a_clear_message(
-    failing_folder: Path, args: list[str], env: dict[str, str], words: list[str]
+    failing_folder: Path,
+    args: list[str],
+    env: dict[str, str],
+    words: list[str],
+    held_ports: HoldPorts,
 ) -> None:
-    http, grpc_port, metrics = free_ports(3)
+    http, grpc_port, metrics = held_ports(3)
     ports = ["--http-port", str(http), "--grpc-port", str(grpc_port)]
     ports += ["--metrics-port", str(metrics)]
     result = run_to_exit(failing_folder, [*args, *ports], env=env, timeout=20)
@@ -452,11 +458,14 @@ def test_startup_failure_is_a_clear_message(
         pytest.param("http", 2, id="http-2-workers"),
     ],
 )
-def test_port_in_use_is_a_clear_message(failing_folder: Path, which: str, workers: int) -> None:
-    ports = dict(zip(("http", "grpc", "metrics"), free_ports(3), strict=True))
+def test_port_in_use_is_a_clear_message(
+    failing_folder: Path, which: str, workers: int, held_ports: HoldPorts
+) -> None:
+    ports = dict(zip(("http", "grpc", "metrics"), held_ports(3), strict=True))
     with socket.socket() as blocker:  # no SO_REUSEPORT: nobody else may bind it
-        blocker.bind(("0.0.0.0", ports[which]))
+        blocker.bind(("0.0.0.0", 0))  # the port in use: one the kernel hands it
         blocker.listen()
+        ports[which] = blocker.getsockname()[1]
         args = ["MyModel", "--workers", str(workers)]
         for name, port in ports.items():
             args += [f"--{name}-port", str(port)]

@@ -20,7 +20,8 @@ import pytest
 import yaml
 from google.protobuf import json_format
 from graph_fixtures import deployment, render, unit, write_graph
-from procs import PYTHON, clean_env, free_ports, http_request, metric_sum, parse_metrics
+from ports import HeldPorts
+from procs import PYTHON, clean_env, http_request, metric_sum, parse_metrics
 
 from infergraph.protocol.proto import prediction_pb2 as pb
 from infergraph.protocol.proto import prediction_pb2_grpc as pb_grpc
@@ -66,7 +67,8 @@ class Server:
 def serving(
     folder: Path, manifest: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
-    http_port, grpc_port = free_ports(2)
+    held = HeldPorts(2)
+    http_port, grpc_port = held.ports
     stderr_path = folder / f"stderr-{time.monotonic_ns()}.txt"
     with stderr_path.open("wb") as err:
         proc = subprocess.Popen(
@@ -85,6 +87,7 @@ def serving(
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        held.close()
 
 
 def run_to_exit(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from dashboard_graph import Served, serve
 from doc_blocks import same_shape, shown
-from procs import clean_env, free_ports, http_request, poll
+from ports import HoldPorts
+from procs import clean_env, http_request, poll
 
 from infergraph.graph.executor import CallContext, Executor
 from infergraph.graph.plan import PlanNode, PredictorPlan
@@ -331,8 +332,8 @@ def test_trace_says_what_is_wrong(
     assert said in done.stderr and "Traceback" not in done.stderr
 
 
-def test_trace_of_an_unreachable_server() -> None:
-    (port,) = free_ports(1)
+def test_trace_of_an_unreachable_server(held_ports: HoldPorts) -> None:
+    (port,) = held_ports(1)
     done = trace(f"http://127.0.0.1:{port}", "--data", "{}")
     assert done.returncode == 1 and "cannot reach" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr

@@ -44,7 +44,8 @@ import pytest
 import yaml
 from doc_blocks import ROOT, Block, all_blocks, shown, wildcard
 from model_stores import CREDENTIALS
-from procs import PYTHON, Service, clean_env, free_ports
+from ports import HeldPorts
+from procs import PYTHON, Service, clean_env
 
 from infergraph.cli.main import build_parser
 
@@ -297,7 +298,8 @@ def start_server(block: Block, folder: Path, command: str, at: At) -> Service:
     argv = infergraph_argv(command)
     assert argv is not None
     flags = PORTS[argv[0]]
-    chosen = dict(zip(flags, map(str, free_ports(len(flags))), strict=True))
+    held = HeldPorts(len(flags))
+    chosen = dict(zip(flags, map(str, held.ports), strict=True))
     for shown_port, flag in flags.items():
         argv += [flag, chosen[shown_port]]
     logs = folder / f"logs-{time.monotonic_ns()}"
@@ -309,7 +311,7 @@ def start_server(block: Block, folder: Path, command: str, at: At) -> Service:
         )  # fmt: skip
     at.ports = chosen
     ports = [int(chosen[p]) for p in flags]
-    return Service(proc, ports[0], ports[1], ports[-1], logs)
+    return Service(proc, ports[0], ports[1], ports[-1], logs, held=held)
 
 
 def run_bash(block: Block, folder: Path, at: At) -> None:

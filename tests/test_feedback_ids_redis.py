@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis
 import redis_server
+from ports import HoldPorts
 from test_bandit_serve_redis import bandit_key, read_hash, start_server, write_deployment
 
 from infergraph.errors import NotReady
@@ -73,8 +74,10 @@ async def test_redis_store_keeps_each_id_with_a_ttl(
     assert "Redis at redis://127.0.0.1:" in store.limits() and "120 s" in store.limits()
 
 
-async def test_redis_store_unavailable(caplog: pytest.LogCaptureFixture) -> None:
-    url = f"redis://127.0.0.1:{redis_server.free_port()}/0"  # nothing listens there
+async def test_redis_store_unavailable(
+    caplog: pytest.LogCaptureFixture, held_ports: HoldPorts
+) -> None:
+    url = f"redis://127.0.0.1:{held_ports(1)[0]}/0"  # nothing listens there
     client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
     store = RedisRoutingStore(client, deployment="unit", ttl_s=TTL, url=url)
     try:

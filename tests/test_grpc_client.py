@@ -31,7 +31,7 @@ import h2.exceptions
 import h2.settings
 import numpy as np
 import pytest
-from procs import free_ports
+from ports import HoldPorts
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.errors import BadRequest, NotImplementedByComponent, PayloadTooLarge
@@ -288,10 +288,6 @@ async def rpc_error(call: Any) -> RpcError:
     return info.value
 
 
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
 kinds = pytest.mark.parametrize("kind", KINDS)
 
 
@@ -457,8 +453,8 @@ async def test_a_deadline_of_days_is_accepted(kind: str) -> None:
 # ---------------------------------------------------------------- 7. connecting
 
 
-async def test_connection_refused_is_unavailable_at_once() -> None:
-    async with channel_to(f"127.0.0.1:{free_port()}") as channel:
+async def test_connection_refused_is_unavailable_at_once(held_ports: HoldPorts) -> None:
+    async with channel_to(f"127.0.0.1:{held_ports(1)[0]}") as channel:
         started = time.monotonic()
         error = await rpc_error(channel.unary(path("Echo"), b"", timeout=5))
         assert time.monotonic() - started < 1
@@ -466,8 +462,10 @@ async def test_connection_refused_is_unavailable_at_once() -> None:
 
 
 @kinds
-async def test_wait_for_ready_connects_once_the_server_listens(kind: str) -> None:
-    server = Served(kind, port=free_port())
+async def test_wait_for_ready_connects_once_the_server_listens(
+    kind: str, held_ports: HoldPorts
+) -> None:
+    server = Served(kind, port=held_ports(1)[0])
     async with channel_to(server.address) as channel:
         call = asyncio.create_task(
             channel.unary(path("Echo"), b"waited", timeout=3, wait_for_ready=True)
@@ -481,10 +479,10 @@ async def test_wait_for_ready_connects_once_the_server_listens(kind: str) -> Non
             await server.stop(0)
 
 
-async def test_wait_for_ready_waits_longer_than_connect_timeout() -> None:
+async def test_wait_for_ready_waits_longer_than_connect_timeout(held_ports: HoldPorts) -> None:
     """``connect_timeout`` bounds one attempt; a call that waits for the server keeps
     trying for its own timeout (a node process loading its model refuses for a while)."""
-    server = Served("native", port=free_port())
+    server = Served("native", port=held_ports(1)[0])
     async with channel_to(server.address, connect_timeout=0.2) as channel:
         call = asyncio.create_task(
             channel.unary(path("Echo"), b"waited", timeout=3, wait_for_ready=True)
@@ -498,8 +496,8 @@ async def test_wait_for_ready_waits_longer_than_connect_timeout() -> None:
             await server.stop(0)
 
 
-async def test_wait_for_ready_gives_up_at_the_timeout() -> None:
-    async with channel_to(f"127.0.0.1:{free_port()}") as channel:
+async def test_wait_for_ready_gives_up_at_the_timeout(held_ports: HoldPorts) -> None:
+    async with channel_to(f"127.0.0.1:{held_ports(1)[0]}") as channel:
         started = time.monotonic()
         error = await rpc_error(channel.unary(path("Echo"), b"", timeout=0.5, wait_for_ready=True))
         elapsed = time.monotonic() - started
@@ -511,9 +509,9 @@ async def test_wait_for_ready_gives_up_at_the_timeout() -> None:
 
 
 @kinds
-async def test_server_restart_on_the_same_port(kind: str) -> None:
+async def test_server_restart_on_the_same_port(kind: str, held_ports: HoldPorts) -> None:
     probe = Probe()
-    server = Served(kind, probe, port=free_port())
+    server = Served(kind, probe, port=held_ports(1)[0])
     await server.start()
     async with channel_to(server.address) as channel:
         try:
@@ -536,9 +534,11 @@ async def test_server_restart_on_the_same_port(kind: str) -> None:
 
 
 @kinds
-async def test_graceful_stop_lets_the_call_in_flight_finish(kind: str) -> None:
+async def test_graceful_stop_lets_the_call_in_flight_finish(
+    kind: str, held_ports: HoldPorts
+) -> None:
     probe = Probe()
-    server = Served(kind, probe, port=free_port())
+    server = Served(kind, probe, port=held_ports(1)[0])
     await server.start()
     async with channel_to(server.address) as channel:
         try:
@@ -832,8 +832,8 @@ async def test_close_fails_the_calls_in_flight_without_hanging(kind: str) -> Non
         assert error.code() is Code.UNAVAILABLE
 
 
-async def test_close_while_connecting_and_with_nothing_open() -> None:
-    await GrpcChannel(f"127.0.0.1:{free_port()}").close()
+async def test_close_while_connecting_and_with_nothing_open(held_ports: HoldPorts) -> None:
+    await GrpcChannel(f"127.0.0.1:{held_ports(1)[0]}").close()
     async with tcp_server(lambda r, w: r.read()) as address:
         channel = GrpcChannel(address)
         call = asyncio.create_task(channel.unary(path("Echo"), b"", timeout=5))

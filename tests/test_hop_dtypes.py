@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
-from procs import clean_env, free_ports, http_request, poll
+from ports import HeldPorts
+from procs import clean_env, http_request, poll
 
 pytestmark = pytest.mark.slow
 
@@ -138,7 +139,8 @@ def serving(folder: Path, mode: str, graph: str) -> Iterator[int]:
     """``infergraph serve`` of ``graph`` in ``mode``; its REST port."""
     (folder / "nodes.py").write_text(NODES)
     (folder / "graph.yaml").write_text(yaml.safe_dump(deployment(mode, graph)))
-    http, grpc_port = free_ports(2)
+    held = HeldPorts(2)
+    http, grpc_port = held.ports
     args = ["serve", "graph.yaml", "--path", str(folder), "--host", "127.0.0.1"]
     args += ["--http-port", str(http), "--grpc-port", str(grpc_port)]
     if mode != "one-process":
@@ -166,6 +168,7 @@ def serving(folder: Path, mode: str, graph: str) -> Iterator[int]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        held.close()
 
 
 @pytest.fixture(scope="module", params=MODES)

@@ -26,6 +26,7 @@ from typing import Any
 import procs
 import pytest
 from doc_blocks import shown
+from ports import HeldPorts
 
 from infergraph.cli.main import build_parser
 from infergraph.observability import log_context
@@ -340,7 +341,8 @@ spec:
 @contextlib.contextmanager
 def _serve(folder: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Any]:
     (folder / "deployment.yaml").write_text(MANIFEST)
-    http_port, grpc_port = procs.free_ports(2)
+    held = HeldPorts(2)
+    http_port, grpc_port = held.ports
     logs = folder / f"logs-{time.monotonic_ns()}"
     logs.mkdir()
     with (logs / "stdout.txt").open("wb") as out, (logs / "stderr.txt").open("wb") as err:
@@ -351,7 +353,7 @@ def _serve(folder: Path, *args: str, env: dict[str, str] | None = None) -> Itera
             cwd=folder, env=procs.clean_env(env), stdin=subprocess.DEVNULL,
             stdout=out, stderr=err, start_new_session=True,
         )  # fmt: skip
-    service = procs.Service(proc, http_port, grpc_port, http_port, logs)
+    service = procs.Service(proc, http_port, grpc_port, http_port, logs, held=held)
     try:
         service.wait_ready()
         yield service

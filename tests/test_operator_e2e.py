@@ -30,7 +30,7 @@ from operator_harness import (
     merge_patch,
     write_kubeconfig,
 )
-from procs import free_ports
+from ports import released_ports
 
 from infergraph.graph.spec import parse_resource
 from infergraph.kube.api import KINDS
@@ -576,7 +576,7 @@ async def test_the_operator_command_runs_and_stops_on_sigterm(kmock: KubeEmulato
     declare_core(kmock)
     server = str(kmock.url).rstrip("/")
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server)
-    (port,) = free_ports(1)
+    (port,) = released_ports(1)  # kopf's liveness endpoint binds without SO_REUSEPORT
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

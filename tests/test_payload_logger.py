@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 import pytest
+from ports import HoldPorts
 
 from infergraph.graph.executor import CallContext
 from infergraph.graph.plan import NodeClient, PlanNode
@@ -162,13 +162,6 @@ def counter(logger: PayloadLogger, name: str, node: str, reason: str | None = No
     return logger.registry.counters.get((name, tuple(labels)), 0.0)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_cloudevent_headers_and_seldon_json_body(sinks: Any, loggers: Any) -> None:
     sink = await sinks()
     logger = await loggers(
@@ -276,9 +269,10 @@ async def test_submit_never_blocks_on_a_hanging_sink(sinks: Any, loggers: Any) -
 
 
 async def test_refused_endpoint_counts_failures_and_warns_once(
-    loggers: Any, caplog: pytest.LogCaptureFixture
+    loggers: Any, caplog: pytest.LogCaptureFixture, held_ports: HoldPorts
 ) -> None:
-    logger = await loggers(default_endpoint=f"http://127.0.0.1:{closed_port()}/")
+    (port,) = held_ports(1)  # nothing listens there
+    logger = await loggers(default_endpoint=f"http://127.0.0.1:{port}/")
     with caplog.at_level(logging.WARNING, "infergraph.observability.payload_logger"):
         for _ in range(3):
             logger.submit(node(), REQUEST, message([1]), ctx())

@@ -39,7 +39,8 @@ import pytest
 import yaml
 from google.protobuf import json_format
 from model_stores import S3
-from procs import free_ports, http_request
+from ports import released_ports
+from procs import http_request
 
 from infergraph.protocol.proto import inference_pb2, inference_pb2_grpc
 from infergraph.protocol.proto import prediction_pb2 as pb
@@ -272,10 +273,12 @@ def pod(
 ) -> Iterator[Pod]:
     model_files.write_sklearn(tmp_path / "iris", "skops")  # a remote pickle would need trust
     model_uri = s3.put_folder("sklearn/iris", tmp_path / "iris")
+    # not held: the pod's servers run as another user, and SO_REUSEPORT shares a port
+    # only between sockets of one user
     ports = dict(zip(
         ["classifier_http", "classifier_grpc", "classifier_metrics", "transformer_http",
          "transformer_grpc", "transformer_metrics", "orchestrator_http", "orchestrator_grpc"],
-        free_ports(8), strict=True,
+        released_ports(8), strict=True,
     ))  # fmt: skip
     name = f"iris-{uuid.uuid4().hex[:8]}"
     manifest = request.param(tmp_path, images, model_uri, s3.endpoint, name, ports)

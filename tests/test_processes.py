@@ -28,10 +28,10 @@ import numpy as np
 import pytest
 import yaml
 from doc_blocks import same_shape, shown, wildcard
+from ports import HeldPorts, HoldPorts
 from procs import (
     Sample,
     clean_env,
-    free_ports,
     http_request,
     metric_sum,
     parse_metrics,
@@ -165,6 +165,8 @@ class Graph:
     grpc: int
     folder: Path
     log: Path
+    held: HeldPorts
+    """Its REST and gRPC ports, held until :func:`stop`."""
 
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")
@@ -220,7 +222,8 @@ def _leftovers(folder: Path) -> list[int]:
 def start(folder: Path, spec: dict[str, Any]) -> Graph:
     (folder / "nodes.py").write_text(NODES)
     (folder / "graph.yaml").write_text(yaml.safe_dump(spec))
-    http, grpc_port = free_ports(2)
+    held = HeldPorts(2)
+    http, grpc_port = held.ports
     log = folder / f"serve-{time.monotonic_ns()}.log"
     args = ["serve", "graph.yaml", "--processes", "--path", str(folder)]
     args += ["--http-port", str(http), "--grpc-port", str(grpc_port), "--host", "127.0.0.1"]
@@ -234,7 +237,7 @@ def start(folder: Path, spec: dict[str, Any]) -> Graph:
             stderr=err,
             start_new_session=True,
         )
-    return Graph(proc, http, grpc_port, folder, log)
+    return Graph(proc, http, grpc_port, folder, log, held)
 
 
 def wait_ready(graph: Graph) -> None:
@@ -252,6 +255,7 @@ def stop(graph: Graph) -> None:
     for pid in _leftovers(graph.folder):  # none, unless a test failed half-way
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    graph.held.close()
 
 
 @contextlib.contextmanager
@@ -667,8 +671,8 @@ async def test_client_timeout_and_message_limit() -> None:
                 await client.predict(rows(*range(1000)))
 
 
-async def test_load_fails_when_nothing_answers() -> None:
-    (port,) = free_ports(1)
+async def test_load_fails_when_nothing_answers(held_ports: HoldPorts) -> None:
+    (port,) = held_ports(1)
     async with client_for(f"127.0.0.1:{port}", load_timeout=0.3) as client:
         with pytest.raises(NotReady, match="no answer"):
             await client.load()

@@ -36,6 +36,7 @@ import procs
 import pytest
 import yaml
 from doc_blocks import shown
+from ports import HeldPorts, released_ports
 
 pytestmark = pytest.mark.slow
 
@@ -213,7 +214,9 @@ def stack(
     procs.write_module(folder, MODULE, MODELS)
     manifest = folder / "deployment.yaml"
     manifest.write_text(MANIFEST)
-    http_port, grpc_port, prom_port = procs.free_ports(3)
+    held = HeldPorts(2)
+    http_port, grpc_port = held.ports
+    (prom_port,) = released_ports(1)  # Prometheus binds without SO_REUSEPORT
     logs = folder / "logs"
     logs.mkdir()
     args = ["--path", str(folder), "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
@@ -228,7 +231,7 @@ def stack(
             stderr=err,
             start_new_session=True,
         )
-    server = procs.Service(serve, http_port, grpc_port, http_port, logs)
+    server = procs.Service(serve, http_port, grpc_port, http_port, logs, held=held)
     config = folder / "prometheus.yml"
     config.write_text(_scrape_config(http_port, processes))
     with (logs / "prometheus.txt").open("wb") as prom_log:

@@ -15,7 +15,8 @@ from pathlib import Path
 import model_files
 import pytest
 import yaml
-from procs import PYTHON, clean_env, free_ports, http_request, start
+from ports import HeldPorts
+from procs import PYTHON, clean_env, http_request, start
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,8 @@ def manifest(folder: Path, model: Path, transport: str | None = None) -> Path:
 @contextlib.contextmanager
 def orchestrator(folder: Path, path: Path, *args: str) -> Iterator[int]:
     """``infergraph serve`` in an empty folder (no class to import); its REST port."""
-    http_port, grpc_port = free_ports(2)
+    held = HeldPorts(2)
+    http_port, grpc_port = held.ports
     err = folder / f"serve-{time.monotonic_ns()}.txt"
     run_in = folder / "empty"
     run_in.mkdir(exist_ok=True)
@@ -82,6 +84,7 @@ def orchestrator(folder: Path, path: Path, *args: str) -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait(10)
+        held.close()
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ports import HeldPorts, HoldPorts
 from procs import (
     Service,
     clean_env,
-    free_ports,
     group_gone,
     http_request,
     metric_sum,
@@ -58,7 +58,8 @@ REQUESTS = 40
 
 
 def _serve(folder: Path, *args: str, env: dict[str, str] | None = None) -> Service:
-    http, grpc, metrics = free_ports(3)
+    held = HeldPorts(3)
+    http, grpc, metrics = held.ports
     logs = folder / f"logs-{time.monotonic_ns()}"
     logs.mkdir()
     command = [sys.executable, "-m", "infergraph", "serve", "deployment.yaml", "--host",
@@ -69,7 +70,7 @@ def _serve(folder: Path, *args: str, env: dict[str, str] | None = None) -> Servi
             command, cwd=folder, env=clean_env(env), stdin=subprocess.DEVNULL, stdout=out,
             stderr=err, start_new_session=True,
         )  # fmt: skip
-    return Service(proc, http, grpc, metrics, logs)
+    return Service(proc, http, grpc, metrics, logs, held=held)
 
 
 @pytest.fixture
@@ -157,9 +158,9 @@ def test_workers_must_be_a_positive_number(folder: Path, value: str, said: str) 
     assert "--workers" in done.stderr and said in done.stderr
 
 
-def test_metrics_port_in_use_is_refused_naming_it(folder: Path) -> None:
+def test_metrics_port_in_use_is_refused_naming_it(folder: Path, held_ports: HoldPorts) -> None:
     with workers(folder, 1) as first:
-        http, grpc = free_ports(2)
+        http, grpc = held_ports(2)
         done = subprocess.run(
             [sys.executable, "-m", "infergraph", "serve", "deployment.yaml", "--http-port",
              str(http), "--grpc-port", str(grpc), "--metrics-port", str(first.metrics)],

@@ -29,10 +29,10 @@ import grpc
 import pytest
 import yaml
 from doc_blocks import same_shape, shown
+from ports import HoldPorts
 from procs import (
     Service,
     clean_env,
-    free_ports,
     http_request,
     poll,
     start,
@@ -252,11 +252,11 @@ def _manifest(folder: Path) -> Path:
     ],
 )
 def test_serve_answers_probes_while_nodes_load(
-    tmp_path: Path, flags: list[str], http_server: str
+    tmp_path: Path, flags: list[str], http_server: str, held_ports: HoldPorts
 ) -> None:
     write_module(tmp_path, "SlowModel", SLOW_MODEL)
     manifest = _manifest(tmp_path)
-    http, grpc_port = free_ports(2)
+    http, grpc_port = held_ports(2)
     log = tmp_path / "serve.log"
     args = [str(manifest), "--path", str(tmp_path), "--host", "127.0.0.1", *flags]
     args += ["--http-port", str(http), "--grpc-port", str(grpc_port)]

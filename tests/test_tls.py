@@ -27,7 +27,8 @@ import grpc
 import httpx
 import pytest
 from doc_blocks import ROOT, Block, blocks, shown
-from procs import clean_env, free_ports, http_request, poll
+from ports import HoldPorts
+from procs import clean_env, http_request, poll
 from served import component, echo_graph
 from tls_certs import Issued, Pki, peer_serial, write_atomically
 
@@ -297,12 +298,12 @@ def test_bad_tls_files_stop_the_command_with_a_message_naming_them(
 
 @pytest.mark.slow
 def test_microservice_flags_serve_tls_to_curl(
-    tmp_path: Path, pki: Pki, server_cert: Issued
+    tmp_path: Path, pki: Pki, server_cert: Issued, held_ports: HoldPorts
 ) -> None:
     (tmp_path / "Echo.py").write_text(
         "class Echo:\n    def predict(self, X, names):\n        return X\n"
     )
-    http, grpc_port, metrics = free_ports(3)
+    http, grpc_port, metrics = held_ports(3)
     args = ["microservice", "Echo", "--http-port", str(http), "--grpc-port", str(grpc_port)]
     args += ["--metrics-port", str(metrics), "--host", "127.0.0.1"]
     args += ["--tls-cert-file", str(server_cert.cert), "--tls-key-file", str(server_cert.key)]
@@ -339,13 +340,13 @@ def test_microservice_flags_serve_tls_to_curl(
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["grpc", "rest"])
 def test_serve_processes_with_node_tls_runs_its_nodes_in_mtls(
-    tmp_path: Path, pki: Pki, server_cert: Issued, transport: str
+    tmp_path: Path, pki: Pki, server_cert: Issued, transport: str, held_ports: HoldPorts
 ) -> None:
     """The orchestrator serves TLS and calls its node processes in TLS with its client
     certificate; a node refuses plain text and a client without a certificate."""
     client = pki.issue("orchestrator", client=True)
     echo_graph(tmp_path, transport)
-    http, grpc_port = free_ports(2)
+    http, grpc_port = held_ports(2)
     env = clean_env(
         {
             "INFERGRAPH_NODE_TLS_CA_FILE": str(pki.ca),
@@ -444,7 +445,7 @@ def _answer(command: str, folder: Path) -> dict[str, Any] | None:
 
 
 @pytest.mark.slow
-def test_the_docs_tls_examples_run_as_shown(tmp_path: Path) -> None:
+def test_the_docs_tls_examples_run_as_shown(tmp_path: Path, held_ports: HoldPorts) -> None:
     model = next(
         b
         for b in blocks(ROOT / "docs/security.md")
@@ -461,7 +462,7 @@ def test_the_docs_tls_examples_run_as_shown(tmp_path: Path) -> None:
                     if server is not None:
                         server.kill()
                         server.wait(10)
-                    http, grpc_port, metrics = free_ports(3)
+                    http, grpc_port, metrics = held_ports(3)
                     ports = {"9000": str(http), "5000": str(grpc_port)}
                     argv = shlex.split(command.replace("\\\n", " "))[1:]
                     argv += ["--http-port", str(http), "--grpc-port", str(grpc_port)]

@@ -26,7 +26,8 @@ import grpc
 import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from procs import clean_env, free_ports, http_request, poll
+from ports import HoldPorts
+from procs import clean_env, http_request, poll
 from test_processes import NODES, chain_yaml
 
 from infergraph.errors import BadRequest
@@ -107,14 +108,15 @@ def receiver() -> Iterator[Receiver]:
 
 
 def start_chain(
-    folder: Path, env: dict[str, str], transport: str
+    folder: Path, env: dict[str, str], transport: str, ports: list[int]
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """``serve --processes`` on TRANSFORMER ``double`` -> MODEL ``model``."""
+    """``serve --processes`` on TRANSFORMER ``double`` -> MODEL ``model``, on ``ports``
+    (REST, gRPC: held by the caller)."""
     (folder / "nodes.py").write_text(NODES)
     spec = chain_yaml(folder)
     spec["spec"]["transport"] = transport
     (folder / "graph.yaml").write_text(yaml.safe_dump(spec))
-    http, grpc_port = free_ports(2)
+    http, grpc_port = ports
     log = folder / "serve.log"
     args = ["serve", "graph.yaml", "--processes", "--path", str(folder), "--host", "127.0.0.1"]
     args += ["--http-port", str(http), "--grpc-port", str(grpc_port)]
@@ -140,13 +142,13 @@ def start_chain(
     ],
 )
 def test_a_request_through_node_processes_is_one_trace(
-    tmp_path: Path, receiver: Receiver, transport: str, served_as: str
+    tmp_path: Path, receiver: Receiver, transport: str, served_as: str, held_ports: HoldPorts
 ) -> None:
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         "OTEL_BSP_SCHEDULE_DELAY": "50",
     }
-    proc, port, log = start_chain(tmp_path, env, transport)
+    proc, port, log = start_chain(tmp_path, env, transport, held_ports(2))
     try:
 
         def ready() -> bool:
@@ -195,13 +197,13 @@ def test_a_request_through_node_processes_is_one_trace(
 
 @pytest.mark.slow
 def test_spans_still_buffered_are_exported_when_serve_stops(
-    tmp_path: Path, receiver: Receiver
+    tmp_path: Path, receiver: Receiver, held_ports: HoldPorts
 ) -> None:
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         "OTEL_BSP_SCHEDULE_DELAY": "600000",  # never on schedule: only the shutdown exports
     }
-    proc, port, log = start_chain(tmp_path, env, "grpc")
+    proc, port, log = start_chain(tmp_path, env, "grpc", held_ports(2))
     try:
 
         def ready() -> bool:

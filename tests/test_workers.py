@@ -17,9 +17,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from ports import HoldPorts
 from procs import (
     Service,
-    free_ports,
     group_gone,
     metric_sum,
     parse_metrics,
@@ -261,9 +261,9 @@ def test_sigterm_stops_cleanly(tmp_path: Path, workers: int) -> None:
 @pytest.mark.parametrize(
     "workers", [pytest.param(1, id="1-worker"), pytest.param(2, id="2-workers")]
 )
-def test_load_failure_exits_non_zero(tmp_path: Path, workers: int) -> None:
+def test_load_failure_exits_non_zero(tmp_path: Path, workers: int, held_ports: HoldPorts) -> None:
     write_module(tmp_path, "BadLoad", BAD_LOAD)
-    http, grpc_port, metrics = free_ports(3)
+    http, grpc_port, metrics = held_ports(3)
     ports = ["--http-port", str(http), "--grpc-port", str(grpc_port)]
     result = run_to_exit(
         tmp_path,

@@ -84,15 +84,23 @@ class Progress:
         self.stream.flush()
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
+def _held_ports(n: int) -> list[socket.socket]:
+    """``n`` free ports, each held by a bound, not listening, ``SO_REUSEPORT`` socket until
+    the server stops: ``infergraph serve`` binds beside it, and no other program (a test run
+    beside the demo) is handed the port meanwhile, which, binding with ``SO_REUSEPORT`` too,
+    it would share silently with the demo's server."""
+    socks: list[socket.socket] = []
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
+        for _ in range(n):
+            socks.append(socket.socket())
+            socks[-1].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            socks[-1].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            socks[-1].bind(("127.0.0.1", 0))
+    except OSError:
         for s in socks:
             s.close()
+        raise
+    return socks
 
 
 def _router(node: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +276,8 @@ def main() -> int:
     if not router:
         print(f"demo: {DEPLOYMENT} has no EPSILON_GREEDY router", file=sys.stderr)
         return 2
-    http_port, grpc_port = _free_ports(2)
+    held = _held_ports(2)
+    http_port, grpc_port = (int(s.getsockname()[1]) for s in held)
     cmd = [
         sys.executable, "-m", "infergraph", "serve", str(DEPLOYMENT), "--path", str(EXAMPLE),
         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--seed", "0",
@@ -303,6 +312,8 @@ def main() -> int:
             return 1
         finally:
             _stop(proc)
+            for sock in held:
+                sock.close()
     print(
         f"{REQUESTS} predictions + {REQUESTS} feedbacks in {seconds:.1f} s "
         f"({seconds / (2 * REQUESTS) * 1e3:.1f} ms per call, seen by this client: "

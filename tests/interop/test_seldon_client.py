@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ports import HeldPorts
 
 from .seldon_client_probe import BIN_DATA, JSON_DATA, REWARD_GRPC, REWARD_REST, STR_DATA, X2, X
 
@@ -169,19 +170,6 @@ def seldon_python() -> Path:
     return SELDON_PYTHON
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _ready(port: int) -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
@@ -213,7 +201,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("seldon-interop")
     (folder / "InteropModel.py").write_text(textwrap.dedent(MODEL_SOURCE))
     rewards = folder / "rewards.txt"
-    http_port, grpc_port, metrics_port = _free_ports(3)
+    held = HeldPorts(3)
+    http_port, grpc_port, metrics_port = held.ports
     env = {
         k: v
         for k, v in os.environ.items()
@@ -267,6 +256,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.wait(10)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # stray children, if any
+        held.close()
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +339,8 @@ def gateway_probe(
     """``infergraph serve`` an unchanged s2i manifest, then SeldonClient with gateway="istio"
     and "ambassador" against it, as against a cluster's ingress; the records by case."""
     folder = tmp_path_factory.mktemp("seldon-gateway")
-    http_port, grpc_port = _free_ports(2)
+    held = HeldPorts(2)
+    http_port, grpc_port = held.ports
     log_path = folder / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -379,6 +370,7 @@ def gateway_probe(
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        held.close()
     assert done.returncode == 0, f"gateway probe failed:\n{done.stdout}\n{done.stderr}"
     return {r["case"]: r for r in map(json.loads, done.stdout.splitlines())}
 

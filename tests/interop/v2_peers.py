@@ -1,6 +1,6 @@
 """What the V2 interop tests share: real infergraph processes, and the peer clients' venv.
 
-:func:`serving` starts ``python -m infergraph microservice|serve`` on free ports and waits
+:func:`serving` starts ``python -m infergraph microservice|serve`` on held ports and waits
 until both its REST and gRPC V2 endpoints say ready. :func:`kserve_python` builds (or
 reuses) ``.venv-kserve`` with ``scripts/peer-venvs.sh kserve``, where kserve and
 ``tritonclient[grpc]`` live because they need protobuf < 7; :func:`run_probe` runs
@@ -23,7 +23,8 @@ from typing import Any
 
 import grpc
 import pytest
-from procs import PYTHON, clean_env, free_ports, http_request
+from ports import HeldPorts
+from procs import PYTHON, clean_env, http_request
 
 from infergraph.protocol.proto import inference_pb2 as pb
 from infergraph.protocol.proto import inference_pb2_grpc as pb_grpc
@@ -77,9 +78,10 @@ def _v2_ready(endpoint: Endpoint) -> bool:
 def serving(
     folder: Path, argv: list[str], model: str, *, env: dict[str, str] | None = None
 ) -> Iterator[Endpoint]:
-    """``python -m infergraph *argv`` in ``folder`` on free ports, ready over REST and gRPC;
+    """``python -m infergraph *argv`` in ``folder`` on held ports, ready over REST and gRPC;
     its process group is killed on exit."""
-    http_port, grpc_port, metrics_port = free_ports(3)
+    held = HeldPorts(3)
+    http_port, grpc_port, metrics_port = held.ports
     ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
     if argv[0] == "microservice":
         ports += ["--metrics-port", str(metrics_port)]
@@ -104,6 +106,7 @@ def serving(
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        held.close()
 
 
 def _tail(log: Path) -> str:

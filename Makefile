@@ -52,10 +52,10 @@ envs: $(STAMP)
 	bash scripts/peer-venvs.sh kserve
 	bash scripts/ecosystem-venvs.sh
 	@if command -v podman >/dev/null && command -v debootstrap >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		echo "[make] the runtime image tests/test_podman_pod.py runs (scripts/build-runtime-image.sh, cached)"; \
+		echo "[make] the runtime image tests/kube/test_podman_pod.py runs (scripts/build-runtime-image.sh, cached)"; \
 		bash scripts/build-runtime-image.sh >/dev/null; \
 	else \
-		echo "[make] no podman, debootstrap or root here: the runtime image is not built, and tests/test_podman_pod.py says what it needs"; \
+		echo "[make] no podman, debootstrap or root here: the runtime image is not built, and tests/kube/test_podman_pod.py says what it needs"; \
 	fi
 
 test-suite: $(STAMP) services envs

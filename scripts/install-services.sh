@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Install the external services and tools that the test suite runs for real (convention 9:
 # real components at the seams, no mocks):
-#   redis-server                the bandit and feedback-id stores (tests/test_*redis*.py)
+#   redis-server                the bandit and feedback-id stores (tests/*/test_*redis*.py)
 #   podman, runc, debootstrap   the runtime image and a rendered pod run for real
-#   catatonit                   (scripts/build-runtime-image.sh, tests/test_podman_pod.py);
+#   catatonit                   (scripts/build-runtime-image.sh, tests/kube/test_podman_pod.py);
 #                               catatonit is the pod's pause process, which podman only
 #                               recommends, so --no-install-recommends leaves it out
 #   npm                         the KEDA / Istio / Gateway API schema models
-#                               (tests/test_kube_render_schemas.py)
+#                               (tests/kube/test_kube_render_schemas.py)
 #   prometheus                  scrapes `infergraph serve` and answers the queries of
-#                               deploy/grafana/infergraph.json (tests/test_prometheus.py)
+#                               deploy/grafana/infergraph.json (tests/observability/test_prometheus.py)
 #   chromium, chromium-driver   headless Chromium, driven by selenium, reads the live
-#                               dashboard's page (tests/test_dashboard.py)
+#                               dashboard's page (tests/runtime/test_dashboard.py)
 #
 # Idempotent: a service already on PATH is left alone. Debian/Ubuntu only (apt-get);
 # run as root, or with sudo available.

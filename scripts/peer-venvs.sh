@@ -18,7 +18,7 @@ PIP_FLAGS=(-q --disable-pip-version-check)
 # tritonclient[grpc] is here, not in .venv, because it pins protobuf<7 and .venv holds the
 # newest protobuf (infergraph takes any from 4.21.6 on); kserve 0.21 pins protobuf 6, so
 # both resolve together.
-# tests/interop/test_v2_clients.py and tests/test_v2_datatypes.py run V2 clients from it.
+# tests/interop/test_v2_clients.py and tests/protocol/test_v2_datatypes.py run V2 clients from it.
 KSERVE_REQS=("kserve==0.21.0" "scikit-learn" "tritonclient[grpc]")
 # seldon-core 1.18.2 is the newest release on PyPI (there is no 1.19 there); it
 # installs on Python 3.11 as is (numpy 1.26, flask 2.2, gunicorn 20.1, protobuf 3.20).

@@ -7,11 +7,11 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
-from ports import HeldPorts, HoldPorts
 
 from infergraph.components.dataplane import ComponentDataPlane
 from infergraph.settings import ComponentSettings
 from infergraph.transport.rest.component import RestApp
+from tests.helpers.ports import HeldPorts, HoldPorts
 
 
 class ClientFactory(Protocol):

@@ -30,7 +30,8 @@ NAME = "Component"
 
 def _sendable(X: Any) -> Any:
     """``X``, but an array of bytes (a DT_STRING tftensor) as text: a protobuf ndarray cannot
-    carry bytes (a clear 500, tests/test_listvalue.py), and a model that returns them errs."""
+    carry bytes (a clear 500, tests/protocol/test_listvalue.py), and a model that returns them
+    errs."""
     if isinstance(X, np.ndarray) and X.dtype == object and X.size:
         return np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v
                          for v in X.ravel()], dtype=object).reshape(X.shape)  # fmt: skip

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import orjson
-from graph_fixtures import GraphHarness, deployment, unit
 
 from infergraph.transport.rest.graph import GraphRestApp
+from tests.helpers.graph_fixtures import GraphHarness, deployment, unit
 
 from .cases import SELDON, Paths, problem, rest_case, scope
 from .mutate import case_count, dump_json, seed

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ports import HeldPorts
+
+from tests.helpers.ports import HeldPorts
 
 from .seldon_client_probe import BIN_DATA, JSON_DATA, REWARD_GRPC, REWARD_REST, STR_DATA, X2, X
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import grpc
 import pytest
-from ports import HeldPorts
-from procs import PYTHON, clean_env, http_request
 
 from infergraph.protocol.proto import inference_pb2 as pb
 from infergraph.protocol.proto import inference_pb2_grpc as pb_grpc
+from tests.helpers.ports import HeldPorts
+from tests.helpers.procs import PYTHON, clean_env, http_request
 
 ROOT = Path(__file__).resolve().parents[2]
 KSERVE_VENV = ROOT / ".venv-kserve"

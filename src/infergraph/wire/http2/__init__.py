@@ -1,9 +1,9 @@
 """HTTP/2 (RFC 9113) and HPACK (RFC 7541) as infergraph's gRPC server and client speak them:
 frames (:mod:`.frames`), header blocks (:mod:`.header_blocks`), the reader of a peer's
 frames (:mod:`.reader`) and the connection state machine both sides share
-(:mod:`.connection`, its streams :mod:`.stream`, its flood budgets :mod:`.flood`). Pure,
-no I/O; named so as not to shadow the ``h2`` package on PyPI.
-Used as a namespace: ``from infergraph.wire import http2``, then ``http2.frame(...)``.
+(:mod:`.connection`; its streams :mod:`.stream`, its send queue :mod:`.send_queue`, its
+flood budgets :mod:`.flood`). Pure, no I/O; named so as not to shadow the ``h2`` package on
+PyPI. Used as a namespace: ``from infergraph.wire import http2``, then ``http2.frame(...)``.
 """
 
 from __future__ import annotations

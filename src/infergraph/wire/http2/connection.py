@@ -6,11 +6,12 @@ It holds what RFC 9113 asks a connection to keep, for either side: the settings 
 sent, both flow-control windows of the connection and of each stream, the stream table
 (who may open which ids, how many at once, which are idle or closed), and a send queue per
 stream that writes DATA as the peer's windows open and the trailers once the data is
-out. Everything a peer sends is held to the RFC's bounds and to the limits we advertised
-(:class:`~infergraph.wire.limits.Http2Limits`); a breach raises
+out (:mod:`.send_queue`). Everything a peer sends is held to the RFC's bounds and to the
+limits we advertised (:class:`~infergraph.wire.limits.Http2Limits`); a breach raises
 :class:`~infergraph.wire.http2.frames.ProtocolError` with the code the GOAWAY carries, or,
-for a stream's error on a server, resets that stream only. What a server's peer may make it
-do without asking for calls is budgeted (:mod:`.flood`).
+for a stream's error on a server, resets that stream only. What a peer may make either side
+do without asking for its streams' work is budgeted (:mod:`.flood`), and so are the resets
+of a server's peer, which opens the streams it resets (rapid reset).
 
 The two sides differ in little: a client sends the preface and opens odd streams, a server
 reads the preface and refuses streams past its limit; a server resets a stream whose
@@ -20,13 +21,10 @@ that gets flow control wrong once is not trusted with the other calls).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from infergraph.wire.http2.flood import FloodGuard
 from infergraph.wire.http2.frames import (
     ACK,
     CANCEL,
-    DATA,
     DEFAULT_FRAME_SIZE,
     DEFAULT_WINDOW,
     ENABLE_PUSH,
@@ -45,9 +43,7 @@ from infergraph.wire.http2.frames import (
     SETTINGS,
     ProtocolError,
     frame,
-    frame_header,
     goaway,
-    headers_frames,
     parse_settings,
     rst_stream,
     settings_payload,
@@ -55,6 +51,7 @@ from infergraph.wire.http2.frames import (
 )
 from infergraph.wire.http2.header_blocks import HeaderDecoder
 from infergraph.wire.http2.reader import FrameReader
+from infergraph.wire.http2.send_queue import SendQueue
 from infergraph.wire.http2.stream import H2Stream
 from infergraph.wire.limits import Http2Limits
 from infergraph.wire.trips import trip
@@ -80,7 +77,7 @@ def counted(error: ProtocolError) -> ProtocolError:
     return error
 
 
-class H2Connection(FrameReader):
+class H2Connection(SendQueue, FrameReader):
     """The state machine; the asyncio protocol of each side subclasses it and implements
     ``_write``, ``_write_parts``, ``_reading`` and the ``_on_stream_*`` hooks."""
 
@@ -200,109 +197,6 @@ class H2Connection(FrameReader):
         stream_id = self.next_id
         self.next_id += 2
         return stream_id
-
-    def send(
-        self,
-        stream: H2Stream,
-        headers: bytes | None = None,
-        data: Iterable[bytes | memoryview] = (),
-        trailers: bytes | None = None,
-        end: bool = False,
-    ) -> None:
-        """Send on ``stream``, in order: a header block, DATA bytes, then (``trailers``, or
-        ``end`` alone) the end of our side. What the peer's windows take goes out at once,
-        in one write; the rest waits in the stream's queue (:meth:`_drain`)."""
-        if stream.ending or stream.closed:
-            return
-        parts: list[bytes | memoryview] = []
-        end = end or trailers is not None
-        queue = stream.queue
-        for part in data:
-            if part:
-                queue.append(part)
-                stream.queued += len(part)
-                self.held += len(part)
-        if headers is not None:
-            only = end and not queue and trailers is None
-            parts.append(headers_frames(stream.id, headers, only, self.peer_frame_size))
-            if only:
-                stream.ending = True
-                self._write_parts(parts)
-                self._local_end(stream)
-                return
-        stream.tail = trailers
-        stream.ending = end
-        self._drain(stream, parts)
-
-    def _drain(self, stream: H2Stream, parts: list[bytes | memoryview]) -> None:
-        """Add to ``parts`` the DATA frames the windows take from ``stream``'s queue, and its
-        end once the queue is empty; write them."""
-        queue = stream.queue
-        sent_end = False
-        while queue:
-            room = min(stream.send_window, self.send_window, self.peer_frame_size)
-            if room <= 0 or self.send_paused:
-                stream.waited = True
-                self.waiting.add(stream)
-                break
-            taken = 0
-            at = len(parts)
-            parts.append(b"")  # the frame's header, once its length is known
-            while queue and taken < room:
-                item = queue[0]
-                size = len(item)
-                if taken + size <= room:
-                    parts.append(item)
-                    taken += size
-                    del queue[0]
-                else:
-                    view = item if isinstance(item, memoryview) else memoryview(item)
-                    cut = room - taken
-                    parts.append(view[:cut])
-                    queue[0] = view[cut:]
-                    taken = room
-            last = not queue and stream.ending and stream.tail is None
-            parts[at] = frame_header(DATA, END_STREAM if last else 0, stream.id, taken)
-            sent_end = last
-            stream.send_window -= taken
-            self.send_window -= taken
-            stream.queued -= taken
-            self.held -= taken
-            self.guard.useful()
-        ended = False
-        if not queue:
-            if stream.ending:
-                if stream.tail is not None:
-                    parts.append(headers_frames(stream.id, stream.tail, True, self.peer_frame_size))
-                    stream.tail = None
-                elif not sent_end:
-                    parts.append(frame(DATA, END_STREAM, stream.id))
-                ended = True
-            self.waiting.discard(stream)
-        if parts:
-            self._write_parts(parts)
-        if ended:
-            self._local_end(stream)
-        elif not queue and stream.waited:
-            stream.waited = False
-            self._on_stream_drained(stream)
-
-    def _drain_waiting(self) -> None:
-        for stream in list(self.waiting):
-            if self.send_paused:
-                return
-            if stream.id in self.streams:
-                self._drain(stream, [])
-            else:
-                self.waiting.discard(stream)
-
-    def pause_sending(self) -> None:
-        """The socket takes no more for now: queued DATA waits."""
-        self.send_paused = True
-
-    def resume_sending(self) -> None:
-        self.send_paused = False
-        self._drain_waiting()
 
     def grant(self, stream: H2Stream, increment: int) -> None:
         """Open ``stream``'s receive window by ``increment`` bytes."""

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def parse_args(
-    argv: list[str],
+def parser(
     description: str,
     targets: Sequence[str],
     connections_help: str,
     check_help: str,
     repeats_help: str,
-) -> argparse.Namespace:
+) -> argparse.ArgumentParser:
+    """The shared flags; a benchmark may add its own before parsing."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--duration", type=int, default=8, help="seconds per measured run")
     p.add_argument("--repeats", type=int, default=3, help=repeats_help)
@@ -40,12 +40,29 @@ def parse_args(
     p.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     p.add_argument("--json", type=Path, help="also write raw per-run results to this file")
     p.add_argument("--check", action="store_true", help=check_help)
-    args = p.parse_args(argv)
+    return p
+
+
+def validate(p: argparse.ArgumentParser, args: argparse.Namespace, targets: Sequence[str]) -> None:
+    """Exit with a usage error for unknown targets or run lengths out of range."""
     unknown = set(args.targets.split(",")) - set(targets)
     if unknown:
         p.error(f"unknown targets: {', '.join(sorted(unknown))}")
     if not (1 <= args.duration <= 600 and 1 <= args.repeats <= 50 and 0 <= args.warmup <= 60):
         p.error("--duration must be 1..600, --repeats 1..50, --warmup 0..60")
+
+
+def parse_args(
+    argv: list[str],
+    description: str,
+    targets: Sequence[str],
+    connections_help: str,
+    check_help: str,
+    repeats_help: str,
+) -> argparse.Namespace:
+    p = parser(description, targets, connections_help, check_help, repeats_help)
+    args = p.parse_args(argv)
+    validate(p, args, targets)
     return args
 
 

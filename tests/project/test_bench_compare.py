@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "bench" / "harness" / "compare.py"
+_PATH = Path(__file__).resolve().parents[2] / "bench" / "harness" / "compare.py"
 _SPEC = importlib.util.spec_from_file_location("bench_compare", _PATH)
 assert _SPEC is not None and _SPEC.loader is not None
 compare = importlib.util.module_from_spec(_SPEC)

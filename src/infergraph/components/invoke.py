@@ -4,7 +4,8 @@ A sync method nobody has timed yet could take seconds, and run inline it would h
 event loop, and every probe and request with it, for as long. So in ``auto`` mode each sync
 method **starts on the component's thread pool** (``threads``, Seldon's GUNICORN_THREADS),
 with the caller's contextvars copied, and is timed there. After ``fast_calls`` calls in a
-row each under ``slow_after`` seconds it runs **inline** on the loop: for the
+row each under ``slow_after`` seconds (on the pool, plus what waiting for the GIL the loop
+holds may add) it runs **inline** on the loop: for the
 sub-millisecond models that are most of what is served, a thread hop costs more than the
 model and worsens tail latency (the GIL bounces between the loop and the worker). The first
 inline call that takes longer sends it back to the pool (that one call has held the loop
@@ -26,6 +27,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -97,6 +99,12 @@ class Invoker:
             raise ValueError(f"sync mode must be auto, inline or thread, not {mode!r}")
         self.mode = mode
         self.slow_after = slow_after
+        self.slow_on_pool = slow_after + 2 * sys.getswitchinterval()
+        """A call on the pool is slow past this: its time there includes its waits for the
+        GIL the loop holds (up to the interpreter's switch interval, 5 ms by default, each
+        time the call gives it up, as numpy and BLAS do), which inline it would not wait.
+        Judged by ``slow_after`` alone, a 0.1 ms scikit-learn model under load looked slow
+        and stayed on the pool for good, a thread hop per call (+15 % CPU per request)."""
         self.fast_calls = max(1, fast_calls)
         self._threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
@@ -178,7 +186,7 @@ class Invoker:
                     state[0] = _DROPPED
                     place.running -= 1
             if not dropped:  # an empty ``took``: cancelled while it runs, which is slow
-                place.learn(bool(took) and took[0] <= self.slow_after)
+                place.learn(bool(took) and took[0] <= self.slow_on_pool)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -136,7 +136,9 @@ async def test_auto_mode_keeps_slow_sync_methods_on_the_thread_pool(asgi_client)
     class Slow:
         def predict(self, X, names):
             threads.append(threading.current_thread())
-            _time.sleep(0.01)  # the work being measured, not synchronisation
+            # the work being measured, not synchronisation: slow on the pool is past 2 ms
+            # plus twice the GIL switch interval (the waits a call there may have for it)
+            _time.sleep(0.05)
             return X
 
     client = asgi_client(Slow())
